@@ -1,0 +1,81 @@
+# a2v — two commands for a newcomer: `make demo` and `make test` (both do all set-up first).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.a2v-installed
+WEIGHTS_STAMP := $(VENV)/.a2v-weights
+RUN ?= runs/demo
+export PYTHONUNBUFFERED := 1
+# Tests and the demo never download anything: the transformers/hub stack is told so.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: help setup sysdeps venv weights demo test test-fast bench lab export clean-nbs readme notebooks clean
+
+help:
+	@echo "make demo   set everything up, then run the tiny pipeline end to end into $(RUN)/ (CPU, offline)"
+	@echo "make test   set everything up, then run the notebook tests (nbdev_test) and pytest"
+	@echo "make bench  print the benchmark table    make lab  JupyterLab on nbs/"
+
+## Set-up ---------------------------------------------------------------------------------------
+sysdeps:
+	@bash tools/sysdeps.sh
+
+$(STAMP): requirements.txt setup.py settings.ini
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "a2v needs Python >= 3.11, found " + sys.version.split()[0]'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt 2>&1 | grep -v -E "^WARNING: Location .* is ignored" || true
+	@$(PY) -c 'import torch, torchvision, transformers, facenet_pytorch, lpips, av, soxr, nbdev, papermill' \
+	  || { echo "pip install -r requirements.txt failed (see above)"; exit 1; }
+	$(PY) -m pip install -q -e . --no-deps 2>&1 | grep -v -E "^WARNING: Location .* is ignored" || true
+	@touch $@
+
+venv: $(STAMP)
+
+# Real LPIPS backbones, converted once into the cache ($$A2V_CACHE or ~/.cache/a2v); a check when present.
+$(WEIGHTS_STAMP): $(STAMP) a2v/weights.py
+	$(PY) -c 'from a2v.weights import prepare_offline_weights; prepare_offline_weights()'
+	@touch $@
+
+weights: $(WEIGHTS_STAMP)
+
+setup: sysdeps venv weights
+
+## The two commands -----------------------------------------------------------------------------
+demo: setup
+	$(VENV)/bin/a2v pipeline --preset tiny --run $(RUN)
+	@echo "demo finished: see $(RUN)/renders/, $(RUN)/figures/, $(RUN)/metrics.json and figures/"
+
+test: setup
+	$(VENV)/bin/nbdev_test --path nbs --n_workers 2 --timing --flags slow
+	$(VENV)/bin/pytest tests
+
+## Tools ----------------------------------------------------------------------------------------
+test-fast: setup
+	$(VENV)/bin/nbdev_test --path nbs --n_workers 2
+	$(VENV)/bin/pytest tests -m "not slow"
+
+bench: setup
+	$(PY) tools/bench.py
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=nbs $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+export: venv
+	$(VENV)/bin/nbdev_export
+
+clean-nbs: venv
+	$(VENV)/bin/nbdev_clean
+
+readme: venv
+	$(PY) tools/make_readme.py
+
+# Execute every notebook in place (outputs and figures kept), then clean metadata: what is committed.
+notebooks: setup
+	$(PY) tools/run_notebooks.py
+	$(VENV)/bin/nbdev_clean
+
+clean:
+	rm -rf runs/ _proc/ _docs/ .pytest_cache
