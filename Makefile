@@ -8,6 +8,8 @@ STAMP := $(VENV)/.a2v-installed
 WEIGHTS_STAMP := $(VENV)/.a2v-weights
 RUN ?= runs/demo
 export PYTHONUNBUFFERED := 1
+# Waiting OpenMP threads sleep instead of spinning: torch on a busy 2-core machine is many times faster.
+export OMP_WAIT_POLICY := PASSIVE
 # Tests and the demo never download anything: the transformers/hub stack is told so.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1

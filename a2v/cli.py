@@ -60,6 +60,8 @@ def _run_opts(f):
 
 def main(argv=None):
     "Entry point of the `a2v` command."
+    # OpenMP threads that spin while waiting make torch many times slower on a busy machine; set before torch loads
+    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     try: a2v.main(args=argv, prog_name='a2v', standalone_mode=True)
     except KeyboardInterrupt: click.echo('a2v: interrupted', err=True); sys.exit(130)
 
@@ -90,13 +92,12 @@ def crop_cmd(videos, out, list_file, avspeech_csv, videos_dir, use_hint, workers
     "Detect, track and crop faces (§3.1); writes clips/ and manifest.jsonl."
     out = out or run
     cfg = resolve_config(out, preset, sets + (('crop.use_hint=true',) if use_hint else ()))
-    videos, hints = list(videos), None
+    videos, hints = list(videos), None   # hints travel inside the AVSpeech dicts
     if list_file: videos += [l.strip() for l in Path(list_file).read_text().splitlines() if l.strip()]
     if avspeech_csv:
         from a2v.crop import read_avspeech_csv, match_avspeech
         if not videos_dir: raise A2VError('--avspeech-csv needs --videos DIR (the folder holding the downloaded videos)')
-        matched = match_avspeech(read_avspeech_csv(avspeech_csv), videos_dir)
-        videos += [m['path'] for m in matched]; hints = {m['path']: m for m in matched}
+        videos += match_avspeech(read_avspeech_csv(avspeech_csv), videos_dir)   # dicts: path, clip, start, end, x, y
     if not videos: raise A2VError('no input videos: give VIDEO paths, --list FILE or --avspeech-csv CSV --videos DIR')
     from a2v.crop import crop_videos
     rows = crop_videos(videos, out, cfg, hints=hints, workers=workers)
@@ -219,13 +220,14 @@ STAGES = [  # (name, notebook, config sections it depends on)
 def _stage_key(cfg, sections) -> dict:
     from dataclasses import asdict
     d = asdict(cfg)
-    return {s: d[s] for s in sections}
+    return json.loads(json.dumps({s: d[s] for s in sections}))   # as the marker file stores it (tuples → lists)
 
 def _call_stage(name, run, cfg):
     "Run one stage as a plain function call (what the stage notebook's last section does too)."
     if name == 'sample-data':
         from a2v.sample_data import make_sample_data
-        make_sample_data(Path(run)/'data', clips=cfg.sample_data.clips, seed=cfg.seed, seconds=cfg.sample_data.seconds)
+        make_sample_data(Path(run)/'data', clips=cfg.sample_data.clips, seed=cfg.seed, seconds=cfg.sample_data.seconds,
+                         bad=cfg.sample_data.bad, faces_dir=cfg.sample_data.faces_dir or None)
     elif name == 'crop':
         from a2v.crop import crop_videos
         crop_videos(input_videos(run), run, cfg)

@@ -48,6 +48,9 @@ class CropConfig:
     margin: float = 0.6             # crop side = box side × (1 + margin)
     min_seconds: float = 1.0        # shorter clips are discarded as too_short
     use_hint: bool = False          # AVSpeech face hint: track the face nearest it instead of discarding
+    min_prob: float = 0.9           # MTCNN probability below which a detection does not count
+    batch: int = 8                  # detection frames per MTCNN batch
+    fixed_size: bool = True         # crop side from the clip's median detection box (False: interpolated per frame)
 
 @dataclass
 class GeneratorConfig:
@@ -59,6 +62,8 @@ class GeneratorConfig:
     fit_lr_g: float = 2e-3
     fit_lr_w: float = 1e-2
     fit_minutes: float = 10.0                  # wall-clock budget for fitting
+    fit_max_frames: int = 600                  # frames fitted (evenly spaced over all clips; 0: all)
+    fit_lpips_weight: float = 1.0              # loss = MSE + fit_lpips_weight · LPIPS-alex
 
 @dataclass
 class InvertConfig:
@@ -95,6 +100,7 @@ class AudioConfig:
     hidden_layer: int = -1          # which hidden state (paper: the last)
     chunk_s: float = 30.0           # long audio is embedded in chunks of this length ...
     overlap_s: float = 2.0          # ... overlapping by this much, and stitched
+    init_seed: int = 0              # seed of the random init for model='tiny'
 
 @dataclass
 class Embed2LatConfig:
@@ -121,9 +127,11 @@ class RenderConfig:
 
 @dataclass
 class SampleDataConfig:
-    "The self-made talking-clip data set (tiny preset)."
-    clips: int = 0
-    seconds: tuple = (3.0, 6.0)
+    "The self-made talking-clip data set (tiny preset; see 10_sample_data)."
+    clips: int = 0                  # good clips to make (the paper preset reads AVSpeech videos instead)
+    seconds: tuple = (3.0, 6.0)     # clip length range (AVSpeech: 3-10 s)
+    bad: bool = True                # also make the 4 deliberately bad clips (two faces, no face, tiny face, face leaving)
+    faces_dir: str = ''             # extra face photos besides the built-in ones ('' = none)
 
 @dataclass
 class Config:
@@ -152,7 +160,7 @@ def _tiny() -> Config:
             fit_steps=2000, fit_minutes=8.0),
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5,
                             lpips_net='alex', batch_clips=8),
-        vae=VAEConfig(hidden=(192, 96, 48), latent_dim=16, batch_size=512, epochs=200),
+        vae=VAEConfig(hidden=(192, 96, 48), latent_dim=16, batch_size=512, epochs=200, val_fraction=0.2),
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=192, conv_dim=[64]*7, num_conv_pos_embeddings=32,
                           num_conv_pos_embedding_groups=4)),
@@ -234,12 +242,15 @@ class RunDir:
         return config_from_dict(json.loads(self.require('config.json', 'a2v pipeline').read_text()))
 
 # %% ../nbs/00_core.ipynb #9e56115c
+_UMASK = os.umask(0); os.umask(_UMASK)   # read once: the process umask
+
 @contextlib.contextmanager
 def atomic_path(path, suffix:str=None):
     "Yield a temporary path beside `path`; on success rename it to `path`, on error delete it."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=suffix or (path.suffix + '.tmp'))
     os.close(fd); tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)           # mkstemp makes 0600 files; give them the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)

@@ -1,0 +1,54 @@
+"""Inversion throughput on CPU: ms per optimisation step and frames/s at batch 1/8/32 (tiny) and 1 (256 px R).
+
+The 256 px R architecture at batch 8 takes several minutes per step on 2 CPU cores: `bench(full=True)` or
+`A2V_BENCH_FULL=1` adds it."""
+import os, time
+import torch
+
+def _engine_seconds(G, lpips, cfg, batch:int, n_frames:int) -> float:
+    "Wall time of `invert_clips` on `batch` clips of `n_frames` frames each, all in one batch."
+    from a2v.invert import invert_clips
+    with torch.no_grad():
+        z = torch.randn(batch, G.z_dim, generator=torch.Generator().manual_seed(0))
+        x = G.synthesis(G.mapping(z), noise_mode='const').clamp(-1, 1)            # (batch, 3, H, W)
+    clips = {str(i): x[i:i + 1].expand(n_frames, -1, -1, -1) for i in range(batch)}
+    t = time.perf_counter()
+    for _ in invert_clips(G, clips, cfg, lpips, batch_size=batch): pass
+    return time.perf_counter() - t
+
+def _rows(name, G, lpips, net, batches, steps, warmup=True):
+    from a2v.core import get_config
+    rows = []
+    for b in batches:
+        base = get_config('tiny', **{'invert.steps_first': 0, 'invert.steps_next': 0, 'invert.lpips_net': net})
+        run = get_config('tiny', **{'invert.steps_first': steps, 'invert.steps_next': 0, 'invert.lpips_net': net})
+        if warmup: _engine_seconds(G, lpips, run, b, 1)    # first calls of a shape pay for allocation and set-up
+        t0 = _engine_seconds(G, lpips, base, b, 1)        # start codes + the final measurement pass only
+        t1 = _engine_seconds(G, lpips, run, b, 1)
+        ms = 1000 * (t1 - t0) / steps                      # one batched step: synthesis fwd+bwd, LPIPS, Adam
+        rows.append(dict(what=f'invert {name}, batch {b}: one optimisation step', value=float(f'{ms:.4g}'), unit='ms/step'))
+        # a later frame costs steps_next (5) steps plus one no-grad measurement pass (≈ t0: start codes are cheap)
+        rows.append(dict(what=f'invert {name}, batch {b}: frames after the first (5 steps + measurement)',
+                         value=float(f'{b / (5 * ms / 1000 + t0):.3g}'), unit='frames/s'))
+    return rows
+
+def bench(full:bool=bool(os.environ.get('A2V_BENCH_FULL'))) -> list[dict]:
+    from a2v.core import get_config
+    from a2v.stylegan3 import Generator
+    from a2v.weights import get_lpips
+    torch.set_num_threads(2); torch.manual_seed(0)
+    rows = []
+    G = Generator(**get_config('tiny').generator.arch).eval().requires_grad_(False)
+    rows += _rows('tiny 64 px (alex)', G, get_lpips('alex', device='cpu'), 'alex', (1, 8, 32), steps=5)
+    try: from a2v.stylegan3 import R256_ARCH as arch
+    except ImportError:
+        arch = dict(z_dim=512, w_dim=512, img_resolution=256, channel_base=32768, channel_max=1024, conv_kernel=1,
+                    use_radial_filters=True)
+    G = Generator(**arch).eval().requires_grad_(False)
+    try: lp, net = get_lpips('vgg', device='cpu', fetch=False), 'vgg'
+    except Exception: lp, net = get_lpips('alex', device='cpu'), 'alex'
+    rows += _rows(f'R 256 px random init ({net})', G, lp, net, (1, 8) if full else (1,), steps=1, warmup=False)
+    return rows
+
+if __name__ == '__main__':
+    for r in bench(): print(f"{r['what']:75s} {r['value']:>10} {r['unit']}", flush=True)

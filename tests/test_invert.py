@@ -1,0 +1,212 @@
+"Tests of a2v.invert beyond the notebook: batching parity, schedule, NaN isolation, resume, torchrun sharding."
+import json, os, subprocess, sys, textwrap
+from pathlib import Path
+import numpy as np, pytest, torch
+from a2v.core import *
+from a2v import invert as inv
+from a2v.stylegan3 import Generator, save_generator
+from a2v.weights import get_lpips
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+ARCH = dict(z_dim=32, w_dim=32, img_resolution=32, channel_base=512, channel_max=32, num_layers=4, conv_kernel=1,
+            use_radial_filters=True, lrelu_upsampling=1)    # a fast random-init StyleGAN3-R (6 W+ rows, 32 px)
+OVR = {'invert.steps_first': 6, 'invert.steps_next': 2, 'device': 'cpu'}
+EQ = {'invert.steps_first': 3, 'invert.steps_next': 1}   # parity checks: short, see the notebook on Adam and rounding
+
+@pytest.fixture(scope='module')
+def G():
+    torch.manual_seed(0)
+    return Generator(**ARCH).eval().requires_grad_(False)
+
+@pytest.fixture(scope='module')
+def lpips(): return get_lpips('alex', device='cpu')
+
+def _clip(G, n, seed):
+    "Frames (n, 3, H, W) along a short path in W+ (the generator's own images)."
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        wa, wb = G.mapping(torch.randn(2, G.z_dim, generator=g))
+        a = torch.linspace(0, 1, n)[:, None, None]
+        return G.synthesis(wa + 0.3 * a * (wb - wa), noise_mode='const').clamp(-1, 1)
+
+@pytest.fixture(scope='module')
+def clips(G): return {f'c{i}': _clip(G, n, i) for i, n in enumerate((1, 3, 2, 4))}
+
+def _cfg(**kw): return get_config('tiny', **{**OVR, **kw})
+
+@pytest.fixture(scope='module')
+def singles(G, lpips, clips):
+    "Each clip inverted on its own (the reference for the batched runs)."
+    return {cid: inv.invert_sequence(G, f, _cfg(**EQ), lpips, clip_id=cid) for cid, f in clips.items()}
+
+def test_shapes(G, lpips, clips):
+    r = inv.invert_sequence(G, clips['c3'], _cfg(**EQ), lpips, clip_id='c3')
+    assert r['error'] is None
+    assert r['ws'].shape == (4, G.num_ws, G.w_dim)
+    for k in ('mse', 'lpips', 'psnr'): assert r[k].shape == (4,) and torch.isfinite(r[k]).all()
+    assert r['loss0'].shape == (3,)
+    u8 = ((clips['c1'] + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()          # uint8 (F, H, W, 3) input
+    assert inv.invert_sequence(G, u8, _cfg(**EQ), lpips, clip_id='u')['ws'].shape == (3, G.num_ws, G.w_dim)
+    w, losses = inv.invert_image(G, u8[0], _cfg(**EQ), lpips, steps=4)
+    assert w.shape == (G.num_ws, G.w_dim) and losses.shape == (4,)
+
+def assert_same_inversion(G, a, b):
+    """Two inversions of one clip agree: the images of their codes (max 1e-2, mean 2e-4), per-frame LPIPS, and all but a few code
+    coordinates (Adam turns float rounding into lr-sized steps where a coordinate's gradient is ~0; see the notebook)."""
+    assert a['ws'].shape == b['ws'].shape
+    d = (a['ws'] - b['ws']).abs()
+    assert d.mean() < 1e-4 and (d > 1e-3).float().mean() < 0.01, (d.mean(), (d > 1e-3).float().mean())
+    with torch.no_grad():
+        di = (G.synthesis(a['ws'], noise_mode='const') - G.synthesis(b['ws'], noise_mode='const')).abs()
+    assert di.max() < 1e-2 and di.mean() < 2e-4, (di.max(), di.mean())
+    torch.testing.assert_close(a['lpips'], b['lpips'], atol=1e-4, rtol=0)
+
+@pytest.mark.parametrize('batch', [2, 3])
+def test_batched_equals_single(G, lpips, clips, singles, batch):
+    batched = dict(inv.invert_clips(G, clips, _cfg(**EQ), lpips, batch_size=batch))
+    assert sorted(batched) == sorted(clips)
+    for cid, frames in clips.items():
+        assert batched[cid]['ws'].shape == (len(frames), G.num_ws, G.w_dim)
+        assert_same_inversion(G, batched[cid], singles[cid])
+
+def test_schedule_and_adam_reset(G, lpips, clips, monkeypatch):
+    "Frame 0: lr_first for half its steps then lr_first_end; later frames: lr_next with a fresh Adam state."
+    seen, step = [], inv.BatchAdam.step
+    def spy(self, p, grad, rows, lr):
+        step(self, p, grad, rows, lr); seen.append((lr.tolist(), self.t[rows].tolist()))
+    monkeypatch.setattr(inv.BatchAdam, 'step', spy)
+    cfg = _cfg()
+    inv.invert_sequence(G, clips['c1'], cfg, lpips)
+    c = cfg.invert
+    assert [l[0] for l, _ in seen] == pytest.approx([c.lr_first] * 3 + [c.lr_first_end] * 3 + [c.lr_next] * 4, rel=1e-6)
+    assert [t[0] for _, t in seen] == [1, 2, 3, 4, 5, 6, 1, 2, 1, 2]
+    assert inv.lr_at(499, 1000, 0.02, 0.01) == 0.02 and inv.lr_at(500, 1000, 0.02, 0.01) == 0.01
+
+def test_batch_adam_matches_torch():
+    p = torch.randn(2, 3, 4); refs = [p[i:i + 1].clone().requires_grad_() for i in range(2)]
+    opts = [torch.optim.Adam([r], lr=lr) for r, lr in zip(refs, (0.02, 0.01))]
+    ba = inv.BatchAdam(p.shape, 'cpu')
+    for _ in range(7):
+        g = torch.randn(2, 3, 4)
+        ba.step(p, g, torch.tensor([0, 1]), torch.tensor([0.02, 0.01]))
+        for i in range(2): refs[i].grad = g[i:i + 1]; opts[i].step()
+    torch.testing.assert_close(p, torch.cat([r.detach() for r in refs]), atol=1e-6, rtol=0)
+
+def test_nan_stops_one_clip(G, lpips, clips, singles):
+    cfg = _cfg(**EQ)
+    bad = dict(clips); bad['c1'] = clips['c1'].clone(); bad['c1'][2, 1, 3, 3] = float('inf')
+    r = dict(inv.invert_clips(G, bad, cfg, lpips, batch_size=4))
+    assert r['c1']['ws'] is None and 'non-finite loss' in r['c1']['error'] and 'frame 2' in r['c1']['error']
+    for cid in ('c0', 'c2', 'c3'):
+        assert r[cid]['error'] is None
+        assert_same_inversion(G, r[cid], singles[cid])
+
+def test_initialisations(G, lpips, clips):
+    t = clips['c0'][0]
+    a = inv.initial_ws(G, t, 'random', seed=3, clip_id='x')
+    assert torch.equal(a, inv.initial_ws(G, t, 'random', seed=3, clip_id='x'))
+    assert not torch.equal(a, inv.initial_ws(G, t, 'random', seed=4, clip_id='x'))
+    assert torch.equal(inv.initial_ws(G, t, 'w_avg'), G.mapping.w_avg.expand(G.num_ws, -1))
+    best = inv.initial_ws(G, t, 'best_of_n', n_init=5, seed=3, clip_id='x', lpips=lpips)
+    with torch.no_grad():
+        l = lambda w: inv.inversion_loss(G.synthesis(w[None], noise_mode='const'), t[None], lpips)[0].item()
+        assert l(best) <= l(a) + 1e-6           # the first candidate of best_of_n is the 'random' start
+    r = inv.invert_sequence(G, clips['c0'], _cfg(**{'invert.init': 'w_avg'}), lpips)
+    assert r['error'] is None
+
+# ---- the stage on a run directory
+def _write_clip(run, cid, frames):
+    from a2v.media import write_video, save_wav
+    rd = RunDir(run); d = rd.clip_dir(cid)
+    u8 = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()   # (F, H, W, 3)
+    write_video(d/'frames.mp4', u8, fps=25, crf=0)
+    save_wav(d/'audio.wav', np.zeros(len(u8) * 640, np.float32), 16000)
+    atomic_write_json(d/'meta.json', dict(frames=len(u8), fps=25.0, sample_rate=16000))
+    append_jsonl(rd.manifest, dict(clip=cid, source='test', status='kept', reason=None, frames=len(u8), fps=25.0))
+
+@pytest.fixture()
+def run(tmp_path, G, clips):
+    run = tmp_path/'run'
+    for cid, frames in clips.items(): _write_clip(run, cid, frames)
+    append_jsonl(RunDir(run).manifest, dict(clip='gone', source='x', status='discarded', reason='no_face'))
+    save_generator(G, run/'generator'/'generator.safetensors')
+    return run
+
+def _log(run): return read_jsonl(inv.invert_log(run))
+
+def test_run_kill_and_resume(run, lpips, monkeypatch):
+    cfg = _cfg(**EQ, **{'invert.batch_clips': 1})
+    calls, real_save = [], inv.save_tensors
+    def dying_save(path, *a, **k):
+        calls.append(path)
+        if len(calls) == 2: raise KeyboardInterrupt          # killed while writing the second clip
+        return real_save(path, *a, **k)
+    monkeypatch.setattr(inv, 'save_tensors', dying_save)
+    with pytest.raises(KeyboardInterrupt): inv.invert_run(run, cfg, progress=False, lpips=lpips)
+    rd = RunDir(run)
+    assert [p.name for p in sorted((run/'latents').glob('*.safetensors'))] == ['c0.safetensors']
+    (run/'latents'/'.c1.safetensors.abc123.safetensors.tmp').write_bytes(b'half a file')     # a torn temp file
+    stamp = rd.latents('c0').stat().st_mtime_ns
+    monkeypatch.setattr(inv, 'save_tensors', real_save)
+    r = inv.invert_run(run, cfg, progress=False, lpips=lpips)
+    assert r['skipped'] == ['c0'] and sorted(r['inverted']) == ['c1', 'c2', 'c3'] and r['failed'] == {}
+    assert rd.latents('c0').stat().st_mtime_ns == stamp
+    assert not list((run/'latents').glob('.*tmp'))
+    for cid, n in (('c0', 1), ('c1', 3), ('c2', 2), ('c3', 4)):
+        t, meta = load_tensors(rd.latents(cid))
+        assert t['ws'].shape == (n, 6, 32) and t['lpips'].shape == (n,) and meta['frames'] == n
+    again = inv.invert_run(run, cfg, progress=False, lpips=lpips)
+    assert sorted(again['skipped']) == ['c0', 'c1', 'c2', 'c3'] and again['inverted'] == []
+    assert sorted(row['clip'] for row in _log(run) if row['status'] == 'done') == ['c0', 'c1', 'c2', 'c3']
+
+def test_run_records_bad_clip(run, lpips):
+    (RunDir(run).clip_dir('c2')/'frames.mp4').unlink()
+    r = inv.invert_run(run, _cfg(**EQ), progress=False, lpips=lpips)
+    assert list(r['failed']) == ['c2'] and 'frames.mp4 missing' in r['failed']['c2']
+    assert sorted(r['inverted']) == ['c0', 'c1', 'c3']
+    err = json.loads((run/'latents'/'c2.error.json').read_text())
+    assert err['clip'] == 'c2' and 'cannot load frames' in err['error']
+    assert [row['status'] for row in _log(run) if row['clip'] == 'c2'] == ['error']
+
+def test_run_report_and_figure(run, lpips):
+    cfg = _cfg(**EQ)
+    inv.invert_run(run, cfg, progress=False, lpips=lpips)
+    rep = inv.inversion_report(run, cfg, lpips=lpips)
+    lat = [load_tensors(RunDir(run).latents(c))[0] for c in ('c0', 'c1', 'c2', 'c3')]
+    assert rep['clips'] == 4 and rep['frames'] == 10
+    assert abs(rep['lpips_mean'] - float(torch.cat([t['lpips'] for t in lat]).mean())) < 1e-4
+    assert abs(rep['lpips_frame0'] - float(torch.stack([t['lpips'][0] for t in lat]).mean())) < 1e-4
+    assert rep['beats_w_avg'] == (rep['lpips_mean'] < rep['w_avg_lpips']) and rep['w_avg_lpips'] > 0
+    inv.plot_inversion(run, cfg=cfg, n_frames=2)
+    assert (run/'figures'/'fig2_inversion.png').stat().st_size > 1000
+
+def test_run_missing_inputs(tmp_path, lpips):
+    with pytest.raises(MissingStageOutputError, match='no kept clips'): inv.invert_run(tmp_path, _cfg(), progress=False)
+    append_jsonl(RunDir(tmp_path).manifest, dict(clip='a', status='kept'))
+    with pytest.raises(MissingStageOutputError, match='a2v fit-generator'): inv.invert_run(tmp_path, _cfg(), progress=False)
+
+WORKER = '''
+import json, os, sys, torch
+torch.set_num_threads(1)
+from a2v.core import get_config
+from a2v.invert import invert_run
+run = sys.argv[1]
+cfg = get_config('tiny', **{OVR!r})
+r = invert_run(run, cfg, progress=False)
+open(os.path.join(run, f"summary{{os.environ['RANK']}}.json"), 'w').write(json.dumps(r))
+'''
+
+def test_torchrun_two_ranks(run):
+    "torchrun with 2 CPU processes (gloo): every clip is inverted exactly once, and each rank reports the whole run."
+    (run/'worker.py').write_text(WORKER.format(OVR={**OVR, **EQ}))
+    env = dict(os.environ, OMP_NUM_THREADS='1', A2V_DEVICE='cpu')
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                        str(run/'worker.py'), str(run)], env=env, capture_output=True, text=True, timeout=170)
+    assert p.returncode == 0, p.stdout[-1500:] + p.stderr[:3000]
+    done = [row for row in _log(run) if row['status'] == 'done']
+    assert sorted(row['clip'] for row in done) == ['c0', 'c1', 'c2', 'c3']          # once each
+    assert {row['rank'] for row in done} == {0, 1}
+    for rank in (0, 1):
+        s = json.loads((run/f'summary{rank}.json').read_text())
+        assert sorted(s['inverted']) == ['c0', 'c1', 'c2', 'c3'] and s['world_size'] == 2
+    for cid in ('c0', 'c1', 'c2', 'c3'): assert inv._latents_done(RunDir(run).latents(cid))

@@ -1,0 +1,82 @@
+"End to end at a micro scale: every stage of the tiny preset, through the `a2v` command and the stage notebooks."
+import json, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+A2V = str(Path(sys.executable).parent/'a2v')
+MICRO = ['sample_data.clips=3', 'sample_data.seconds=[2.0, 3.0]',
+         'generator.fit_steps=40', 'generator.fit_minutes=1.5',
+         'invert.steps_first=12', 'invert.steps_next=2',
+         'vae.epochs=4', 'embed2lat.epochs=3']
+
+def _a2v(*args, timeout=1500):
+    r = subprocess.run([A2V, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert r.returncode == 0, f"a2v {' '.join(map(str, args))} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+@pytest.fixture(scope='module')
+def micro_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp('micro')/'run'
+    sets = [a for s in MICRO for a in ('--set', s)]
+    t0 = time.time()
+    _a2v('pipeline', '--run', run, '--preset', 'tiny', *sets)
+    return run, time.time() - t0
+
+@pytest.mark.slow
+def test_every_stage_leaves_its_outputs(micro_run):
+    run, seconds = micro_run
+    print(f"micro pipeline: {seconds:.0f} s")
+    rows = [json.loads(l) for l in (run/'manifest.jsonl').read_text().splitlines()]
+    kept = [r['clip'] for r in rows if r['status'] == 'kept']
+    assert len(kept) >= 2 and all(r['reason'] for r in rows if r['status'] != 'kept')
+    from a2v.core import load_tensors, get_config
+    cfg = get_config('tiny')
+    for cid in kept:
+        ws = load_tensors(run/'latents'/f'{cid}.safetensors')[0]['ws']
+        e = load_tensors(run/'audio'/f'{cid}.safetensors')[0]['e']
+        assert ws.shape[1:] == (16, cfg.generator.arch['w_dim']) and np.isfinite(ws.numpy()).all()
+        assert abs(len(e) / 50 - len(ws) / 25) < 0.1     # 50 audio vectors and 25 frames per second
+    for p in ['generator/generator.safetensors', 'vae/model.safetensors', 'embed2lat/model.safetensors',
+              'figures/fig2_inversion.png', 'figures/fig3_vae.png', 'figures/fig4_full_flow.png',
+              'notebooks/05_invert.ipynb', 'notebooks/09_render.ipynb']:
+        assert (run/p).exists(), p
+
+@pytest.mark.slow
+def test_render_mp4_and_metrics(micro_run):
+    run, _ = micro_run
+    from a2v.media import probe, load_audio
+    speech = next((run/'data'/'heldout').glob('speech.wav'))
+    T = len(load_audio(speech)) / 16000
+    m = json.loads((run/'metrics.json').read_text())
+    for mode in ('paper', 'calibrated'):
+        info = probe(run/'renders'/f'demo_{mode}.mp4')
+        assert info.has_video and info.has_audio and abs(info.fps - 25) < 1e-3
+        assert info.width == info.height == 64
+        assert abs(info.duration - T) <= 1 / 25 + 0.03, (info.duration, T)
+        r = m['renders'][mode]
+        assert r['flicker_background'] >= 0 and -1 <= r['lipsync']['r'] <= 1
+
+@pytest.mark.slow
+def test_second_run_only_rerenders(micro_run):
+    run, first = micro_run
+    t0 = time.time()
+    r = _a2v('pipeline', '--run', run, '--no-notebooks')      # config read back from the run directory
+    for stage in ('sample-data', 'crop', 'fit-generator', 'invert', 'train-vae', 'embed-audio', 'train-embed2lat'):
+        assert f'{stage}: done, skipped' in r.stdout, stage
+    assert time.time() - t0 < first / 2
+
+@pytest.mark.slow
+def test_render_command_and_its_errors(micro_run, tmp_path):
+    run, _ = micro_run
+    photo, speech = run/'data'/'heldout'/'photo.png', run/'data'/'heldout'/'speech.wav'
+    out = tmp_path/'talk.mp4'
+    _a2v('render', '--image', photo, '--audio', speech, '--out', out, '--run', run, '--mode', 'calibrated')
+    assert out.exists() and out.with_suffix('.metrics.json').exists()
+    bad = subprocess.run([A2V, 'render', '--image', tmp_path/'none.png', '--audio', speech, '--out', out, '--run', run],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and 'none.png' in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    missing = subprocess.run([A2V, 'render', '--image', photo, '--audio', speech, '--out', out, '--run', tmp_path/'empty'],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and 'a2v ' in missing.stderr     # names the command that makes what is missing
