@@ -111,6 +111,7 @@ def fit_generator_cmd(crops, run, preset, sets):
     "Fit the tiny preset's small StyleGAN3-R to the cropped clips (auto-decoder, MSE + LPIPS)."
     from a2v.stylegan3 import fit_generator
     cfg = resolve_config(run, preset, sets)
+    if not cfg.generator.arch: raise A2VError(f"the {cfg.preset} preset uses a pretrained generator ({cfg.generator.source}); nothing to fit")
     out = Path(run)/cfg.generator.source
     m = fit_generator(crops or run, out, cfg)
     click.echo(f"generator written to {out}: {json.dumps(m, default=str)[:200]}")
@@ -233,7 +234,7 @@ def _call_stage(name, run, cfg):
         crop_videos(input_videos(run), run, cfg)
     elif name == 'fit-generator':
         from a2v.stylegan3 import fit_generator
-        if cfg.generator.fit_steps > 0: fit_generator(run, Path(run)/cfg.generator.source, cfg)
+        if cfg.generator.arch: fit_generator(run, Path(run)/cfg.generator.source, cfg)   # paper: NVIDIA's G as it is
     elif name == 'invert':
         from a2v.invert import invert_run; invert_run(run, cfg)
     elif name == 'train-vae':

@@ -158,7 +158,7 @@ def _tiny() -> Config:
             arch=dict(z_dim=128, w_dim=128, img_resolution=64, img_channels=3, channel_base=2048, channel_max=128,
                       num_layers=14, conv_kernel=1, use_radial_filters=True, lrelu_upsampling=1, mapping_layers=2),
             fit_steps=2000, fit_minutes=8.0),
-        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5,
+        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, init='w_avg',
                             lpips_net='alex', batch_clips=8),
         vae=VAEConfig(hidden=(192, 96, 48), latent_dim=16, batch_size=512, epochs=200, val_fraction=0.2),
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -167,7 +167,7 @@ def _tiny() -> Config:
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
                                   conv_pos_groups=4, lr=1e-3, batch_size=16, epochs=60, max_seconds=6.0),
         render=RenderConfig(magnify=1.0, mode='paper'),
-        sample_data=SampleDataConfig(clips=24, seconds=(3.0, 5.0)))
+        sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0)))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}
 

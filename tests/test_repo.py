@@ -29,9 +29,10 @@ def test_notebooks_are_clean(tmp_path):
     assert not dirty, f"notebooks not clean (run `make clean-nbs`): {dirty}"
 
 def test_stage_notebooks_keep_parameters_tag():
-    "Every stage notebook that papermill drives has exactly one cell tagged `parameters`."
+    "Every notebook that papermill drives (the pipeline's stages and the driver) has exactly one `parameters` cell."
     import json
-    for nb in ['pipeline.ipynb']:
+    from a2v.cli import STAGES
+    for nb in ['pipeline.ipynb'] + [nb for _, nb, _ in STAGES]:
         cells = json.loads((ROOT/'nbs'/nb).read_text())['cells']
         tagged = [c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
         assert len(tagged) == 1, f"{nb}: {len(tagged)} cells tagged 'parameters'"
