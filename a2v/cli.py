@@ -258,7 +258,8 @@ def input_videos(run) -> list[str]:
 
 def notebooks_dir() -> Path|None:
     "The repository's nbs/ folder (None when a2v is installed without its notebooks)."
-    p = Path(__file__).resolve().parents[1]/'nbs'
+    import a2v
+    p = Path(a2v.__file__).resolve().parents[1]/'nbs'
     return p if (p/'00_core.ipynb').exists() else None
 
 def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stages=None):
@@ -287,7 +288,7 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
             import papermill as pm
             out = run/'notebooks'/nb; out.parent.mkdir(parents=True, exist_ok=True)
             params = dict(run_dir=str(run.resolve()), preset=cfg.preset, overrides=json.dumps(_flatten(cfg)))
-            try: pm.execute_notebook(str(nbs/nb), str(out), parameters=params, cwd=str(nbs), progress_bar=False, kernel_name='python3')
+            try: pm.execute_notebook(str(nbs/nb), str(out), parameters=params, cwd=str(nbs), progress_bar=False, kernel_name='python3', language='python')
             except pm.PapermillExecutionError as e:
                 raise A2VError(f"stage {name} failed in {out} (cell {e.exec_count}): {e.ename}: {str(e.evalue).splitlines()[0] if e.evalue else ''}") from None
         else: _call_stage(name, run, cfg)

@@ -56,7 +56,8 @@ def test_render_mp4_and_metrics(micro_run):
         assert info.width == info.height == 64
         assert abs(info.duration - T) <= 1 / 25 + 0.03, (info.duration, T)
         r = m['renders'][mode]
-        assert r['flicker_background'] >= 0 and -1 <= r['lipsync']['r'] <= 1
+        assert r['flicker_background'] >= 0 and r['flicker_face'] >= 0
+        assert r['lipsync']['r'] is None or -1 <= r['lipsync']['r'] <= 1   # None: a micro model may not move the mouth
 
 @pytest.mark.slow
 def test_second_run_only_rerenders(micro_run):
