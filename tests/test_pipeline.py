@@ -81,3 +81,51 @@ def test_render_command_and_its_errors(micro_run, tmp_path):
     missing = subprocess.run([A2V, 'render', '--image', photo, '--audio', speech, '--out', out, '--run', tmp_path/'empty'],
                              capture_output=True, text=True)
     assert missing.returncode == 1 and 'a2v ' in missing.stderr     # names the command that makes what is missing
+
+@pytest.fixture(scope='module')
+def renderer(micro_run):
+    from a2v.render import Renderer
+    return Renderer(micro_run[0])
+
+def _photo(micro_run):
+    from a2v.media import load_image
+    return load_image(micro_run[0]/'data'/'heldout'/'photo.png')
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ['gray', 'rgba', 'huge'])
+def test_render_photo_variants(micro_run, renderer, tmp_path, kind):
+    "Grayscale, RGBA and very large photos render like the original."
+    from PIL import Image
+    im = Image.fromarray(_photo(micro_run))
+    if kind == 'gray': im = im.convert('L')
+    if kind == 'rgba': im = im.convert('RGBA')
+    if kind == 'huge': im = im.resize((im.width * 8, im.height * 8))
+    p = tmp_path/f'photo_{kind}.png'; im.save(p)
+    m = renderer.render(p, np.zeros(8000, np.float32), tmp_path/'out.mp4', progress=False)
+    assert m['frames'] == 13
+
+@pytest.mark.slow
+def test_render_bad_photos(micro_run, renderer, tmp_path):
+    from PIL import Image
+    from a2v.core import BadInputError
+    blank = tmp_path/'blank.png'; Image.new('RGB', (300, 300), (120, 160, 200)).save(blank)
+    with pytest.raises(BadInputError, match='blank.png: no face'): renderer.render(blank, np.zeros(8000, np.float32), tmp_path/'o.mp4')
+    two = tmp_path/'two.png'; ph = _photo(micro_run); Image.fromarray(np.concatenate([ph, ph[:, ::-1]], 1)).save(two)
+    with pytest.raises(BadInputError, match='2 faces found; choose one with --face-index'):
+        renderer.render(two, np.zeros(8000, np.float32), tmp_path/'o.mp4')
+    m = renderer.render(two, np.zeros(8000, np.float32), tmp_path/'o.mp4', face_index=1, progress=False)
+    assert m['frames'] == 13
+
+@pytest.mark.slow
+def test_render_short_silent_and_unwritable(micro_run, renderer, tmp_path):
+    from a2v.core import BadInputError
+    from a2v.media import read_video
+    photo = micro_run[0]/'data'/'heldout'/'photo.png'
+    m = renderer.render(photo, np.zeros(int(0.2 * 16000), np.float32), tmp_path/'short.mp4', progress=False)
+    assert m['frames'] == 5                                         # 0.2 s at 25 fps
+    renderer.render(photo, np.zeros(3 * 16000, np.float32), tmp_path/'silent.mp4', mode='calibrated', progress=False)
+    v = read_video(tmp_path/'silent.mp4').frames.astype(np.float32)
+    assert np.abs(np.diff(v, axis=0)).mean() < 2.0                  # silence: a still face, no jitter
+    with pytest.raises(BadInputError, match='too short'): renderer.render(photo, np.zeros(100, np.float32), tmp_path/'x.mp4')
+    (tmp_path/'file').write_text('x')
+    with pytest.raises(BadInputError, match='file/out.mp4'): renderer.render(photo, np.zeros(8000, np.float32), tmp_path/'file'/'out.mp4')
