@@ -10,10 +10,10 @@ import click
 from .core import A2VError, RunDir, get_config, config_from_dict, Config
 
 # %% auto #0
-__all__ = ['STAGES', 'resolve_config', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd', 'invert_cmd',
-           'train_vae_cmd', 'embed_audio_cmd', 'train_embed2lat_cmd', 'render_cmd', 'figures_cmd', 'pipeline_cmd',
-           'weights_grp', 'weights_list_cmd', 'weights_fetch_cmd', 'weights_path_cmd', 'input_videos', 'notebooks_dir',
-           'run_pipeline']
+__all__ = ['STAGES', 'STAGE_OUTPUTS', 'resolve_config', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
+           'invert_cmd', 'train_vae_cmd', 'embed_audio_cmd', 'train_embed2lat_cmd', 'render_cmd', 'figures_cmd',
+           'pipeline_cmd', 'weights_grp', 'weights_list_cmd', 'weights_fetch_cmd', 'weights_path_cmd', 'input_videos',
+           'notebooks_dir', 'run_pipeline']
 
 # %% ../nbs/12_cli.ipynb #fb1250c6
 def resolve_config(run:str|None, preset:str|None, sets=(), save:bool=True) -> Config:
@@ -217,6 +217,10 @@ STAGES = [  # (name, notebook, config sections it depends on)
     ('train-embed2lat', '08_embed2lat.ipynb',   ('audio', 'vae', 'embed2lat')),
     ('render',          '09_render.ipynb',      ('render',)),
 ]
+STAGE_OUTPUTS = {  # what each stage writes; removed before the stage re-runs under a changed config
+    'sample-data': ('data',), 'crop': ('clips', 'manifest.jsonl', 'manifest.parts'), 'fit-generator': ('generator',),
+    'invert': ('latents',), 'train-vae': ('vae',), 'embed-audio': ('audio',), 'train-embed2lat': ('embed2lat',),
+    'render': ('renders',)}
 
 def _stage_key(cfg, sections) -> dict:
     from dataclasses import asdict
@@ -262,6 +266,13 @@ def notebooks_dir() -> Path|None:
     p = Path(a2v.__file__).resolve().parents[1]/'nbs'
     return p if (p/'00_core.ipynb').exists() else None
 
+def _remove_outputs(run, name):
+    import shutil
+    for rel in STAGE_OUTPUTS.get(name, ()):
+        p = Path(run)/rel
+        if p.is_dir(): shutil.rmtree(p)
+        elif p.exists(): p.unlink()
+
 def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stages=None):
     "Run the stages of `STAGES` (or the named subset) on run directory `run`, skipping finished ones."
     from a2v.core import atomic_write_json
@@ -280,8 +291,10 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
         if name == 'sample-data' and (data is not None or (run/'videos.txt').exists()): continue
         marker = run/'stages'/f'{name}.json'
         key = _stage_key(cfg, sections)
-        if name != 'render' and name not in force and marker.exists() and json.loads(marker.read_text()).get('config') == key:
-            click.echo(f"[a2v] {name}: done, skipped"); continue
+        if marker.exists():
+            if name != 'render' and name not in force and json.loads(marker.read_text()).get('config') == key:
+                click.echo(f"[a2v] {name}: done, skipped"); continue
+            _remove_outputs(run, name); marker.unlink()
         click.echo(f"[a2v] {name} ...")
         t0 = time.time()
         if nbs is not None:

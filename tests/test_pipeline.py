@@ -69,6 +69,16 @@ def test_second_run_only_rerenders(micro_run):
     assert time.time() - t0 < first / 2
 
 @pytest.mark.slow
+def test_changed_config_reruns_stage_from_scratch(micro_run):
+    "A stage whose config changed is re-run on fresh outputs (not resumed from the old ones); the rest is skipped."
+    run, _ = micro_run
+    before = (run/'embed2lat'/'model.safetensors').stat().st_mtime
+    r = _a2v('pipeline', '--run', run, '--no-notebooks', '--set', 'embed2lat.epochs=2')
+    assert 'train-vae: done, skipped' in r.stdout and 'train-embed2lat: done, skipped' not in r.stdout
+    assert json.loads((run/'stages'/'train-embed2lat.json').read_text())['config']['embed2lat']['epochs'] == 2
+    assert (run/'embed2lat'/'model.safetensors').stat().st_mtime > before
+
+@pytest.mark.slow
 def test_render_command_and_its_errors(micro_run, tmp_path):
     run, _ = micro_run
     photo, speech = run/'data'/'heldout'/'photo.png', run/'data'/'heldout'/'speech.wav'
