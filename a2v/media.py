@@ -16,7 +16,7 @@ from .core import BadInputError, bad_input, atomic_path
 
 # %% auto #0
 __all__ = ['MediaInfo', 'probe', 'iter_frames', 'VideoClip', 'read_video', 'load_audio', 'save_wav', 'VideoWriter', 'write_video',
-           'load_image']
+           'load_image', 'loudness_envelope']
 
 # %% ../nbs/01_media.ipynb #d37e2d3c
 def _mp4_top_boxes(path, limit:int=64) -> list[str]:
@@ -509,3 +509,18 @@ def _to_rgb8(im) -> np.ndarray:
         bg = Image.new('RGBA', rgba.size, (255, 255, 255, 255)); bg.alpha_composite(rgba)
         im = bg
     return np.asarray(im.convert('RGB'), dtype=np.uint8).copy()
+
+# %% ../nbs/01_media.ipynb #d2abf88d
+def loudness_envelope(audio, sr:int=16000, fps:float=25.0, n_frames:int|None=None,
+                      db:bool=True, floor_db:float=-60.) -> np.ndarray:
+    "RMS loudness of `audio` per video frame window [i/fps, (i+1)/fps) → (F,), in dBFS (floored) or linear."
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim != 1: raise ValueError(f"expected mono audio of shape (T,), got {x.shape}")
+    if n_frames is None: n_frames = math.ceil(len(x) * fps / sr - 1e-9)  # the last partial frame counts
+    edges = np.round(np.arange(n_frames + 1) * sr / fps).astype(np.int64)  # (F+1,) sample boundaries
+    sq = np.concatenate([[0.], np.cumsum(x.astype(np.float64) ** 2)])       # (T+1,) running energy
+    lo, hi = np.minimum(edges[:-1], len(x)), np.minimum(edges[1:], len(x))
+    n = hi - lo
+    rms = np.sqrt(np.where(n > 0, (sq[hi] - sq[lo]) / np.maximum(n, 1), 0.))  # (F,)  0 past the audio's end
+    if not db: return rms.astype(np.float32)
+    return (20 * np.log10(np.maximum(rms, 10 ** (floor_db / 20)))).astype(np.float32)

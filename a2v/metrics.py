@@ -9,9 +9,8 @@ import numpy as np
 from .core import bad_input, atomic_path
 
 # %% auto #0
-__all__ = ['mse', 'psnr', 'lpips_distance', 'reconstruction_metrics', 'loudness_envelope', 'default_face_box', 'detect_face',
-           'mouth_region', 'mouth_opening', 'background_flicker', 'lipsync', 'lipsync_plot', 'render_metrics',
-           'mouth_validation']
+__all__ = ['mse', 'psnr', 'lpips_distance', 'reconstruction_metrics', 'default_face_box', 'detect_face', 'mouth_region',
+           'mouth_opening', 'background_flicker', 'lipsync', 'lipsync_plot', 'render_metrics', 'mouth_validation']
 
 # %% ../nbs/11_metrics.ipynb #df737fc8
 def mse(a, b, data_range:float=255.) -> float:
@@ -76,19 +75,7 @@ def reconstruction_metrics(frames, ref_frames, net:str='alex', model=None) -> di
                 mse_per_frame=m, psnr_per_frame=p, lpips_per_frame=l)
 
 # %% ../nbs/11_metrics.ipynb #a86db371
-def loudness_envelope(audio, sr:int=16000, fps:float=25.0, n_frames:int|None=None,
-                      db:bool=True, floor_db:float=-60.) -> np.ndarray:
-    "RMS loudness of `audio` per video frame window [i/fps, (i+1)/fps) → (F,), in dBFS (floored) or linear."
-    x = np.asarray(audio, dtype=np.float32)
-    if x.ndim != 1: raise ValueError(f"expected mono audio of shape (T,), got {x.shape}")
-    if n_frames is None: n_frames = math.ceil(len(x) * fps / sr - 1e-9)  # the last partial frame counts
-    edges = np.round(np.arange(n_frames + 1) * sr / fps).astype(np.int64)  # (F+1,) sample boundaries
-    sq = np.concatenate([[0.], np.cumsum(x.astype(np.float64) ** 2)])       # (T+1,) running energy
-    lo, hi = np.minimum(edges[:-1], len(x)), np.minimum(edges[1:], len(x))
-    n = hi - lo
-    rms = np.sqrt(np.where(n > 0, (sq[hi] - sq[lo]) / np.maximum(n, 1), 0.))  # (F,)  0 past the audio's end
-    if not db: return rms.astype(np.float32)
-    return (20 * np.log10(np.maximum(rms, 10 ** (floor_db / 20)))).astype(np.float32)
+from .media import loudness_envelope   # defined in 01_media: the sample data measures its truth with it too
 
 # %% ../nbs/11_metrics.ipynb #4a94163b
 _LANDMARK_MIN_SIDE = 160  # MTCNN finds faces reliably from ~40 px; we upscale the median frame to at least this

@@ -13,8 +13,8 @@ from .media import write_video, save_wav
 
 # %% auto #0
 __all__ = ['SENTENCES', 'HELDOUT_SENTENCES', 'VOICES', 'HELDOUT_VOICE', 'VISEMES', 'FPS_CHOICES', 'SIZE_CHOICES',
-           'EXPECTED_STATUS', 'synth_speech', 'viseme_of', 'mouth_curves', 'loudness_envelope', 'builtin_faces',
-           'detect_face_landmarks', 'load_faces', 'make_sample_data', 'contact_sheet']
+           'EXPECTED_STATUS', 'synth_speech', 'viseme_of', 'mouth_curves', 'builtin_faces', 'detect_face_landmarks',
+           'load_faces', 'make_sample_data', 'contact_sheet']
 
 # %% ../nbs/10_sample_data.ipynb #2725bfc9
 _ESPEAK_SCRIPT = r"""
@@ -203,12 +203,7 @@ def mouth_curves(phonemes:list,           # [(phoneme, start_s, end_s)], times f
     return ((cs_o[edges[1:]] - cs_o[edges[:-1]]) / cnt).astype(np.float32), ((cs_w[edges[1:]] - cs_w[edges[:-1]]) / cnt).astype(np.float32)
 
 # %% ../nbs/10_sample_data.ipynb #6a9eacf2
-def loudness_envelope(audio:np.ndarray, sr:int, fps:float, n_frames:int) -> np.ndarray:
-    "RMS of `audio` (T,) over each frame's span [k/fps, (k+1)/fps): (F,)."
-    edges = np.minimum((np.arange(n_frames + 1) * sr / fps).round().astype(int), len(audio))
-    cs = np.concatenate([[0], np.cumsum(audio.astype(np.float64) ** 2)])
-    cnt = np.maximum(edges[1:] - edges[:-1], 1)
-    return np.sqrt(np.maximum(cs[edges[1:]] - cs[edges[:-1]], 0) / cnt).astype(np.float32)
+from .media import loudness_envelope   # RMS per video frame (01_media); here on the linear scale
 
 # %% ../nbs/10_sample_data.ipynb #40aa922e
 def builtin_faces() -> dict:
