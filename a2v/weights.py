@@ -62,7 +62,7 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
              '(no sha256: made locally; the sdist it comes from is checked)'),
     WeightsEntry('stylegan3-r-ffhqu-256x256',
         url='https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/stylegan3-r-ffhqu-256x256.pkl',
-        sha256=None, size=None, licence='NVIDIA Source Code License-NC (non-commercial research/evaluation only)',
+        sha256=None, size=None, licence="NVIDIA's non-commercial licence (Source Code License-NC: research/evaluation only)",
         cache='stylegan3/stylegan3-r-ffhqu-256x256.pkl',
         note='sha256 and size unknown: NGC was unreachable where this was written; the hash is printed after download'),
     WeightsEntry('wav2vec2-base', url=_HF, sha256=None, size=None, licence='Apache-2.0',
