@@ -92,15 +92,15 @@ def crop_cmd(videos, out, list_file, avspeech_csv, videos_dir, use_hint, workers
     "Detect, track and crop faces (§3.1); writes clips/ and manifest.jsonl."
     out = out or run
     cfg = resolve_config(out, preset, sets + (('crop.use_hint=true',) if use_hint else ()))
-    videos, hints = list(videos), None   # hints travel inside the AVSpeech dicts
+    videos = list(videos)
     if list_file: videos += [l.strip() for l in Path(list_file).read_text().splitlines() if l.strip()]
     if avspeech_csv:
         from a2v.crop import read_avspeech_csv, match_avspeech
         if not videos_dir: raise A2VError('--avspeech-csv needs --videos DIR (the folder holding the downloaded videos)')
-        videos += match_avspeech(read_avspeech_csv(avspeech_csv), videos_dir)   # dicts: path, clip, start, end, x, y
+        videos += match_avspeech(read_avspeech_csv(avspeech_csv), videos_dir)   # dicts: path, clip, start, end, x, y (the hint)
     if not videos: raise A2VError('no input videos: give VIDEO paths, --list FILE or --avspeech-csv CSV --videos DIR')
     from a2v.crop import crop_videos
-    rows = crop_videos(videos, out, cfg, hints=hints, workers=workers)
+    rows = crop_videos(videos, out, cfg, workers=workers)
     kept = sum(r['status'] == 'kept' for r in rows)
     click.echo(f"{kept} of {len(rows)} clips kept; see {Path(out)/'manifest.jsonl'}")
 

@@ -4,13 +4,13 @@
 
 # %% ../nbs/09_render.ipynb #2f265779
 from __future__ import annotations
-import json, math, os
+import json, os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from .core import *
-from .media import load_image, load_audio, VideoWriter, probe
+from .media import load_image, load_audio, VideoWriter
 
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
