@@ -10,10 +10,10 @@ import click
 from .core import A2VError, RunDir, get_config, config_from_dict, Config
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_OUTPUTS', 'resolve_config', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
-           'invert_cmd', 'train_vae_cmd', 'embed_audio_cmd', 'train_embed2lat_cmd', 'render_cmd', 'figures_cmd',
-           'pipeline_cmd', 'weights_grp', 'weights_list_cmd', 'weights_fetch_cmd', 'weights_path_cmd', 'input_videos',
-           'notebooks_dir', 'run_pipeline']
+__all__ = ['STAGES', 'STAGE_OUTPUTS', 'STAGE_INPUTS', 'resolve_config', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd',
+           'fit_generator_cmd', 'invert_cmd', 'train_vae_cmd', 'embed_audio_cmd', 'train_embed2lat_cmd', 'render_cmd',
+           'figures_cmd', 'pipeline_cmd', 'weights_grp', 'weights_list_cmd', 'weights_fetch_cmd', 'weights_path_cmd',
+           'upstream', 'input_videos', 'notebooks_dir', 'run_pipeline']
 
 # %% ../nbs/12_cli.ipynb #fb1250c6
 def resolve_config(run:str|None, preset:str|None, sets=(), save:bool=True) -> Config:
@@ -72,11 +72,14 @@ def main(argv=None):
 @click.option('--seed', type=int, default=0, show_default=True)
 @click.option('--faces', type=click.Path(exists=True, file_okay=False), default=None, help='Extra face photos.')
 @click.option('--no-bad', is_flag=True, help='Leave out the deliberately bad clips.')
-def sample_data_cmd(out, clips, seed, faces, no_bad):
+@click.option('--head-motion', type=float, default=None, help='Scale of head and camera motion (default: the preset).')
+def sample_data_cmd(out, clips, seed, faces, no_bad, head_motion):
     "Make the self-made talking-clip data set (real photos, espeak-ng speech, known mouth motion)."
     from a2v.sample_data import make_sample_data
     cfg = get_config('tiny')
-    rows = make_sample_data(out, clips=clips or cfg.sample_data.clips, seed=seed, faces_dir=faces, bad=not no_bad)
+    hm = cfg.sample_data.head_motion if head_motion is None else head_motion
+    rows = make_sample_data(out, clips=clips or cfg.sample_data.clips, seed=seed, faces_dir=faces, bad=not no_bad,
+                            head_motion=hm)
     click.echo(f"{len(rows)} clips in {out}")
 
 @a2v.command('crop')
@@ -222,9 +225,24 @@ STAGE_OUTPUTS = {  # what each stage writes; removed before the stage re-runs un
     'invert': ('latents',), 'train-vae': ('vae',), 'embed-audio': ('audio',), 'train-embed2lat': ('embed2lat',),
     'render': ('renders',)}
 
-def _stage_key(cfg, sections) -> dict:
+STAGE_INPUTS = {  # the stages whose outputs each stage reads
+    'sample-data': (), 'crop': ('sample-data',), 'fit-generator': ('crop',), 'invert': ('crop', 'fit-generator'),
+    'train-vae': ('invert',), 'embed-audio': ('crop',), 'train-embed2lat': ('train-vae', 'embed-audio'),
+    'render': ('fit-generator', 'train-vae', 'train-embed2lat')}
+
+def upstream(name:str) -> list[str]:
+    "Every stage whose outputs `name` depends on, directly or not, in pipeline order."
+    seen, todo = set(), list(STAGE_INPUTS[name])
+    while todo:
+        s = todo.pop()
+        if s not in seen: seen.add(s); todo += STAGE_INPUTS[s]
+    return [n for n, _, _ in STAGES if n in seen]
+
+def _stage_key(cfg, name:str, skip=()) -> dict:
+    "The config a stage's outputs depend on: its own sections and those of every stage upstream (except `skip`)."
     from dataclasses import asdict
-    d = asdict(cfg)
+    d, secs = asdict(cfg), dict((n, s) for n, _, s in STAGES)
+    sections = [x for n in upstream(name) + [name] if n not in skip for x in secs[n]]
     return json.loads(json.dumps({s: d[s] for s in sections}))   # as the marker file stores it (tuples → lists)
 
 def _call_stage(name, run, cfg):
@@ -232,7 +250,8 @@ def _call_stage(name, run, cfg):
     if name == 'sample-data':
         from a2v.sample_data import make_sample_data
         make_sample_data(Path(run)/'data', clips=cfg.sample_data.clips, seed=cfg.seed, seconds=cfg.sample_data.seconds,
-                         bad=cfg.sample_data.bad, faces_dir=cfg.sample_data.faces_dir or None)
+                         bad=cfg.sample_data.bad, faces_dir=cfg.sample_data.faces_dir or None,
+                         head_motion=cfg.sample_data.head_motion)
     elif name == 'crop':
         from a2v.crop import crop_videos
         crop_videos(input_videos(run), run, cfg)
@@ -286,15 +305,19 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
         raise A2VError(f"the {cfg.preset} preset needs real videos: a2v pipeline --data DIR (see README)")
     nbs = notebooks_dir() if notebooks else None
     if notebooks and nbs is None: click.echo('a2v: notebooks not found next to the package; running the stage functions directly', err=True)
+    own_videos, ran = data is not None or (run/'videos.txt').exists(), set()
     for name, nb, sections in STAGES:
         if stages and name not in stages: continue
-        if name == 'sample-data' and (data is not None or (run/'videos.txt').exists()): continue
+        if name == 'sample-data' and own_videos: continue
         marker = run/'stages'/f'{name}.json'
-        key = _stage_key(cfg, sections)
+        key = _stage_key(cfg, name, skip=('sample-data',) if own_videos else ())
+        stale = [u for u in upstream(name) if u in ran]                 # re-made upstream in this call
         if marker.exists():
-            if name != 'render' and name not in force and json.loads(marker.read_text()).get('config') == key:
+            if name != 'render' and name not in force and not stale and json.loads(marker.read_text()).get('config') == key:
                 click.echo(f"[a2v] {name}: done, skipped"); continue
             _remove_outputs(run, name); marker.unlink()
+        elif stale: _remove_outputs(run, name)                          # a half-done stage built on old inputs
+        ran.add(name)
         click.echo(f"[a2v] {name} ...")
         t0 = time.time()
         if nbs is not None:

@@ -63,7 +63,9 @@ class GeneratorConfig:
     fit_lr_w: float = 1e-2
     fit_minutes: float = 10.0                  # wall-clock budget for fitting
     fit_max_frames: int = 600                  # frames fitted (evenly spaced over all clips; 0: all)
-    fit_lpips_weight: float = 1.0              # loss = MSE + fit_lpips_weight · LPIPS-alex
+    fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 04_stylegan3)
+    fit_init: str = 'pca'                      # codes start at the frames' principal components ('pca') or 'random'
+    fit_init_scale: float = 0.1                # std of every code dimension at the start
 
 @dataclass
 class InvertConfig:
@@ -71,7 +73,8 @@ class InvertConfig:
     steps_first: int = 1000         # frame 0, from a random w
     lr_first: float = 0.02          # decays to lr_first_end halfway
     lr_first_end: float = 0.01
-    steps_next: int = 5             # frames i > 0, warm-started from frame i-1
+    steps_next: int = 5             # frames i > 0, warm-started (see warm_start)
+    warm_start: str = 'previous'    # frame i starts from frame i-1's code (paper) or from frame 0's ('first')
     lr_next: float = 0.01
     mse_weight: float = 1.0
     lpips_weight: float = 10.0
@@ -87,6 +90,7 @@ class VAEConfig:
     hidden: tuple = (768, 384, 192) # encoder widths after the input (3·512 = 1536)
     latent_dim: int = 96
     beta: float = 1.0               # weight of the KL term
+    keep: str = 'best'              # weights kept: 'best' (lowest val loss) or 'last' epoch
     batch_size: int = 10000
     lr: float = 1e-3
     epochs: int = 500
@@ -132,6 +136,7 @@ class SampleDataConfig:
     seconds: tuple = (3.0, 6.0)     # clip length range (AVSpeech: 3-10 s)
     bad: bool = True                # also make the 4 deliberately bad clips (two faces, no face, tiny face, face leaving)
     faces_dir: str = ''             # extra face photos besides the built-in ones ('' = none)
+    head_motion: float = 1.0        # scale of the heads' drift, roll and zoom and of the camera pan (0: still)
 
 @dataclass
 class Config:
@@ -158,16 +163,17 @@ def _tiny() -> Config:
             arch=dict(z_dim=128, w_dim=128, img_resolution=64, img_channels=3, channel_base=2048, channel_max=128,
                       num_layers=14, conv_kernel=1, use_radial_filters=True, lrelu_upsampling=1, mapping_layers=2),
             fit_steps=2000, fit_minutes=8.0),
-        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, init='w_avg',
-                            lpips_net='alex', batch_clips=8),
-        vae=VAEConfig(hidden=(192, 96, 48), latent_dim=16, batch_size=512, epochs=200, val_fraction=0.2),
+        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
+                            init='w_avg', lpips_net='alex', lpips_weight=0.0, batch_clips=8),
+        vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
+                      val_fraction=0.2),
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=192, conv_dim=[64]*7, num_conv_pos_embeddings=32,
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
-                                  conv_pos_groups=4, lr=1e-3, batch_size=16, epochs=60, max_seconds=6.0),
+                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=6.0),
         render=RenderConfig(magnify=1.0, mode='paper'),
-        sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0)))
+        sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}
 

@@ -140,6 +140,7 @@ def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, 
                 ) -> Iterator[tuple[str, dict]]:
     "Invert many clips in lock-step batches; yields `(clip_id, result)` as each clip finishes (or fails)."
     icfg = getattr(cfg, 'invert', cfg)
+    if icfg.warm_start not in ('previous', 'first'): raise ValueError(f"warm_start must be 'previous' or 'first', got {icfg.warm_start!r}")
     seed = getattr(cfg, 'seed', 0) if seed is None else seed
     B = batch_size or icfg.batch_clips
     n_first = icfg.steps_first if steps_first is None else steps_first
@@ -188,7 +189,9 @@ def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, 
                 c.ws.append(W[i].detach().cpu().clone()); c.mse.append(mse[k].item()); c.lp.append(lp[k].item())
                 c.f += 1
                 if c.f == len(c.frames): out.append((c.cid, c.result())); slots[i] = None
-                else: start_frame(i)
+                else:
+                    start_frame(i)
+                    if icfg.warm_start == 'first': W[i] = c.ws[0].to(dev)   # every frame from frame 0's code
 
     while True:
         fill(); settle()
@@ -225,7 +228,7 @@ def invert_sequence(G, # generator
                     clip_id:str='clip', # names the clip; with cfg.seed it seeds the random start
                     steps_first:int|None=None, # override cfg.steps_first
                    ) -> dict:
-    "Invert one clip (§3.2): frame 0 from a start code, frame i > 0 warm-started from frame i−1."
+    "Invert one clip (§3.2): frame 0 from a start code, frame i > 0 warm-started from frame i−1 (or 0: `warm_start`)."
     _, r = next(invert_clips(G, {clip_id: frames}, cfg, lpips, batch_size=1, steps_first=steps_first,
                              w_init=None if w_init is None else {clip_id: w_init}))
     return r

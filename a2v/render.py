@@ -36,17 +36,18 @@ def smooth_latents(mu:torch.Tensor, frames:int) -> torch.Tensor:
     return torch.nn.functional.conv1d(x, k.view(1, 1, -1)).squeeze(1).T  # (F, D)
 
 def magnify_latents(mu:torch.Tensor,     # Embed2Lat's predictions μ' (F, latent_dim)
-                    mode:str='paper',    # 'paper': μ'·magnify; 'calibrated': per-dimension moment matching
+                    mode:str='paper',    # 'paper': μ'·magnify; 'calibrated': per-dimension least-squares rescaling
                     magnify:float=500.0, # the paper's factor (mode 'paper')
-                    calibration:dict|None=None, # {'pred_mean','pred_std','true_mean','true_std'} lists (mode 'calibrated')
+                    calibration:dict|None=None, # {'pred_mean','pred_std','true_mean','true_std','r'} lists (mode 'calibrated')
                     smooth_frames:int=0, # temporal smoothing after scaling
                    ) -> torch.Tensor:
     "The latents to decode: the paper's ×magnify, or the calibrated alternative; optionally smoothed."
     if mode == 'paper': out = mu * magnify
     elif mode == 'calibrated':
         if calibration is None: raise A2VError("mode 'calibrated' needs the run's calibration (render/calibration.json)")
-        c = {k: torch.tensor(v, dtype=mu.dtype) for k, v in calibration.items() if k.endswith(('mean', 'std'))}
-        out = c['true_mean'] + (mu - c['pred_mean']) * (c['true_std'] / c['pred_std'].clamp_min(1e-6))
+        c = {k: torch.tensor(v, dtype=mu.dtype) for k, v in calibration.items() if k.endswith(('mean', 'std')) or k == 'r'}
+        r = c['r'].clamp_min(0) if 'r' in c else torch.ones_like(c['true_std'])       # (D,) no r: moment matching
+        out = c['true_mean'] + (mu - c['pred_mean']) * (r * c['true_std'] / c['pred_std'].clamp_min(1e-6))
     else: raise A2VError(f"unknown render mode {mode!r}; choose 'paper' or 'calibrated'")
     return smooth_latents(out, smooth_frames)
 
@@ -99,15 +100,22 @@ def calibrate(run, cfg:Config, embed2lat=None) -> dict:
     stamp = os.path.getmtime(model_file)
     if path.exists():
         c = json.loads(path.read_text())
-        if c.get('model_mtime') == stamp: return c
+        if c.get('model_mtime') == stamp and 'r' in c: return c
     model = embed2lat or load_embed2lat(run)[0]
-    preds, trues = [], []
-    for cid in _train_val(run, cfg)['train']:
-        e, _ = load_embedding(run, cid); mu = load_mu(run, cid)
-        preds.append(predict_latents(e, model, n_frames=len(mu))); trues.append(mu)
-    p, t = torch.cat(preds).float(), torch.cat(trues).float()
+    def predict(ids):
+        preds, trues = [], []
+        for cid in ids:
+            e, _ = load_embedding(run, cid); mu = load_mu(run, cid)
+            preds.append(predict_latents(e, model, n_frames=len(mu))); trues.append(mu)
+        return (torch.cat(preds).float(), torch.cat(trues).float()) if ids else (None, None)
+    split = _train_val(run, cfg)
+    p, t = predict(split['train'])                                       # (N, D) each
+    pv, tv = predict(split['val']) if split['val'] else (p, t)
+    pc, tc = pv - pv.mean(0), tv - tv.mean(0)
+    r = (pc * tc).sum(0) / (pc.norm(dim=0) * tc.norm(dim=0)).clamp_min(1e-12)   # (D,) Pearson r per dimension
     c = dict(pred_mean=p.mean(0).tolist(), pred_std=p.std(0).tolist(), true_mean=t.mean(0).tolist(),
-             true_std=t.std(0).tolist(), n_frames=len(p), model_mtime=stamp)
+             true_std=t.std(0).tolist(), r=r.tolist(), r_on='val' if split['val'] else 'train',
+             n_frames=len(p), model_mtime=stamp)
     atomic_write_json(path, c)
     return c
 

@@ -436,7 +436,7 @@ def _background(rng:np.random.Generator, H:int, W:int, pad:int) -> np.ndarray:
 FPS_CHOICES = [Fraction(24), Fraction(25), Fraction(30), Fraction(30000, 1001)]
 SIZE_CHOICES = [(480, 270), (640, 360), (640, 360), (854, 480), (1280, 720)]
 
-def _clip_spec(i:int, seed:int, face_names:list, seconds:tuple, sentences:list) -> dict:
+def _clip_spec(i:int, seed:int, face_names:list, seconds:tuple, sentences:list, head_motion:float=1.0) -> dict:
     rng = np.random.default_rng([seed, i, 1])
     lang = 'en' if rng.random() < 0.75 else str(rng.choice(['de', 'fr', 'es']))
     pool = [s for s in sentences if s[0] == lang]
@@ -448,7 +448,7 @@ def _clip_spec(i:int, seed:int, face_names:list, seconds:tuple, sentences:list) 
                 sentence=pool[(i * 7 + seed) % len(pool)][1], more=pool[(i * 7 + seed + 3) % len(pool)][1],
                 target_s=float(rng.uniform(*seconds)), voice=str(rng.choice(VOICES[lang])),
                 rate=int(rng.integers(140, 190)), pitch=int(rng.integers(30, 75)), pitch_range=int(rng.integers(30, 80)),
-                seconds=[float(seconds[0]), float(seconds[1])], seed=[seed, i])
+                seconds=[float(seconds[0]), float(seconds[1])], seed=[seed, i], head_motion=float(head_motion))
 
 def _bad_specs(seed:int, face_names:list, seconds:tuple, sentences:list, start:int) -> list[dict]:
     out = []
@@ -480,13 +480,14 @@ def _speech_for(spec:dict, sr:int=16000):
         rate = int(rate * 1.2); audio, ph = say()
     return audio, ph, rate, text
 
-def _head_motion(rng, n:int, fps:float, amp:float):
+def _head_motion(rng, n:int, fps:float, amp:float, k:float=1.0):
     "Smooth drift (F, 2) in pixels, roll (F,) in radians and scale (F,) from a few slow sinusoids."
     t = np.arange(n) / fps
     def wave_(a):
         f = rng.uniform(0.08, 0.4, 2); ph = rng.uniform(0, 2 * math.pi, 2)
         return a * (np.sin(2 * math.pi * f[0] * t + ph[0]) + 0.5 * np.sin(2 * math.pi * f[1] * t + ph[1])) / 1.5
-    return np.stack([wave_(amp), wave_(0.6 * amp)], 1), wave_(math.radians(rng.uniform(1, 3.5))), 1 + wave_(0.03)
+    drift, roll, scale = np.stack([wave_(amp), wave_(0.6 * amp)], 1), wave_(math.radians(rng.uniform(1, 3.5))), wave_(0.03)
+    return k * drift, k * roll, 1 + k * scale                      # k scales every motion (the draws stay the same)
 
 def _blinks(rng, n:int, fps:float) -> np.ndarray:
     "Per-frame eyelid closure (F,) in [0, 1]: blinks of 0.15-0.25 s every 2-5 s."
@@ -528,7 +529,8 @@ def _build_clip(spec:dict, out_dir:str, faces_cache:str, faces_dir=None) -> dict
     rigs, paths = [], []
     for j, name in enumerate(spec['faces']):
         rig = _FaceRig(faces[name]['image'], faces[name]['face'], spec['box_size'], rng)
-        drift, roll, scale = _head_motion(rng, n, float(fps), 0.05 * spec['box_size'])
+        hm = spec.get('head_motion', 1.0)
+        drift, roll, scale = _head_motion(rng, n, float(fps), 0.05 * spec['box_size'], hm)
         bs = spec['box_size']
         if spec['kind'] == 'multiple_faces': base = np.array([W * (0.3 + 0.4 * j), H * 0.5])
         else: base = np.array([rng.uniform(0.35, 0.65) * W, rng.uniform(0.42, 0.55) * H])
@@ -541,7 +543,7 @@ def _build_clip(spec:dict, out_dir:str, faces_cache:str, faces_dir=None) -> dict
         rigs.append((rig, path, roll, scale, _blinks(rng, n, float(fps)), talk))
     pad = int(0.03 * W) + 2
     bg = _background(rng, H, W, pad)
-    pan = _head_motion(rng, n, float(fps), pad * 0.9)[0] + pad          # (F, 2) camera pan inside the padding
+    pan = _head_motion(rng, n, float(fps), pad * 0.9, spec.get('head_motion', 1.0))[0] + pad   # (F, 2) camera pan
     boxes = [[] for _ in rigs]
     def frames():
         for f in range(n):
@@ -605,6 +607,7 @@ def make_sample_data(out_dir,                   # output folder: videos/, truth/
                      faces_dir=None,            # extra face photos (one face each), besides the built-in ones
                      seconds:tuple=(3.0, 6.0),  # clip length range (s)
                      bad:bool=True,             # also make 4 deliberately bad clips for the crop stage
+                     head_motion:float=1.0,     # scale of head drift/roll/scale and camera pan (0: still)
                      progress:bool=True,        # progress bar
                      workers:int|None=None,     # processes (None: the CPUs this process may use, at most 8)
                     ) -> list[dict]:
@@ -616,7 +619,8 @@ def make_sample_data(out_dir,                   # output folder: videos/, truth/
     faces, skipped = load_faces(out, faces_dir)
     names = list(faces)
     sentences = [(l, s) for l, ss in SENTENCES.items() for s in ss]
-    specs = [_clip_spec(i, seed, names, (lo, hi), sentences) for i in range(clips)]
+    if head_motion < 0: raise BadInputError(f"head_motion must be >= 0, got {head_motion}")
+    specs = [_clip_spec(i, seed, names, (lo, hi), sentences, head_motion) for i in range(clips)]
     if bad: specs += _bad_specs(seed, names, (lo, hi), sentences, clips)
     import a2v.sample_data as mod      # workers import the module, also when this runs inside the notebook
     workers = workers or min(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1, 8)

@@ -17,7 +17,7 @@ __all__ = ['R256_ARCH', 'design_lowpass_filter', 'upfir', 'firdown', 'filtered_l
            'SynthesisInput', 'modulated_conv', 'SynthesisLayer', 'layer_schedule', 'SynthesisNetwork', 'Generator',
            'save_generator', 'PersistentStub', 'SafeUnpickler', 'safe_load_pickle', 'generator_from_stub',
            'load_generator', 'layer_table', 'filter_response', 'plot_fourier_and_filters', 'psnr', 'equivariance_psnr',
-           'gather_frames', 'calibrate_magnitude_emas', 'demo_frames', 'fit_generator', 'plot_samples']
+           'gather_frames', 'initial_codes', 'calibrate_magnitude_emas', 'demo_frames', 'fit_generator', 'plot_samples']
 
 # %% ../nbs/04_stylegan3.ipynb #1d47b7be
 def _kaiser_beta(atten:float) -> float:
@@ -723,6 +723,23 @@ def gather_frames(
     return frames
 
 @torch.no_grad()
+def initial_codes(X:torch.Tensor, G:Generator, how:str='pca', scale:float=0.1, seed:int=0) -> torch.Tensor:
+    "Starting W+ codes (F, num_ws, w_dim) for frames X (F, 3, R, R): their top principal components, or noise."
+    n, shape = len(X), (G.num_ws, G.w_dim)
+    if how == 'random':
+        return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed)).to(X.device) * scale
+    if how != 'pca': raise ValueError(f"fit_init must be 'pca' or 'random', got {how!r}")
+    flat = X.flatten(1) - X.flatten(1).mean(0)                          # (F, 3·R·R) centred pixels
+    k = min(G.w_dim, n - 1, flat.shape[1])
+    if k < 1: return torch.zeros(n, *shape, device=X.device)            # one frame: nothing to spread
+    torch.manual_seed(seed)                                             # pca_lowrank is randomised
+    _, _, V = torch.pca_lowrank(flat, q=k, center=False, niter=4)       # (3·R·R, k) principal directions
+    c = flat @ V                                                        # (F, k) coefficients
+    c = c / c.std().clamp_min(1e-8) * scale                             # spectrum kept, mean std `scale`
+    c = F.pad(c, (0, G.w_dim - k))                                      # (F, w_dim); zeros beyond k
+    return c[:, None].expand(n, *shape).contiguous()                    # the same W code in every layer
+
+@torch.no_grad()
 def calibrate_magnitude_emas(G:Generator, ws:torch.Tensor):
     "Set every layer's magnitude EMA to its current input's mean square (one forward pass with beta = 0)."
     layers = [getattr(G.synthesis, n) for n in G.synthesis.layer_names]
@@ -800,7 +817,7 @@ def fit_generator(
     G.synthesis.requires_grad_(True)
     n, shape = len(X), (G.num_ws, G.w_dim)
     codes = nn.Embedding(n, G.num_ws * G.w_dim, sparse=True).to(dev)   # one W+ code per frame
-    with torch.no_grad(): codes.weight.normal_(0, 0.1)
+    with torch.no_grad(): codes.weight.copy_(initial_codes(X, G, gc.fit_init, gc.fit_init_scale).flatten(1))
     opt_g = torch.optim.Adam(G.synthesis.parameters(), lr=gc.fit_lr_g, betas=(0.9, 0.99))
     opt_w = torch.optim.SparseAdam(codes.parameters(), lr=gc.fit_lr_w, betas=(0.9, 0.99))
     step, elapsed, history = 0, 0.0, []
@@ -812,8 +829,8 @@ def fit_generator(
         step, elapsed, history = ck['step'], ck['elapsed'], json.loads(ck['history'])
     else:
         calibrate_magnitude_emas(G, codes.weight[:64].view(-1, *shape))
-    lw = gc.fit_lpips_weight
-    lp = (lpips_model or __import__('a2v.weights', fromlist=['get_lpips']).get_lpips('alex', device=dev)) if lw > 0 else None
+    lw = gc.fit_lpips_weight        # LPIPS is always reported; it is in the loss only when lw > 0
+    lp = lpips_model or __import__('a2v.weights', fromlist=['get_lpips']).get_lpips('alex', device=dev)
     max_steps = gc.fit_steps if gc.fit_steps > 0 else 10**9
     budget, B = gc.fit_minutes * 60, min(gc.fit_batch, n)
     gen = torch.Generator().manual_seed(cfg.seed + step)
@@ -833,7 +850,7 @@ def fit_generator(
         x = X[idx]
         y = G.synthesis(codes(idx).view(B, *shape), update_emas=True)
         mse = (y - x).square().mean()
-        loss = mse + (lw * lp(y, x).mean() if lp is not None else 0)
+        loss = mse + (lw * lp(y, x).mean() if lw > 0 else 0)
         opt_g.zero_grad(set_to_none=True); opt_w.zero_grad(set_to_none=True)
         loss.backward()
         opt_g.step(); opt_w.step()

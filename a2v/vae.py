@@ -221,8 +221,10 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
         device=None, # torch device (default: `get_device()`)
         progress:bool=True, # show a progress bar
         title:str='', # title of the curves figure
-       ) -> dict:  # {'best_val_loss', 'best_epoch', 'epochs', 'history', 'samples_per_s'}
-    "Train with Adam; validate every epoch; keep the best weights; resume from `out_dir/last.pt`."
+        keep:str='best', # which weights model.safetensors holds: 'best' (lowest val loss) or 'last' epoch
+       ) -> dict:  # {'best_val_loss', 'best_epoch' (the epoch kept), 'epochs', 'history', 'samples_per_s'}
+    "Train with Adam; validate every epoch; keep the best (or last) weights; resume from `out_dir/last.pt`."
+    if keep not in ('best', 'last'): raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     from tqdm.auto import tqdm
     out_dir = Path(out_dir); rank, world = _dist()
     device = torch.device(device) if device is not None else get_device()
@@ -262,7 +264,7 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
             rec.update(evaluate(net, loss_fn, val_data, batch_size, device, rank, world))
         crit = rec.get('val_loss', rec['train_loss'])
         if rank == 0:
-            if crit < best[0]:
+            if crit < best[0] or keep == 'last':
                 best = (crit, epoch)
                 save_model(out_dir/'model.safetensors', model, model_config, {'epoch': epoch, 'val_loss': crit})
             history.append(rec)
@@ -337,7 +339,7 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
     beta = cfg.vae.beta
     res = fit(LatentVAE(**mc), lambda m, x: vae_loss(m, x, beta), train, val, vd, mc, epochs=cfg.vae.epochs,
               lr=cfg.vae.lr, batch_size=cfg.vae.batch_size, seed=cfg.seed, device=cfg.device, progress=progress,
-              title='VAE')
+              title='VAE', keep=cfg.vae.keep)
     if _dist()[0] != 0: return res
     vae = load_vae(run_dir, device='cpu')
     for c in ids: save_tensors(vd/'mu'/f'{c}.safetensors', {'mu': encode_clip(vae, _load_ws(rd, c))})

@@ -79,6 +79,18 @@ def test_changed_config_reruns_stage_from_scratch(micro_run):
     assert (run/'embed2lat'/'model.safetensors').stat().st_mtime > before
 
 @pytest.mark.slow
+def test_rerun_stage_reruns_everything_downstream(micro_run):
+    "A VAE trained again means a new Embed2Lat too (it learned the old VAE's latents); upstream stages are kept."
+    run, _ = micro_run
+    before = (run/'embed2lat'/'model.safetensors').stat().st_mtime
+    r = _a2v('pipeline', '--run', run, '--no-notebooks', '--set', 'embed2lat.epochs=2', '--set', 'vae.epochs=3')
+    for stage in ('crop', 'fit-generator', 'invert', 'embed-audio'): assert f'{stage}: done, skipped' in r.stdout, stage
+    for stage in ('train-vae', 'train-embed2lat'): assert f'{stage}: done, skipped' not in r.stdout, stage
+    assert (run/'embed2lat'/'model.safetensors').stat().st_mtime > before
+    key = json.loads((run/'stages'/'train-embed2lat.json').read_text())['config']
+    assert key['vae']['epochs'] == 3 and 'generator' in key                      # its marker holds upstream config
+
+@pytest.mark.slow
 def test_render_command_and_its_errors(micro_run, tmp_path):
     run, _ = micro_run
     photo, speech = run/'data'/'heldout'/'photo.png', run/'data'/'heldout'/'speech.wav'

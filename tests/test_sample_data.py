@@ -141,10 +141,21 @@ def test_resume_skips_finished_clips(data):
     make_sample_data(out, clips=2, seed=1, seconds=SECONDS, progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in (out/'videos').iterdir()} == before
 
+@pytest.mark.slow
+def test_head_motion_scales_the_face_path(data, tmp_path):
+    "head_motion=0 keeps the face box still; the same seed with head_motion=1 moves it (same clip otherwise)."
+    out, _ = data
+    still = make_sample_data(tmp_path, clips=1, seed=1, seconds=SECONDS, bad=False, progress=False, workers=1, head_motion=0.0)
+    a, b = _truth(tmp_path, still[0]['id']), _truth(out, 'clip000')
+    spread = lambda t: np.ptp(np.array(t['face_box'], float), axis=0).max()     # px the box edges travel
+    assert spread(a) < 0.5 and spread(b) > 3, (spread(a), spread(b))
+    assert a['mouth_opening'] == b['mouth_opening'] and a['sentence'] == b['sentence']
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(BadInputError, match='not a folder'): make_sample_data(tmp_path, clips=1, faces_dir=tmp_path/'nope')
     with pytest.raises(BadInputError, match='clips must be'): make_sample_data(tmp_path, clips=-1)
     with pytest.raises(BadInputError, match='seconds'): make_sample_data(tmp_path, clips=1, seconds=(4, 3))
+    with pytest.raises(BadInputError, match='head_motion'): make_sample_data(tmp_path, clips=1, head_motion=-1)
 
 def test_user_faces_dir(tmp_path):
     "A photo passed in faces_dir is used; a photo without a face is skipped and reported."
