@@ -330,7 +330,7 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
         out = dict(inverted=sum((p['inverted'] for p in parts), []), skipped=sum((p['skipped'] for p in parts), []),
                    failed={k: v for p in parts for k, v in p['failed'].items()}, frames=sum(p['frames'] for p in parts),
                    seconds=max(p['seconds'] for p in parts))
-        if own_pg: dist.destroy_process_group()
+        if own_pg: dist.barrier(); dist.destroy_process_group()   # no rank tears gloo down mid-collective
     return dict(out, world_size=world)
 
 # %% ../nbs/05_invert.ipynb #5673e51f
