@@ -65,7 +65,7 @@ class GeneratorConfig:
     fit_max_frames: int = 600                  # frames fitted (evenly spaced over all clips; 0: all)
     fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 04_stylegan3)
     fit_init: str = 'pca'                      # codes start at the frames' principal components ('pca') or 'random'
-    fit_init_scale: float = 0.1                # std of every code dimension at the start
+    fit_init_scale: float = 0.1                # mean std of the code dimensions at the start
 
 @dataclass
 class InvertConfig:
