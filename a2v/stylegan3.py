@@ -179,6 +179,7 @@ class SynthesisInput(nn.Module):
         super().__init__()
         self.w_dim, self.channels = w_dim, channels
         self.size = np.broadcast_to(np.asarray(size), [2])
+        self._wh = int(self.size[0]), int(self.size[1])                    # plain ints (torch.compile traces numpy)
         self.sampling_rate, self.bandwidth = sampling_rate, bandwidth
         freqs = torch.randn(channels, 2)                                   # uniform on a disc of radius bandwidth
         radii = freqs.square().sum(1, keepdim=True).sqrt()
@@ -201,7 +202,7 @@ class SynthesisInput(nn.Module):
         phases = self.phases.unsqueeze(0) + (self.freqs.unsqueeze(0) @ T[:, :2, 2:]).squeeze(2)  # (N, C)
         freqs = self.freqs.unsqueeze(0) @ T[:, :2, :2]                     # (N, C, 2)
         amps = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
-        W_, H_ = int(self.size[0]), int(self.size[1])
+        W_, H_ = self._wh
         gx = (torch.arange(W_, device=w.device, dtype=torch.float32) + 0.5 - W_ / 2) / self.sampling_rate
         gy = (torch.arange(H_, device=w.device, dtype=torch.float32) + 0.5 - H_ / 2) / self.sampling_rate
         x = (gx.view(1, 1, W_, 1) * freqs[:, None, None, :, 0] + gy.view(1, H_, 1, 1) * freqs[:, None, None, :, 1]
@@ -250,9 +251,9 @@ def modulated_conv(
 
 # %% ../nbs/04_stylegan3.ipynb #69804a43
 def _clamp(x, c):
-    "`x.clamp(-c, c)`; on the CPU skipped when nothing exceeds ±c (the common case, and free of backward cost)."
+    "`x.clamp(-c, c)`; in eager CPU runs skipped when nothing exceeds ±c (the common case, and free of backward cost)."
     if c is None: return x
-    if x.device.type == 'cpu':
+    if x.device.type == 'cpu' and not torch.compiler.is_compiling():   # a data-dependent branch would break a graph
         lo, hi = torch.aminmax(x.detach())
         if -c <= float(lo) and float(hi) <= c: return x
     return x.clamp(-c, c)
@@ -306,7 +307,7 @@ class SynthesisLayer(nn.Module):
         # x (N, in_channels, in_size, in_size), w (N, w_dim) -> (N, out_channels, out_size, out_size)
         if update_emas:
             self.magnitude_ema.copy_(x.detach().float().square().mean().lerp(self.magnitude_ema, self.magnitude_ema_beta))
-        x = x.contiguous(memory_format=torch.channels_last)               # depthwise filters are fastest in NHWC
+        x = x.contiguous(memory_format=torch.channels_last if x.device.type == 'cpu' else torch.contiguous_format)
         styles = self.affine(w)                                            # (N, I)
         if self.is_torgb: styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel ** 2))
         # filtered_lrelu(modulated_conv(x), ...) with its linear gains (√2, up²) folded into the convolution

@@ -157,13 +157,20 @@ def vae_loss(model, x, beta:float=1.0) -> tuple[torch.Tensor, dict]:
     return mse + beta * kl, {'mse': mse.detach(), 'kl': kl.detach()}
 
 # %% ../nbs/06_vae.ipynb #d996c4d6
-def _dist():
-    "(rank, world_size), initialising torch.distributed from torchrun's environment when needed."
+def _dist() -> tuple[int, int, bool]:
+    "(rank, world_size, created): joins torchrun's process group when needed; `created` says this call made it."
     import torch.distributed as dist
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        return dist.get_rank(), dist.get_world_size(), True
+    return (dist.get_rank(), dist.get_world_size(), False) if dist.is_initialized() else (0, 1, False)
+
+def _leave_dist():
+    "Tear down the process group we made, behind a barrier, while Python is fully alive (see text)."
+    import gc, torch.distributed as dist
+    gc.collect()           # DDP's reducer sits in reference cycles and holds the group: free it now, not at exit
+    dist.barrier(); dist.destroy_process_group()
 
 def _jsonable(x): return json.loads(json.dumps(x))
 
@@ -222,11 +229,11 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
         progress:bool=True, # show a progress bar
         title:str='', # title of the curves figure
         keep:str='best', # which weights model.safetensors holds: 'best' (lowest val loss) or 'last' epoch
-       ) -> dict:  # {'best_val_loss', 'best_epoch' (the epoch kept), 'epochs', 'history', 'samples_per_s'}
+       ) -> dict:  # {'best_val_loss', 'best_epoch' (the epoch kept), 'epochs', 'history', 'samples_per_s', 'rank'}
     "Train with Adam; validate every epoch; keep the best (or last) weights; resume from `out_dir/last.pt`."
     if keep not in ('best', 'last'): raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     from tqdm.auto import tqdm
-    out_dir = Path(out_dir); rank, world = _dist()
+    out_dir = Path(out_dir); rank, world, own_pg = _dist()
     device = torch.device(device) if device is not None else get_device()
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay else \
@@ -278,8 +285,10 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
         import matplotlib.pyplot as plt
         plt.close(plot_curves(history, out_dir/'curves.png', title))
         atomic_write_json(out_dir/'history.json', history)
+    del net                                           # DDP's wrapper holds the process group
+    if own_pg: _leave_dist()
     return {'best_val_loss': best[0], 'best_epoch': best[1], 'epochs': epochs, 'history': history,
-            'samples_per_s': n_seen / t_train if t_train else None}
+            'samples_per_s': n_seen / t_train if t_train else None, 'rank': rank}
 
 def _batch_len(batch):
     if isinstance(batch, torch.Tensor): return len(batch)
@@ -340,7 +349,7 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
     res = fit(LatentVAE(**mc), lambda m, x: vae_loss(m, x, beta), train, val, vd, mc, epochs=cfg.vae.epochs,
               lr=cfg.vae.lr, batch_size=cfg.vae.batch_size, seed=cfg.seed, device=cfg.device, progress=progress,
               title='VAE', keep=cfg.vae.keep)
-    if _dist()[0] != 0: return res
+    if res['rank'] != 0: return res
     vae = load_vae(run_dir, device='cpu')
     for c in ids: save_tensors(vd/'mu'/f'{c}.safetensors', {'mu': encode_clip(vae, _load_ws(rd, c))})
     m = {'epochs': cfg.vae.epochs, 'best_epoch': res['best_epoch'], 'samples_per_s': res['samples_per_s'],

@@ -9,7 +9,7 @@ def _engine_seconds(G, lpips, cfg, batch:int, n_frames:int) -> float:
     "Wall time of `invert_clips` on `batch` clips of `n_frames` frames each, all in one batch."
     from a2v.invert import invert_clips
     with torch.no_grad():
-        z = torch.randn(batch, G.z_dim, generator=torch.Generator().manual_seed(0))
+        z = torch.randn(batch, G.z_dim, generator=torch.Generator().manual_seed(0)).to(G.mapping.w_avg.device)
         x = G.synthesis(G.mapping(z), noise_mode='const').clamp(-1, 1)            # (batch, 3, H, W)
     clips = {str(i): x[i:i + 1].expand(n_frames, -1, -1, -1) for i in range(batch)}
     t = time.perf_counter()
