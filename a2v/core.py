@@ -164,7 +164,7 @@ def _tiny() -> Config:
                       num_layers=14, conv_kernel=1, use_radial_filters=True, lrelu_upsampling=1, mapping_layers=2),
             fit_steps=2000, fit_minutes=8.0),
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
-                            init='w_avg', lpips_net='alex', batch_clips=8),
+                            lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 05_invert
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
                       val_fraction=0.2),
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,

@@ -28,6 +28,8 @@ def inversion_loss(img:torch.Tensor, # synthesised images (N, 3, H, W) in [-1, 1
                    mse_weight:float=1.0, lpips_weight:float=10.0):
     "Per-image loss `mse_weight·MSE + lpips_weight·LPIPS` (§3.2), with its two parts: three (N,) tensors."
     mse = (img - target).pow(2).mean((1, 2, 3))     # (N,)
+    if lpips_weight == 0 and torch.is_grad_enabled():   # an optimisation step that LPIPS cannot move: skip it (NaN)
+        return mse_weight * mse, mse, torch.full_like(mse, float('nan'))
     lp = _lpips_of(lpips, img, target)              # (N,)
     return mse_weight * mse + lpips_weight * lp, mse, lp
 

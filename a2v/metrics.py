@@ -135,8 +135,12 @@ def _dark_band(profile, s0:int, s1:int, thr:float) -> float:
     return float(profile[a:b + 1].sum())
 
 def mouth_opening(frames, face_box=None, landmarks=None, region:dict|None=None,
-                  dark_lo:float=0.3, dark_hi:float=0.5, band_thr:float=0.3) -> np.ndarray:
-    "Mouth opening per frame from the pixels: height of the dark inner-mouth band in mouth widths → (F,) float32."
+                  method:str='soft', # 'soft': summed darkness of the gap rows; 'band': the dark band around the darkest row
+                  dark_level:float=0.9, # 'soft': pixels below dark_level × skin count, black fully
+                  dark_lo:float=0.3, dark_hi:float=0.5, band_thr:float=0.3, # 'band': dark between these, band rows ≥ thr
+                 ) -> np.ndarray:
+    "Mouth opening per frame from the pixels: darkness-weighted height of the inner-mouth gap in mouth widths → (F,)."
+    if method not in ('soft', 'band'): raise ValueError(f"method must be 'soft' or 'band', got {method!r}")
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"expected frames (F, H, W, 3), got {frames.shape}")
     if region is None: region = mouth_region(frames, face_box, landmarks)
@@ -145,16 +149,20 @@ def mouth_opening(frames, face_box=None, landmarks=None, region:dict|None=None,
     y0, y1 = max(round(cy - 0.4 * d), 0), min(round(cy + 0.9 * d), H)           # rows searched
     x0, x1 = max(round(cx - 0.75 * d), 0), min(round(cx + 0.75 * d), W)
     c0, c1 = max(round(cx - 0.25 * d), x0), min(round(cx + 0.25 * d), x1)       # central columns
-    s0, s1 = max(round(cy - 0.25 * d) - y0, 0), min(round(cy + 0.45 * d) - y0, y1 - y0)  # where the gap starts
+    s0, s1 = max(round(cy - 0.25 * d) - y0, 0), min(round(cy + 0.45 * d) - y0, y1 - y0)  # where the gap opens
     if d < 2 or y1 - y0 < 2 or c1 - c0 < 1 or s1 <= s0:
         raise ValueError(f"mouth region {region} does not fit a {W}×{H} frame")
     out = np.empty(len(frames), np.float32)
     for i in range(0, len(frames), 256):  # chunks keep memory bounded on long clips
         L = _luma(frames[i:i+256, y0:y1, x0:x1].astype(np.float32))             # (n, h, w)
         ref = np.percentile(L.reshape(len(L), -1), 90, axis=1)[:, None, None]   # (n, 1, 1) skin level
-        dark = np.clip((dark_hi * ref - L) / ((dark_hi - dark_lo) * ref + 1e-6), 0, 1)
-        prof = dark[:, :, c0 - x0:c1 - x0].mean(2)                              # (n, h) vertical darkness profile
-        out[i:i+256] = [_dark_band(p, s0, s1, band_thr) / d for p in prof]
+        if method == 'soft':
+            dark = np.clip((dark_level * ref - L) / (dark_level * ref + 1e-6), 0, 1)
+            out[i:i+256] = dark[:, s0:s1, c0 - x0:c1 - x0].mean(2).sum(1) / d    # (n,)
+        else:
+            dark = np.clip((dark_hi * ref - L) / ((dark_hi - dark_lo) * ref + 1e-6), 0, 1)
+            prof = dark[:, :, c0 - x0:c1 - x0].mean(2)                          # (n, h) vertical darkness profile
+            out[i:i+256] = [_dark_band(p, s0, s1, band_thr) / d for p in prof]
     return out
 
 # %% ../nbs/11_metrics.ipynb #0ffd3aa9

@@ -103,6 +103,17 @@ def test_mouth_opening_ignores_global_brightness(clip128, opening):
     assert np.corrcoef(mouth_opening(dim, region=reg), opening)[0, 1] > 0.9
 
 
+def test_soft_measure_reads_faint_mouths(clip128, opening):
+    "A generated mouth is a grey shadow, not a black gap: the soft measure still follows it, the band measure less so."
+    closed = _toy_clip(np.zeros_like(opening), 128, seed=1).astype(np.float32)
+    faint = (0.1 * clip128 + 0.9 * closed).round().astype(np.uint8)    # 10 % of the gap's darkness is left
+    reg = mouth_region(clip128)
+    soft, band = mouth_opening(faint, region=reg), mouth_opening(faint, region=reg, method='band')
+    r_soft, r_band = np.corrcoef(soft, opening)[0, 1], np.corrcoef(band, opening)[0, 1]
+    assert r_soft > 0.95 and r_band < r_soft - 0.2, (r_soft, r_band)
+    with pytest.raises(ValueError, match='method'): mouth_opening(faint, region=reg, method='sharp')
+
+
 def test_mouth_opening_no_face_does_not_crash():
     noise = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     assert mouth_region(noise)['source'] == 'default_box'
