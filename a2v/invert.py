@@ -408,7 +408,9 @@ def plot_inversion(run_dir, # a run with latents
             a.axis('off'); b.axis('off')
         axs[2 * r, 0].text(-0.1, 0.5, 'crop', transform=axs[2 * r, 0].transAxes, rotation=90, va='center', ha='right', fontsize=8)
         axs[2 * r + 1, 0].text(-0.1, 0.5, 'inverted', transform=axs[2 * r + 1, 0].transAxes, rotation=90, va='center', ha='right', fontsize=8)
-    fig.suptitle(f'Fig. 2: W+ inversion ({cfg.invert.lpips_net} LPIPS, {cfg.invert.steps_first}/{cfg.invert.steps_next} steps)', fontsize=9)
+    ic = cfg.invert
+    loss = 'MSE' + (f' + {ic.lpips_weight:g}·LPIPS-{ic.lpips_net}' if ic.lpips_weight else f' (LPIPS-{ic.lpips_net} reported)')
+    fig.suptitle(f'Fig. 2: W+ inversion, loss {loss}, {ic.steps_first}/{ic.steps_next} steps', fontsize=9)
     fig.tight_layout()
     out = Path(out) if out else rd.stage('figures')/'fig2_inversion.png'
     with atomic_path(out, suffix='.png') as tmp: fig.savefig(tmp, dpi=90)
