@@ -66,6 +66,7 @@ class GeneratorConfig:
     fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 04_stylegan3)
     fit_init: str = 'pca'                      # codes start at the frames' principal components ('pca') or 'random'
     fit_init_scale: float = 0.1                # mean std of the code dimensions at the start
+    fit_mirror: bool = False                   # also fit every frame mirrored (x-flips, as NVIDIA trains FFHQ); same frame budget
 
 @dataclass
 class InvertConfig:
@@ -162,7 +163,7 @@ def _tiny() -> Config:
             source='generator/generator.safetensors',   # relative to the run directory: made by fit-generator
             arch=dict(z_dim=128, w_dim=128, img_resolution=64, img_channels=3, channel_base=2048, channel_max=128,
                       num_layers=14, conv_kernel=1, use_radial_filters=True, lrelu_upsampling=1, mapping_layers=2),
-            fit_steps=2000, fit_minutes=8.0),
+            fit_steps=2000, fit_minutes=8.0, fit_mirror=True),
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
                             lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 05_invert
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,

@@ -17,7 +17,8 @@ __all__ = ['R256_ARCH', 'design_lowpass_filter', 'upfir', 'firdown', 'filtered_l
            'SynthesisInput', 'modulated_conv', 'SynthesisLayer', 'layer_schedule', 'SynthesisNetwork', 'Generator',
            'save_generator', 'PersistentStub', 'SafeUnpickler', 'safe_load_pickle', 'generator_from_stub',
            'load_generator', 'layer_table', 'filter_response', 'plot_fourier_and_filters', 'psnr', 'equivariance_psnr',
-           'gather_frames', 'initial_codes', 'calibrate_magnitude_emas', 'demo_frames', 'fit_generator', 'plot_samples']
+           'gather_frames', 'fit_frames', 'initial_codes', 'calibrate_magnitude_emas', 'demo_frames', 'fit_generator',
+           'plot_samples']
 
 # %% ../nbs/04_stylegan3.ipynb #1d47b7be
 def _kaiser_beta(atten:float) -> float:
@@ -723,6 +724,12 @@ def gather_frames(
         frames = frames[np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
     return frames
 
+def fit_frames(source, res:int, gc) -> np.ndarray:
+    "The frames `fit_generator` fits (F, res, res, 3): `gather_frames`, plus their mirror images when `gc.fit_mirror`."
+    if not gc.fit_mirror: return gather_frames(source, res, gc.fit_max_frames)
+    f = gather_frames(source, res, (gc.fit_max_frames + 1) // 2 if gc.fit_max_frames else 0)
+    return np.concatenate([f, f[:, :, ::-1]])                          # same budget: half the frames, each twice
+
 @torch.no_grad()
 def initial_codes(X:torch.Tensor, G:Generator, how:str='pca', scale:float=0.1, seed:int=0) -> torch.Tensor:
     "Starting W+ codes (F, num_ws, w_dim) for frames X (F, 3, R, R): their top principal components, or noise."
@@ -810,7 +817,7 @@ def fit_generator(
     if out.exists() and paths['metrics'].exists():                      # done before: nothing to do
         return json.loads(paths['metrics'].read_text())
     arch = dict(gc.arch) or dict(R256_ARCH)
-    frames = gather_frames(frames_or_crop_dir, arch['img_resolution'], gc.fit_max_frames)
+    frames = fit_frames(frames_or_crop_dir, arch['img_resolution'], gc)
     dev = get_device(cfg.device)
     X = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(dev)    # (F, 3, R, R) in [-1, 1]
     seed_everything(cfg.seed)

@@ -178,3 +178,15 @@ def test_fit_generator_resumes_and_writes_atomically(tmp_path):
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad(): assert abs(float(psnr(G.synthesis(ws), x).mean()) - m['psnr']) < 0.01
     assert 0 <= m['lpips'] < 1 and m['psnr'] > 5
+
+
+def test_fit_frames_mirror():
+    "With fit_mirror the fitted set is half the frames and their mirror images, within the same frame budget."
+    from a2v.core import get_config
+    from a2v.stylegan3 import fit_frames
+    x = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
+    gc = get_config('tiny', **{'generator.fit_max_frames': 6, 'generator.fit_mirror': True}).generator
+    f = fit_frames(x, 16, gc)
+    assert f.shape == (6, 16, 16, 3) and np.array_equal(f[3:], f[:3, :, ::-1])
+    gc.fit_mirror = False
+    assert np.array_equal(fit_frames(x, 16, gc), x[np.linspace(0, 9, 6).round().astype(int)])
