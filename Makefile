@@ -47,15 +47,17 @@ setup: sysdeps venv weights
 
 ## The two commands -----------------------------------------------------------------------------
 demo: setup
-	$(VENV)/bin/a2v pipeline --preset tiny --run $(RUN)
+	A2V_FIGURES=$(CURDIR)/figures $(VENV)/bin/a2v pipeline --preset tiny --run $(RUN)
 	@echo "demo finished: see $(RUN)/renders/, $(RUN)/figures/, $(RUN)/metrics.json and figures/"
 
 test: setup
+	@git status --porcelain --untracked-files=all > $(VENV)/.a2v-status-before 2>/dev/null || true
 	$(VENV)/bin/nbdev_test --path nbs --n_workers 2 --timing --flags slow
 	$(VENV)/bin/pytest tests
 
 ## Tools ----------------------------------------------------------------------------------------
 test-fast: setup
+	@git status --porcelain --untracked-files=all > $(VENV)/.a2v-status-before 2>/dev/null || true
 	$(VENV)/bin/nbdev_test --path nbs --n_workers 2
 	$(VENV)/bin/pytest tests -m "not slow"
 
@@ -76,7 +78,7 @@ readme: venv
 
 # Execute every notebook in place (outputs and figures kept), then clean metadata: what is committed.
 notebooks: setup
-	$(PY) tools/run_notebooks.py
+	A2V_FIGURES=$(CURDIR)/figures $(PY) tools/run_notebooks.py
 	$(VENV)/bin/nbdev_clean
 
 clean:

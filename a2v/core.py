@@ -4,17 +4,19 @@
 
 # %% ../nbs/00_core.ipynb #1e292c1b
 from __future__ import annotations
-import contextlib, dataclasses, json, os, pickle, random, tempfile
+import contextlib, dataclasses, json, math, os, pickle, random, tempfile, types, typing
 from dataclasses import dataclass, field, asdict, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 # %% auto #0
 __all__ = ['PRESETS', 'A2VError', 'BadInputError', 'MissingWeightsError', 'MissingStageOutputError', 'UnsafePickleError',
-           'bad_input', 'CropConfig', 'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig', 'Embed2LatConfig',
-           'RenderConfig', 'SampleDataConfig', 'Config', 'get_config', 'config_to_dict', 'config_from_dict', 'RunDir',
-           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl',
-           'save_tensors', 'load_tensors', 'get_device', 'seed_everything']
+           'bad_input', 'CropConfig', 'GeneratorArch', 'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig',
+           'Embed2LatConfig', 'RenderConfig', 'SampleDataConfig', 'Config', 'check_config', 'get_config',
+           'config_to_dict', 'config_from_dict', 'flatten_config', 'RunDir', 'stage_config', 'atomic_path',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl', 'jsonable',
+           'psnr', 'save_tensors', 'load_tensors', 'get_device', 'seed_everything', 'dist_env', 'figures_dir',
+           'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -53,10 +55,27 @@ class CropConfig:
     fixed_size: bool = True         # crop side from the clip's median detection box (False: interpolated per frame)
 
 @dataclass
+class GeneratorArch:
+    "StyleGAN3 hyper-parameters of a generator we fit ourselves (NVIDIA's keyword names); `**arch` passes them on."
+    z_dim: int = 128
+    w_dim: int = 128
+    img_resolution: int = 64
+    img_channels: int = 3
+    channel_base: int = 2048
+    channel_max: int = 128
+    num_layers: int = 14
+    conv_kernel: int = 1
+    use_radial_filters: bool = True   # config R (True) or T (False)
+    lrelu_upsampling: int = 1         # NVIDIA's default is 2; 1 is 12× faster on the CPU (see 06_stylegan3)
+    mapping_layers: int = 2
+    def keys(self): return [f.name for f in fields(self)]          # a mapping: Generator(**arch), arch['w_dim']
+    def __getitem__(self, k): return getattr(self, k)
+
+@dataclass
 class GeneratorConfig:
     "§3.2: which StyleGAN3 to use; `arch` and `fit_*` only matter for `a2v fit-generator` (tiny preset)."
     source: str = 'stylegan3-r-ffhqu-256x256'  # registry name, path to an NVIDIA pickle, or our saved generator
-    arch: dict = field(default_factory=dict)   # StyleGAN3 hyper-parameters for a generator we fit ourselves
+    arch: GeneratorArch | None = None          # hyper-parameters of a generator we fit ourselves (None: pretrained)
     fit_steps: int = 0                         # auto-decoder steps (0: use `source` as it is)
     fit_batch: int = 8
     fit_lr_g: float = 2e-3
@@ -64,7 +83,7 @@ class GeneratorConfig:
     fit_minutes: float = 10.0                  # wall-clock budget for fitting
     fit_max_frames: int = 600                  # frames fitted (evenly spaced over all clips; 0: all)
     fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 04_stylegan3)
-    fit_init: str = 'pca'                      # codes start at the frames' principal components ('pca') or 'random'
+    fit_init: Literal['pca', 'random'] = 'pca'                    # codes start at the frames' principal components ('pca') or 'random'
     fit_init_scale: float = 0.1                # mean std of the code dimensions at the start
     fit_mirror: bool = False                   # also fit every frame mirrored (x-flips, as NVIDIA trains FFHQ); same frame budget
 
@@ -75,23 +94,23 @@ class InvertConfig:
     lr_first: float = 0.02          # decays to lr_first_end halfway
     lr_first_end: float = 0.01
     steps_next: int = 5             # frames i > 0, warm-started (see warm_start)
-    warm_start: str = 'previous'    # frame i starts from frame i-1's code (paper) or from frame 0's ('first')
+    warm_start: Literal['previous', 'first'] = 'previous'  # frame i starts from frame i-1's code (paper) or from frame 0's ('first')
     lr_next: float = 0.01
     mse_weight: float = 1.0
     lpips_weight: float = 10.0
-    lpips_net: str = 'vgg'          # 'vgg' (Image2StyleGAN) or 'alex'
-    init: str = 'random'            # 'random' (paper), 'w_avg', or 'best_of_n'
+    lpips_net: Literal['vgg', 'alex'] = 'vgg'  # 'vgg' (Image2StyleGAN) or 'alex'
+    init: Literal['random', 'w_avg', 'best_of_n'] = 'random'  # 'random' (paper), 'w_avg', or 'best_of_n'
     n_init: int = 1                 # candidates for 'best_of_n'
     batch_clips: int = 8            # clips advanced in lock-step
 
 @dataclass
 class VAEConfig:
     "§3.3, §4.3: the VAE on Δw = w_i − w_0 of a few W+ layers."
-    layers: tuple = (5, 6, 7)       # 0-based W+ indices
-    hidden: tuple = (768, 384, 192) # encoder widths after the input (3·512 = 1536)
+    layers: tuple[int, ...] = (5, 6, 7)  # 0-based W+ indices
+    hidden: tuple[int, ...] = (768, 384, 192) # encoder widths after the input (3·512 = 1536)
     latent_dim: int = 96
     beta: float = 1.0               # weight of the KL term
-    keep: str = 'best'              # weights kept: 'best' (lowest val loss) or 'last' epoch
+    keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
     batch_size: int = 10000
     lr: float = 1e-3
     epochs: int = 500
@@ -126,7 +145,7 @@ class Embed2LatConfig:
 class RenderConfig:
     "§4.4: decode μ', magnify, add Δw to the photo's w_0, synthesise, mux."
     magnify: float = 500.0          # the paper's ×500
-    mode: str = 'paper'             # 'paper' or a flicker-reducing alternative (see 09_render)
+    mode: Literal['paper', 'calibrated'] = 'paper'  # 'paper' or a flicker-reducing alternative (see 09_render)
     smooth_frames: int = 0          # temporal smoothing of μ' (0: none)
     batch_size: int = 8             # frames synthesised at once
 
@@ -134,7 +153,7 @@ class RenderConfig:
 class SampleDataConfig:
     "The self-made talking-clip data set (tiny preset; see 10_sample_data)."
     clips: int = 0                  # good clips to make (the paper preset reads AVSpeech videos instead)
-    seconds: tuple = (3.0, 6.0)     # clip length range (AVSpeech: 3-10 s)
+    seconds: tuple[float, float] = (3.0, 6.0)  # clip length range (AVSpeech: 3-10 s)
     bad: bool = True                # also make the 4 deliberately bad clips (two faces, no face, tiny face, face leaving)
     faces_dir: str = ''             # extra face photos besides the built-in ones ('' = none)
     head_motion: float = 1.0        # scale of the heads' drift, roll and zoom and of the camera pan (0: still)
@@ -142,7 +161,7 @@ class SampleDataConfig:
 @dataclass
 class Config:
     "Everything one pipeline run needs."
-    preset: str = 'paper'
+    preset: Literal['tiny', 'paper'] = 'paper'
     seed: int = 0
     device: str | None = None       # None: cuda → mps → cpu
     crop: CropConfig = field(default_factory=CropConfig)
@@ -161,8 +180,7 @@ def _tiny() -> Config:
         crop=CropConfig(resolution=64, min_face=48),
         generator=GeneratorConfig(
             source='generator/generator.safetensors',   # relative to the run directory: made by fit-generator
-            arch=dict(z_dim=128, w_dim=128, img_resolution=64, img_channels=3, channel_base=2048, channel_max=128,
-                      num_layers=14, conv_kernel=1, use_radial_filters=True, lrelu_upsampling=1, mapping_layers=2),
+            arch=GeneratorArch(),                             # 64 px, 16 ws of 128, config R
             fit_steps=2000, fit_minutes=8.0, fit_mirror=True),
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
                             lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 05_invert
@@ -179,14 +197,84 @@ def _tiny() -> Config:
 PRESETS = {'paper': Config, 'tiny': _tiny}
 
 # %% ../nbs/00_core.ipynb #93073095
-def _coerce(old, new):
-    "Convert `new` (often a string from the command line) to the type of `old`."
-    if isinstance(new, str) and not isinstance(old, str) and old is not None:
-        if isinstance(old, bool): return new.lower() in ('1', 'true', 'yes', 'on')
-        if isinstance(old, (tuple, list, dict)): new = json.loads(new)
-        else: return type(old)(new)
-    if isinstance(old, tuple) and isinstance(new, list): return tuple(new)
-    return new
+_TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
+
+def _json(value:str, key:str):
+    try: return json.loads(value)
+    except json.JSONDecodeError: raise A2VError(f"{key}: {value!r} is not valid JSON") from None
+
+def _convert(value, tp, key:str):
+    "`value` (from the command line, JSON or Python) as type `tp`, or an `A2VError` naming `key` and what it expects."
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any: return value
+    if origin in (typing.Union, types.UnionType):                     # X | None
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ('none', 'null'))): return None
+        for a in (a for a in args if a is not type(None)):
+            try: return _convert(value, a, key)
+            except A2VError as e: err = e
+        raise err
+    if origin is Literal:
+        if value in args: return value
+        raise A2VError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
+    if is_dataclass(tp):
+        if isinstance(value, tp): return value
+        value = _json(value, key) if isinstance(value, str) else value
+        if not isinstance(value, dict): raise A2VError(f"{key}: expected a JSON object of {tp.__name__} fields, got {value!r}")
+        return config_from_dict(value, tp, prefix=key + '.')
+    if tp is bool:
+        if isinstance(value, bool): return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE: return value.lower() in _TRUE
+        raise A2VError(f"{key}: expected true or false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, str):
+            try: value = float(value) if tp is float else int(value)
+            except ValueError: raise A2VError(f"{key}: expected {'a number' if tp is float else 'an integer'}, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and value != int(value)):
+            raise A2VError(f"{key}: expected {'a number' if tp is float else 'an integer'}, got {value!r}")
+        return tp(value)
+    if tp is str:
+        if isinstance(value, str): return value
+        raise A2VError(f"{key}: expected a string, got {value!r}")
+    if tuple in (tp, origin) or list in (tp, origin) or dict in (tp, origin):
+        value = _json(value, key) if isinstance(value, str) else value
+        if (tp is dict or origin is dict) and isinstance(value, dict): return value
+        if isinstance(value, (list, tuple)) and (tp in (tuple, list) or origin in (tuple, list)):
+            if origin is tuple and args and args[-1] is not Ellipsis and len(args) != len(value):
+                raise A2VError(f"{key}: expected {len(args)} values, got {len(value)}")
+            el = [args[0] if args and (len(args) == 1 or args[-1] is Ellipsis) else (args[i] if args else Any) for i in range(len(value))]
+            out = [_convert(v, t, f'{key}[{i}]') for i, (v, t) in enumerate(zip(value, el))]
+            return tuple(out) if (tp is tuple or origin is tuple) else out
+        raise A2VError(f"{key}: expected a JSON {'object' if dict in (tp, origin) else 'list'}, got {value!r}")
+    return value
+
+_RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Every float must also be finite.
+    **{k: (1, None) for k in ('crop.sample_rate', 'crop.resolution', 'crop.batch', 'generator.fit_batch', 'invert.n_init',
+                              'invert.batch_clips', 'vae.latent_dim', 'vae.batch_size', 'vae.epochs', 'embed2lat.hidden_size',
+                              'embed2lat.num_layers', 'embed2lat.num_heads', 'embed2lat.intermediate_size', 'embed2lat.batch_size',
+                              'embed2lat.epochs', 'render.batch_size', 'embed2lat.conv_pos', 'embed2lat.conv_pos_groups')},
+    **{k: (1e-9, None) for k in ('crop.fps', 'crop.detect_interval_s', 'invert.lr_first', 'invert.lr_first_end', 'invert.lr_next',
+                                 'vae.lr', 'embed2lat.lr', 'generator.fit_lr_g', 'generator.fit_lr_w', 'audio.chunk_s',
+                                 'embed2lat.max_seconds', 'generator.fit_minutes')},
+    **{k: (0, None) for k in ('crop.min_face', 'crop.margin', 'crop.min_seconds', 'invert.steps_first', 'invert.steps_next',
+                              'invert.mse_weight', 'invert.lpips_weight', 'vae.beta', 'render.smooth_frames', 'sample_data.clips',
+                              'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
+                              'generator.fit_init_scale', 'sample_data.head_motion', 'seed')},
+    'crop.min_prob': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
+}
+
+def check_config(cfg:Config):
+    "Raise an `A2VError` naming the first field whose value is out of range (see `_RULES`), or a non-finite number."
+    for key, v in flatten_config(cfg).items():
+        if isinstance(v, float) and not math.isfinite(v): raise A2VError(f"{key}: must be a finite number, got {v}")
+        lo, hi = _RULES.get(key, (None, None))
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if lo is not None and v < lo: raise A2VError(f"{key}: must be ≥ {lo:g}, got {v}")
+            if hi is not None and v > hi: raise A2VError(f"{key}: must be ≤ {hi:g}, got {v}")
+    if cfg.audio.overlap_s >= cfg.audio.chunk_s: raise A2VError(f"audio.overlap_s: must be < audio.chunk_s ({cfg.audio.chunk_s}), got {cfg.audio.overlap_s}")
+    if any(l < 0 for l in cfg.vae.layers) or not cfg.vae.layers: raise A2VError(f"vae.layers: expected W+ layer indices ≥ 0, got {cfg.vae.layers}")
+    if cfg.sample_data.seconds[0] <= 0 or cfg.sample_data.seconds[0] > cfg.sample_data.seconds[1]:
+        raise A2VError(f"sample_data.seconds: expected [shortest, longest] with 0 < shortest ≤ longest, got {list(cfg.sample_data.seconds)}")
+    return cfg
 
 def get_config(preset:str='tiny', **overrides) -> Config:
     "The named preset with `overrides` applied; keys are dotted field names such as `'invert.steps_first'`."
@@ -200,22 +288,29 @@ def get_config(preset:str='tiny', **overrides) -> Config:
             obj = getattr(obj, p)
         if not is_dataclass(obj) or name not in {f.name for f in fields(obj)}:
             raise A2VError(f"unknown config key {key!r}")
-        setattr(obj, name, _coerce(getattr(obj, name), value))
-    return cfg
+        setattr(obj, name, _convert(value, typing.get_type_hints(type(obj))[name], key))
+    return check_config(cfg)
 
 def config_to_dict(cfg) -> dict:
     "A JSON-ready dict of a config."
     return asdict(cfg)
 
-def config_from_dict(d:dict, cls=Config):
-    "Inverse of `config_to_dict`; unknown keys raise, tuples come back as tuples."
-    kw = {}
-    names = {f.name: f for f in fields(cls)}
-    for k, v in d.items():
-        if k not in names: raise A2VError(f"unknown config key {k!r} for {cls.__name__}")
-        default = getattr(cls(), k) if k in names else None
-        kw[k] = config_from_dict(v, type(default)) if is_dataclass(default) else _coerce(default, v)
-    return cls(**kw)
+def config_from_dict(d:dict, cls=Config, prefix:str=''):
+    "Inverse of `config_to_dict`: types checked and converted (tuples come back as tuples); unknown keys raise."
+    if not isinstance(d, dict): raise A2VError(f"{prefix.rstrip('.') or 'config'}: expected a JSON object, got {d!r}")
+    hints, names = typing.get_type_hints(cls), {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown: raise A2VError(f"unknown config key {prefix + unknown[0]!r} for {cls.__name__}")
+    return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in d.items()})
+
+def flatten_config(cfg, prefix:str='') -> dict:
+    "Dotted key -> value of every field below the top-level `preset` (what `get_config(cfg.preset, **...)` rebuilds `cfg` from)."
+    out = {}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if is_dataclass(v): out.update(flatten_config(v, prefix + f.name + '.'))
+        elif f.name != 'preset' or prefix: out[prefix + f.name] = v
+    return out
 
 # %% ../nbs/00_core.ipynb #43a45ec9
 class RunDir:
@@ -247,6 +342,12 @@ class RunDir:
     def save_config(self, cfg:Config): atomic_write_json(self.config, config_to_dict(cfg))
     def load_config(self) -> Config:
         return config_from_dict(json.loads(self.require('config.json', 'a2v pipeline').read_text()))
+
+def stage_config(run_dir, cfg:Config|None=None) -> Config:
+    "The config a stage runs with: `cfg` when given, else the one the run directory recorded (never a silent default)."
+    if cfg is not None: return cfg
+    if run_dir is None: raise A2VError("a stage needs a config or a run directory that recorded one")
+    return RunDir(run_dir).load_config()
 
 # %% ../nbs/00_core.ipynb #9e56115c
 _UMASK = os.umask(0); os.umask(_UMASK)   # read once: the process umask
@@ -294,6 +395,26 @@ def read_jsonl(path) -> list[dict]:
         except json.JSONDecodeError: pass
     return out
 
+def jsonable(o):
+    "`o` as plain JSON values: numpy/torch scalars and arrays become Python numbers and lists, tuples lists, paths strings, non-finite floats None."
+    if isinstance(o, dict): return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [jsonable(v) for v in o]
+    if isinstance(o, Path): return str(o)
+    if is_dataclass(o) and not isinstance(o, type): return jsonable(asdict(o))
+    if hasattr(o, 'tolist'): return jsonable(o.tolist())     # numpy arrays and scalars, torch tensors
+    if isinstance(o, float): return o if math.isfinite(o) else None
+    return o
+
+def psnr(mse, # mean squared error: a number, a numpy array or a torch tensor (e.g. one value per image)
+         peak:float=1.0, # peak-to-peak range of the signals (1 for [0, 1] or normalised uint8, 2 for [-1, 1] images)
+        ):  # dB, same kind as `mse`
+    "Peak signal-to-noise ratio 10·log10(peak² / MSE); +inf for a zero MSE (tensors are clamped at 1e-10 so means stay finite)."
+    if hasattr(mse, 'clamp_min'): return 10 * (peak ** 2 / mse.clamp_min(1e-10)).log10()   # torch, without importing it
+    import numpy as np
+    m = np.asarray(mse, dtype=np.float64)
+    with np.errstate(divide='ignore'): out = 10 * np.log10(peak ** 2 / m)
+    return float(out) if out.ndim == 0 else out
+
 # %% ../nbs/00_core.ipynb #e2d29ca3
 def save_tensors(path, tensors:dict, metadata:dict=None):
     "Atomically write a dict of torch tensors (or numpy arrays) to a safetensors file; `metadata` values become JSON."
@@ -330,3 +451,26 @@ def seed_everything(seed:int=0):
     "Seed Python, NumPy and torch (all devices)."
     import numpy as np, torch
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+def dist_env() -> tuple[int, int, int]:
+    "(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) in a plain process."
+    e = os.environ
+    return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
+
+# %% ../nbs/00_core.ipynb #4dcac38b
+def figures_dir(run_dir=None) -> Path:
+    "Where figures go: RUN/figures for a run, else `$A2V_FIGURES` when set, else a temporary folder."
+    p = Path(run_dir)/'figures' if run_dir is not None else Path(os.environ.get('A2V_FIGURES') or Path(tempfile.gettempdir())/'a2v-figures')
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+def save_figure(fig, # a matplotlib figure
+                name:str, # file name, e.g. 'fig2_inversion.png'
+                run_dir=None, # run directory: the figure goes to RUN/figures/, and also to $A2V_FIGURES when set
+                dpi:int=80) -> Path:  # the path written (in `figures_dir(run_dir)`)
+    "Save `fig` atomically where figures go (see `figures_dir`); returns the path written."
+    dests = [figures_dir(run_dir)]
+    if run_dir is not None and os.environ.get('A2V_FIGURES'): dests.append(figures_dir())
+    for d in dests:
+        with atomic_path(d/name) as tmp: fig.savefig(tmp, dpi=dpi, format=Path(name).suffix[1:] or 'png')
+    return dests[0]/name

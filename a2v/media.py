@@ -15,8 +15,8 @@ import av, soxr
 from .core import BadInputError, bad_input, atomic_path
 
 # %% auto #0
-__all__ = ['MediaInfo', 'probe', 'iter_frames', 'VideoClip', 'read_video', 'load_audio', 'save_wav', 'VideoWriter', 'write_video',
-           'load_image', 'loudness_envelope']
+__all__ = ['SAMPLE_PHOTOS', 'MediaInfo', 'probe', 'iter_frames', 'VideoClip', 'read_video', 'load_audio', 'save_wav',
+           'VideoWriter', 'write_video', 'load_image', 'sample_photo', 'loudness_envelope']
 
 # %% ../nbs/01_media.ipynb #d37e2d3c
 def _mp4_top_boxes(path, limit:int=64) -> list[str]:
@@ -509,6 +509,23 @@ def _to_rgb8(im) -> np.ndarray:
         bg = Image.new('RGBA', rgba.size, (255, 255, 255, 255)); bg.alpha_composite(rgba)
         im = bg
     return np.asarray(im.convert('RGB'), dtype=np.uint8).copy()
+
+# %% ../nbs/01_media.ipynb #dc9dc8fc
+SAMPLE_PHOTOS = {  # name -> MTCNN face box (x0, y0, x1, y1) in the full photo
+    'grace_hopper': (174, 120, 356, 341),   # matplotlib's grace_hopper.jpg, 512 × 600
+    'astronaut': (181, 62, 268, 172),       # scikit-image's astronaut, 512 × 512
+}
+
+def sample_photo(name:str) -> np.ndarray:  # (H, W, 3) uint8
+    "A built-in face photo: 'grace_hopper' (matplotlib) or 'astronaut' (scikit-image); its face box is `SAMPLE_PHOTOS[name]`."
+    if name == 'grace_hopper':
+        import matplotlib.cbook
+        from PIL import Image
+        with matplotlib.cbook.get_sample_data('grace_hopper.jpg') as f: return np.asarray(Image.open(f).convert('RGB'))
+    if name == 'astronaut':
+        import skimage.data
+        return np.ascontiguousarray(skimage.data.astronaut()[..., :3])
+    raise ValueError(f"no built-in photo {name!r}; choose one of {sorted(SAMPLE_PHOTOS)}")
 
 # %% ../nbs/01_media.ipynb #d2abf88d
 def loudness_envelope(audio, sr:int=16000, fps:float=25.0, n_frames:int|None=None,

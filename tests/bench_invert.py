@@ -36,7 +36,7 @@ def _rows(name, G, lpips, net, batches, steps, warmup=True):
 def bench(full:bool=bool(os.environ.get('A2V_BENCH_FULL'))) -> list[dict]:
     from a2v.core import get_config
     from a2v.stylegan3 import Generator
-    from a2v.weights import get_lpips
+    from a2v.lpips import get_lpips
     torch.set_num_threads(2); torch.manual_seed(0)
     rows = []
     G = Generator(**get_config('tiny').generator.arch).eval().requires_grad_(False)

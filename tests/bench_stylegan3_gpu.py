@@ -130,11 +130,11 @@ def bench() -> list[dict]:
 
     # 1. parity on the GPU: the committed NVIDIA fixtures (max abs error, fp32)
     fx = Path(__file__).parent/'fixtures'/'stylegan3'
-    from a2v.stylegan3 import _load_state
+    from a2v.stylegan3 import load_state
     for p in sorted(fx.glob('*.safetensors')):
         t, meta = load_tensors(p)
         G = Generator(**meta['init_kwargs']).eval()
-        _load_state(G, {k[2:]: v for k, v in t.items() if k.startswith('G.')}, p.name)
+        load_state(G, {k[2:]: v for k, v in t.items() if k.startswith('G.')}, p.name)
         G = G.to(dev)
         with torch.no_grad(): out = G.synthesis(t['ws_in'].to(dev), noise_mode='const').cpu()
         _emit(rows, what=f'parity on GPU, fixture {p.stem}: max |a2v - NVIDIA(CPU)|', value=f"{(out - t['ref_img_ws']).abs().max():.2e}", unit='')
@@ -170,7 +170,7 @@ def bench() -> list[dict]:
     # 3. the real engine (invert_clips: MSE + 10·LPIPS-alex, book-keeping, per-step syncs)
     try:
         if 'engine' in skip: raise RuntimeError('skipped')
-        from a2v.weights import get_lpips
+        from a2v.lpips import get_lpips
         lp = get_lpips('alex', device=dev, fetch=False)
         for B in batches[:2]:
             if _left() < 60: break

@@ -2,7 +2,7 @@
 import time
 import torch
 from a2v.core import get_device
-from a2v.weights import get_lpips, prepare_offline_weights
+from a2v.lpips import get_lpips, prepare_offline_weights
 
 
 def _time(f, reps:int=3) -> float:

@@ -5,7 +5,7 @@ import numpy as np, pytest, torch
 from a2v.core import *
 from a2v import invert as inv
 from a2v.stylegan3 import Generator, save_generator
-from a2v.weights import get_lpips
+from a2v.lpips import get_lpips
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 ARCH = dict(z_dim=32, w_dim=32, img_resolution=32, channel_base=512, channel_max=32, num_layers=4, conv_kernel=1,

@@ -2,7 +2,8 @@
 import json, math
 import numpy as np
 import pytest
-from a2v.metrics import (mse, psnr, lpips_distance, reconstruction_metrics, loudness_envelope, mouth_opening,
+from a2v.core import psnr
+from a2v.metrics import (mse, lpips_distance, reconstruction_metrics, loudness_envelope, mouth_opening,
                          mouth_region, default_face_box, background_flicker, lipsync, render_metrics, lipsync_plot,
                          _toy_clip)
 
@@ -23,20 +24,20 @@ def clip128(opening): return _toy_clip(opening, 128, seed=1)
 # --- reconstruction -------------------------------------------------------------------------------------------
 def test_psnr_identical_is_inf():
     a = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
-    assert psnr(a, a) == math.inf and mse(a, a) == 0
+    assert psnr(mse(a, a)) == math.inf and mse(a, a) == 0
 
 
 def test_psnr_known_value():
     a = np.zeros((4, 10, 10, 3), np.uint8)
     b = a.copy(); b[..., 0] = 51                              # one channel off by 51 = 0.2 of the range
     assert mse(a, b) == pytest.approx(0.2 ** 2 / 3)
-    assert psnr(a, b) == pytest.approx(10 * math.log10(3 / 0.04))
-    assert psnr(a, b, data_range=1.) == pytest.approx(10 * math.log10(3 / 51 ** 2))
+    assert psnr(mse(a, b)) == pytest.approx(10 * math.log10(3 / 0.04))
+    assert psnr(mse(a, b, data_range=1.)) == pytest.approx(10 * math.log10(3 / 51 ** 2))
 
 
 def test_psnr_not_fooled_by_uint8_wraparound():
     a = np.full((8, 8, 3), 250, np.uint8); b = np.full((8, 8, 3), 5, np.uint8)
-    assert psnr(a, b) == pytest.approx(-20 * math.log10(245 / 255))
+    assert psnr(mse(a, b)) == pytest.approx(-20 * math.log10(245 / 255))
 
 
 def test_lpips_orders_by_distortion():
@@ -173,7 +174,7 @@ def test_render_metrics_end_to_end(opening, tmp_path):
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match='equal shapes'): psnr(np.zeros((2, 2)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match='equal shapes'): mse(np.zeros((2, 2)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match='mono'): loudness_envelope(np.zeros((100, 2)))
     with pytest.raises(ValueError, match='uint8 frames'): render_metrics(np.zeros((3, 8, 8, 3)), np.zeros(100))
     with pytest.raises(ValueError, match='region'): background_flicker(np.zeros((2, 4, 4, 3)), (0, 0, 1, 1), 'sky')

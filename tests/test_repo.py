@@ -31,8 +31,8 @@ def test_notebooks_are_clean(tmp_path):
 def test_stage_notebooks_keep_parameters_tag():
     "Every notebook that papermill drives (the pipeline's stages and the driver) has exactly one `parameters` cell."
     import json
-    from a2v.cli import STAGES
-    for nb in ['pipeline.ipynb'] + [nb for _, nb, _ in STAGES]:
+    from a2v.pipeline import STAGES
+    for nb in ['pipeline.ipynb'] + [nb for _, _, nb, _ in STAGES]:
         cells = json.loads((ROOT/'nbs'/nb).read_text())['cells']
         tagged = [c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
         assert len(tagged) == 1, f"{nb}: {len(tagged)} cells tagged 'parameters'"

@@ -3,8 +3,10 @@ import hashlib, io, os, pickle, subprocess, sys, tarfile, time, urllib.error, ur
 from pathlib import Path
 import numpy as np, pytest, torch
 import a2v.weights as W
+import a2v.lpips as L
 from a2v.core import A2VError, BadInputError, MissingWeightsError, UnsafePickleError
-from a2v.weights import (REGISTRY, WeightsEntry, cache_root, fetch_weights, get_lpips, list_weights, load_numpy_pickle,
+from a2v.lpips import get_lpips
+from a2v.weights import (REGISTRY, WeightsEntry, cache_root, fetch_weights, list_weights, load_numpy_pickle,
                          prepare_offline_weights, weights_path)
 
 torch.set_num_threads(2)
@@ -214,7 +216,7 @@ def test_conversion_layout(tmp_path):
     ck = {'AlexNet_0': {f'Conv_{k}': {'kernel': rng.standard_normal(s).astype(np.float32),
                                       'bias': rng.standard_normal(s[-1]).astype(np.float32)} for k, s in enumerate(shapes)}}
     out = W._convert_lpips_backbone('alex', _fake_sdist(tmp_path/'s.tar.gz', ck), tmp_path/'alex.safetensors')
-    m = W.LPIPS('alex')
+    m = L.LPIPS('alex')
     sd, meta = W.load_tensors(out)
     m.features.load_state_dict(sd)                          # strict: every key and shape matches torchvision's
     w = m.features[3].weight                                # (192, 64, 5, 5)
@@ -246,7 +248,7 @@ def test_backbone_matches_official_heads():
         for net, ckpt in (('alex', 'alexnet.ckpt'), ('vgg', 'vgg16.ckpt')):
             m = next(m for m in tf.getmembers() if m.name.endswith(ckpt))
             p = load_numpy_pickle(tf.extractfile(m).read(), ckpt)
-            heads = W._lpips_heads(net)
+            heads = L._lpips_heads(net)
             for k in range(5):
                 jax_w = torch.from_numpy(p[f'NetLinLayer_{k}']['Conv_0']['kernel']).permute(3, 2, 0, 1)
                 assert torch.equal(jax_w, heads[f'{k}.weight']), (net, k)
@@ -267,7 +269,7 @@ def _lpips_reference(net, ours):
 def test_parity_with_lpips_package(net):
     ours = get_lpips(net, device='cpu')
     ref = _lpips_reference(net, ours)
-    ex = W.lpips_examples(128)
+    ex = L.lpips_examples(128)
     x = ex['same'].expand(len(ex), -1, -1, -1)
     y = torch.cat(list(ex.values()))
     g = torch.Generator().manual_seed(1)
@@ -281,7 +283,7 @@ def test_parity_with_lpips_package(net):
 
 @pytest.mark.parametrize('net', ['alex', 'vgg'])
 def test_distance_ordering(net):
-    ex = W.lpips_examples(256)
+    ex = L.lpips_examples(256)
     with torch.no_grad():
         d = dict(zip(ex, get_lpips(net, device='cpu')(ex['same'].expand(len(ex), -1, -1, -1), torch.cat(list(ex.values()))).tolist()))
     assert abs(d['same']) < 1e-6
@@ -295,8 +297,8 @@ def test_distance_ordering(net):
 def test_gradients_reach_input(net):
     m = get_lpips(net, device='cpu')
     assert not any(p.requires_grad for p in m.parameters())
-    y = W.lpips_examples(64)['other photo']
-    for x in (W.lpips_examples(64)['same'].clone(), -torch.ones(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)):
+    y = L.lpips_examples(64)['other photo']
+    for x in (L.lpips_examples(64)['same'].clone(), -torch.ones(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)):
         x.requires_grad_(True)
         m(x, y).sum().backward()
         assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
@@ -321,8 +323,8 @@ def test_damaged_backbone_file(cache):
 def test_normalize_gradient_finite_where_lpips_is_nan():
     import lpips
     f = torch.zeros(1, 4, 1, 2); f[..., 0] = torch.tensor([1., 2., 0., 3.])[None, :, None]
-    for fn in (lpips.normalize_tensor, W._normalize):
+    for fn in (lpips.normalize_tensor, L._normalize):
         torch.testing.assert_close(fn(f), lpips.normalize_tensor(f), atol=1e-7, rtol=0)   # same values
     a = f.clone().requires_grad_(True); lpips.normalize_tensor(a).sum().backward()
-    b = f.clone().requires_grad_(True); W._normalize(b).sum().backward()
+    b = f.clone().requires_grad_(True); L._normalize(b).sum().backward()
     assert torch.isnan(a.grad).any() and torch.isfinite(b.grad).all()
