@@ -184,7 +184,7 @@ def load_embedding(run_dir, clip_id:str) -> tuple[torch.Tensor, dict]:
     ts, meta = load_tensors(RunDir(run_dir).require(f'audio/{clip_id}.safetensors', 'a2v embed-audio'))
     return ts['e'].float(), meta
 
-# %% ../nbs/12_audio.ipynb #69b19dfc
+# %% ../nbs/12_audio.ipynb #cf101a82
 def run_stage(run_dir, # run directory with clips/<id>/audio.wav (from the crop stage)
               cfg:Config|None=None, # full config (None: the one the run recorded)
               progress:bool=True,

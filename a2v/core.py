@@ -442,7 +442,15 @@ def get_device(pref:str|None=None):
     "`torch.device` from `pref`, `$A2V_DEVICE`, or the best available (cuda → mps → cpu)."
     import torch
     pref = pref or os.environ.get('A2V_DEVICE')
-    if pref: return torch.device(pref)
+    if pref:
+        try: dev = torch.device(pref)
+        except RuntimeError: raise A2VError(f"device: {pref!r} is not a device name (cpu, cuda, cuda:1, mps)") from None
+        if dev.type == 'cuda' and not torch.cuda.is_available(): raise A2VError(f"device: {pref!r} asked for, but this machine has no CUDA GPU")
+        if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise A2VError(f"device: {pref!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+            raise A2VError(f"device: {pref!r} asked for, but MPS is not available here")
+        return dev
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
@@ -457,7 +465,7 @@ def dist_env() -> tuple[int, int, int]:
     e = os.environ
     return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
 
-# %% ../nbs/00_core.ipynb #4dcac38b
+# %% ../nbs/00_core.ipynb #9760cf70
 def figures_dir(run_dir=None) -> Path:
     "Where figures go: RUN/figures for a run, else `$A2V_FIGURES` when set, else a temporary folder."
     p = Path(run_dir)/'figures' if run_dir is not None else Path(os.environ.get('A2V_FIGURES') or Path(tempfile.gettempdir())/'a2v-figures')

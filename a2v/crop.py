@@ -511,7 +511,7 @@ def match_avspeech(rows:list[AVSpeechRow], videos_dir) -> list[dict]:
         out.append(dict(path=str(p), clip=clip, start=r.start, end=r.end, x=r.x, y=r.y))
     return out
 
-# %% ../nbs/05_crop.ipynb #6e63c2e0
+# %% ../nbs/05_crop.ipynb #bb7b6764
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.webm', '.avi')
 
 def input_videos(run_dir) -> list[str]:

@@ -259,7 +259,7 @@ def plot_mu_vs_mouth(run_dir, clip_id:str, truth_dir=None, path=None):
         with atomic_path(path) as tmp: fig.savefig(tmp, dpi=80, format='png')
     return fig
 
-# %% ../nbs/13_embed2lat.ipynb #c3165f22
+# %% ../nbs/13_embed2lat.ipynb #ae72e2af
 def run_stage(run_dir, # run directory with audio/ and vae/ (from embed-audio and train-vae)
               cfg:Config|None=None, # full config (None: the one the run recorded)
               truth_dir=None, # per-clip ground truth (None: RUN/data/truth or RUN/truth, when present)

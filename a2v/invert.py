@@ -408,7 +408,7 @@ def plot_inversion(run_dir, # a run with latents
     with atomic_path(out, suffix='.png') as tmp: fig.savefig(tmp, dpi=90)
     return fig
 
-# %% ../nbs/09_invert.ipynb #7aa80624
+# %% ../nbs/09_invert.ipynb #e597e10f
 def run_stage(run_dir, # run directory with clips/ and manifest.jsonl (from the crop stage)
               cfg:Config|None=None, # full config (None: the one the run recorded)
               clip_ids:list|None=None, # only these clips (None: every kept clip)

@@ -510,7 +510,7 @@ def _to_rgb8(im) -> np.ndarray:
         im = bg
     return np.asarray(im.convert('RGB'), dtype=np.uint8).copy()
 
-# %% ../nbs/01_media.ipynb #dc9dc8fc
+# %% ../nbs/01_media.ipynb #5aa4378e
 SAMPLE_PHOTOS = {  # name -> MTCNN face box (x0, y0, x1, y1) in the full photo
     'grace_hopper': (174, 120, 356, 341),   # matplotlib's grace_hopper.jpg, 512 × 600
     'astronaut': (181, 62, 268, 172),       # scikit-image's astronaut, 512 × 512

@@ -365,7 +365,7 @@ def make_figures(run, cfg:Config|None=None, renderer:Renderer|None=None) -> list
         for p in made: shutil.copy(p, figures_dir()/p.name)
     return made
 
-# %% ../nbs/14_render.ipynb #a46e59b6
+# %% ../nbs/14_render.ipynb #83494662
 def run_stage(run_dir, # run directory with the trained models
               cfg:Config|None=None, # full config (None: the one the run recorded)
               photo=None, speech=None, # a photo and a speech recording (None: the run's held-out pair)

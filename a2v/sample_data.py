@@ -684,7 +684,7 @@ def contact_sheet(data_dir,             # a folder made by `make_sample_data`
     if path is not None: fig.savefig(path, dpi=72)
     return fig
 
-# %% ../nbs/04_sample_data.ipynb #0c28ed93
+# %% ../nbs/04_sample_data.ipynb #68ac830a
 def run_stage(run_dir, # run directory (the clips go to RUN/data/), or None with `out`
               cfg:Config|None=None, # full config (None: the one the run recorded)
               out=None, # folder to write instead of RUN/data/

@@ -325,7 +325,7 @@ def fig3_vae(run_dir, G, # generator
         with atomic_path(path) as tmp: fig.savefig(tmp, dpi=80, format='png')
     return fig
 
-# %% ../nbs/11_vae.ipynb #2579c0e6
+# %% ../nbs/11_vae.ipynb #0e9b007b
 def run_stage(run_dir, # run directory with latents/ (from the invert stage)
               cfg:Config|None=None, # full config (None: the one the run recorded)
               progress:bool=True,
