@@ -13,10 +13,12 @@ import torch.nn.functional as F
 from .core import *
 
 # %% auto #0
-__all__ = ['R256_ARCH', 'design_lowpass_filter', 'upfir', 'firdown', 'filtered_lrelu', 'FullyConnectedLayer', 'MappingNetwork',
-           'SynthesisInput', 'modulated_conv', 'SynthesisLayer', 'layer_schedule', 'SynthesisNetwork', 'Generator',
-           'save_generator', 'load_state', 'PersistentStub', 'SafeUnpickler', 'safe_load_pickle', 'generator_from_stub',
-           'load_generator', 'layer_table', 'filter_response', 'plot_fourier_and_filters', 'equivariance_psnr']
+__all__ = ['FILTERED_LRELU_IMPLS', 'R256_ARCH', 'design_lowpass_filter', 'upfir', 'firdown', 'filtered_lrelu_ref',
+           'filtered_lrelu', 'stored_bytes', 'plot_stored_bytes', 'FullyConnectedLayer', 'MappingNetwork',
+           'SynthesisInput', 'modulated_conv', 'SynthesisLayer', 'set_filtered_lrelu_impl', 'layer_schedule',
+           'SynthesisNetwork', 'Generator', 'save_generator', 'load_state', 'PersistentStub', 'SafeUnpickler',
+           'safe_load_pickle', 'generator_from_stub', 'load_generator', 'layer_table', 'filter_response',
+           'plot_fourier_and_filters', 'equivariance_psnr']
 
 # %% ../nbs/06_stylegan3.ipynb #1d47b7be
 def _kaiser_beta(atten:float) -> float:
@@ -108,15 +110,399 @@ def firdown(
     return F.conv2d(x, f.flip(0, 1).to(x.dtype).view(1, 1, K, K).expand(C, 1, K, K), stride=down, groups=C)
 
 # %% ../nbs/06_stylegan3.ipynb #e072ca49
-def filtered_lrelu(x, fu, fd, b, up:int=1, down:int=1, padding=(0, 0, 0, 0), gain:float=math.sqrt(2),
-                   slope:float=0.2, clamp:float|None=None):
-    "bias → upsample(fu) → leaky ReLU·gain, clamp → downsample(fd); `x` (N, C, H, W)."
-    x = x + b.to(x.dtype).view(1, -1, 1, 1)
+def filtered_lrelu_ref(x, fu, fd, b, up:int=1, down:int=1, padding=(0, 0, 0, 0), gain:float=math.sqrt(2),
+                       slope:float=0.2, clamp:float|None=None):
+    "Reference path: bias → upsample(fu) → leaky ReLU·gain, clamp → downsample(fd); `x` (N, C, H, W)."
+    if b is not None: x = x + b.to(x.dtype).view(1, -1, 1, 1)
     x = upfir(x, fu, up, padding, gain=up ** 2)
     if slope != 1: x = F.leaky_relu(x, slope)
     if gain != 1: x = x * gain
     if clamp is not None: x = x.clamp(-clamp, clamp)
     return firdown(x, fd, down)
+
+# %% ../nbs/06_stylegan3.ipynb #d0ad8728
+def _taps(f:torch.Tensor|None) -> int: return 1 if f is None else f.shape[0]
+
+def _fl_sizes(H:int, W:int, ku:int, up:int, kd:int, down:int, padding) -> tuple:
+    "Upsampled (Hu, Wu) and output (Ho, Wo) sizes of a filtered leaky ReLU on an (H, W) input."
+    px0, px1, py0, py1 = padding
+    Hu, Wu = H * up + py0 + py1 - ku + 1, W * up + px0 + px1 - ku + 1
+    return Hu, Wu, (Hu - kd) // down + 1, (Wu - kd) // down + 1
+
+def _tile_plan(
+    r0:int, r1:int,   # output rows [r0, r1) of the tile
+    H:int,            # input rows
+    ku:int, up:int, py0:int,  # up filter taps, factor, top padding
+    kd:int, down:int, # down filter taps, factor
+) -> tuple:           # (i0, i1, p0, p1): input rows [i0, i1) and their local top/bottom padding
+    "The input slice and padding from which `upfir` gives exactly the upsampled rows that output rows [r0, r1) read."
+    j0, j1 = r0 * down, (r1 - 1) * down + kd            # upsampled rows the down filter reads
+    i0 = max(-((py0 - j0) // up), 0)                     # first input row reaching j0: ⌈(j0 − py0)/up⌉
+    i1 = min((j1 + ku - 2 - py0) // up + 1, H)           # one past the last input row reaching j1 − 1
+    p0 = i0 * up + py0 - j0
+    return i0, i1, p0, (j1 - j0) - (i1 - i0) * up - p0 + ku - 1
+
+def _row_tiles(
+    Ho:int,              # output rows
+    per_row:int,         # upsampled samples per output row (N·C·Wu·down)
+    tile_elems:int,      # upsampled samples per tile, about (rounded up to equal tiles)
+    min_rows:int=16,     # output rows per tile, at least (bounds the halo's share)
+) -> list:               # [(r0, r1), ...] of near-equal tiles covering [0, Ho)
+    if Ho <= 0: return []
+    T = max(min_rows, min(Ho, tile_elems // max(per_row, 1)))
+    n = max(1, Ho // T); T = -(-Ho // n)                # n equal tiles of at least T rows
+    return [(r, min(r + T, Ho)) for r in range(0, Ho, T)]
+
+# %% ../nbs/06_stylegan3.ipynb #7e125978
+def _firdown_t(
+    g:torch.Tensor,      # gradient at the output rate (N, C, Ho, Wo)
+    f:torch.Tensor|None, # the down filter of `firdown`: (K,) separable, (K, K) radial, or None
+    down:int,            # downsampling factor
+    size,                # (Hu, Wu): the size of `firdown`'s input
+) -> torch.Tensor:       # (N, C, Hu, Wu)
+    "Adjoint of `firdown`: maps an output-rate gradient back to its input rate."
+    Hu, Wu = size
+    N, C, Ho, Wo = g.shape
+    if f is None:
+        if down == 1: return g
+        out = g.new_zeros(N, C, Hu, Wu); out[:, :, ::down, ::down] = g
+        return out
+    K = f.shape[0]; f = f.flip(list(range(f.ndim))).to(g.dtype)
+    oy, ox = Hu - ((Ho - 1) * down + K), Wu - ((Wo - 1) * down + K)   # rows/columns the stride skipped
+    if f.ndim == 2:
+        return F.conv_transpose2d(g, f.view(1, 1, K, K).expand(C, 1, K, K), stride=down, output_padding=(oy, ox), groups=C)
+    g = F.conv_transpose2d(g, f.view(1, 1, K, 1).expand(C, 1, K, 1), stride=(down, 1), output_padding=(oy, 0), groups=C)
+    return F.conv_transpose2d(g, f.view(1, 1, 1, K).expand(C, 1, 1, K), stride=(1, down), output_padding=(0, ox), groups=C)
+
+# %% ../nbs/06_stylegan3.ipynb #0e3283de
+import functools, importlib.util
+def _act_(u, slope:float, clamp:float|None, check:bool) -> tuple:
+    "Leaky ReLU and clamp of a fresh tensor, in place; returns (u, whether the clamp may have changed anything)."
+    if slope != 1: u = F.leaky_relu_(u, slope)
+    if clamp is None: return u, False
+    if check:
+        lo, hi = torch.aminmax(u)
+        if -clamp <= float(lo) and float(hi) <= clamp: return u, False
+    return u.clamp_(-clamp, clamp), True
+
+def _fl_tile_up(x, b, fu, up:int, padding, gain:float, plan) -> torch.Tensor:
+    "The tile's upsampled rows, gain·up² included (N, C, j1 − j0, Wu)."
+    i0, i1, p0, p1 = plan
+    xt = x[:, :, i0:i1]
+    if b is not None: xt = xt + b.to(x.dtype).view(1, -1, 1, 1)
+    return upfir(xt, fu, up, (padding[0], padding[1], p0, p1), gain=gain * up ** 2)
+
+def _fl_torch_forward(x, b, fu, fd, up, down, padding, gain, slope, clamp, tile_elems, min_rows) -> tuple:
+    "Tiled forward (N, C, H, W) → (N, C, Ho, Wo); also returns the tiles and their clamp flags."
+    N, C, H, W = x.shape
+    ku, kd = _taps(fu), _taps(fd)
+    Hu, Wu, Ho, Wo = _fl_sizes(H, W, ku, up, kd, down, padding)
+    cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    y = torch.empty(N, C, Ho, Wo, dtype=x.dtype, device=x.device,
+                    memory_format=torch.channels_last if cl else torch.contiguous_format)
+    tiles, flags = _row_tiles(Ho, N * C * Wu * down, tile_elems, min_rows), []
+    for r0, r1 in tiles:
+        u = _fl_tile_up(x, b, fu, up, padding, gain, _tile_plan(r0, r1, H, ku, up, padding[2], kd, down))
+        if fu is None: u = u.clone()                     # `upfir` may return a view of x: keep x intact
+        u, clamped = _act_(u, slope, clamp, check=x.device.type == 'cpu')
+        flags.append(clamped)
+        y[:, :, r0:r1] = firdown(u, fd, down)           # (N, C, r1 − r0, Wo)
+    return y, tiles, flags
+
+def _fl_torch_backward(dy, x, b, fu, fd, up, down, padding, gain, slope, clamp, tiles, flags) -> torch.Tensor:
+    "Tiled backward: ∂L/∂x (N, C, H, W) from ∂L/∂y (N, C, Ho, Wo), recomputing each tile's upsampled rows."
+    H, ku, kd = x.shape[2], _taps(fu), _taps(fd)
+    dx = torch.zeros_like(x)
+    b = None if b is None else b.detach()
+    for (r0, r1), clamped in zip(tiles, flags):
+        plan = _tile_plan(r0, r1, H, ku, up, padding[2], kd, down)
+        with torch.enable_grad():
+            xt = x[:, :, plan[0]:plan[1]].detach().requires_grad_(True)
+            u = _fl_tile_up(xt, b, fu, up, padding, gain, (0, plan[1] - plan[0], *plan[2:]))
+        g = _firdown_t(dy[:, :, r0:r1], fd, down, u.shape[2:])          # D^T dy   (N, C, j1 − j0, Wu)
+        ud = u.detach()
+        if clamped:
+            v = F.leaky_relu(ud, slope) if slope != 1 else ud
+            g = g * ((v >= -clamp) & (v <= clamp))
+        if slope != 1: g = torch.ops.aten.leaky_relu_backward(g, ud, slope, False)
+        dx[:, :, plan[0]:plan[1]] += torch.autograd.grad(u, xt, g)[0]   # U^T, added: tiles overlap
+    return dx
+
+class _FilteredLReLU(torch.autograd.Function):
+    "bias → upsample → leaky ReLU·gain, clamp → downsample, storing only x (and b) for the backward pass."
+    @staticmethod
+    def forward(ctx, x, b, fu, fd, up, down, padding, gain, slope, clamp, impl, tile_elems, min_rows):
+        if impl == 'triton':
+            y, state = _triton_forward(x, b, fu, fd, up, down, padding, gain, slope, clamp), None
+        else:
+            y, *state = _fl_torch_forward(x, b, fu, fd, up, down, padding, gain, slope, clamp, tile_elems, min_rows)
+        ctx.save_for_backward(x, b, fu, fd)
+        ctx.cfg = (up, down, padding, gain, slope, clamp, impl, state)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        x, b, fu, fd = ctx.saved_tensors
+        up, down, padding, gain, slope, clamp, impl, state = ctx.cfg
+        if impl == 'triton':
+            dx = _triton_backward(dy, x, b, fu, fd, up, down, padding, gain, slope, clamp)
+        else:
+            dx = _fl_torch_backward(dy, x, b, fu, fd, up, down, padding, gain, slope, clamp, *state)
+        db = dx.sum((0, 2, 3), dtype=torch.promote_types(dx.dtype, torch.float32)).to(b.dtype) if b is not None and ctx.needs_input_grad[1] else None
+        return (dx if ctx.needs_input_grad[0] else None), db, *[None] * 11
+
+@functools.cache
+def _triton_available() -> bool: return importlib.util.find_spec('triton') is not None
+
+FILTERED_LRELU_IMPLS = ('auto', 'torch', 'triton', 'reference')
+
+def filtered_lrelu(
+    x:torch.Tensor,          # (N, C, H, W)
+    fu:torch.Tensor|None,    # separable up filter (Ku,), or None (no up filter: up must be 1)
+    fd:torch.Tensor|None,    # down filter (Kd,) separable or (Kd, Kd) radial, or None
+    b:torch.Tensor|None=None,# bias (C,) added before upsampling
+    up:int=1, down:int=1,    # up/down factors
+    padding=(0, 0, 0, 0),    # (px0, px1, py0, py1) of the upsampling, as in `upfir`
+    gain:float=math.sqrt(2), # multiplies the leaky ReLU's output (before the clamp)
+    slope:float=0.2,         # leaky ReLU slope (1: linear)
+    clamp:float|None=None,   # clamp the activation to ±clamp
+    impl:str='auto',         # 'auto', 'torch' (tiled), 'triton' (CUDA, or CPU under TRITON_INTERPRET=1), 'reference'
+    tile_elems:int=1 << 22,  # 'torch' implementation: upsampled samples per tile...
+    min_rows:int=16,         # ...but at least this many output rows per tile
+) -> torch.Tensor:           # (N, C, Ho, Wo)
+    "Filtered leaky ReLU (AF Fig. 4) as one op that stores only its input for the backward pass."
+    if impl not in FILTERED_LRELU_IMPLS: raise ValueError(f"impl must be one of {FILTERED_LRELU_IMPLS}, got {impl!r}")
+    if impl == 'auto':
+        if torch.compiler.is_compiling(): impl = 'reference'
+        else: impl = 'triton' if x.device.type == 'cuda' and _triton_available() else 'torch'
+    if impl == 'reference': return filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp)
+    return _FilteredLReLU.apply(x, b, fu, fd, up, down, tuple(int(p) for p in padding), float(gain), float(slope),
+                                None if clamp is None else float(clamp), impl, tile_elems, min_rows)
+
+# %% ../nbs/06_stylegan3.ipynb #ac4f23cd
+def stored_bytes(G:Generator, batch:int=1) -> list[dict]:
+    "Per filtered synthesis layer: bytes (fp32) of its upsampled activation and of the fused op's saved input."
+    rows = []
+    for name in G.synthesis.layer_names:
+        l = getattr(G.synthesis, name)
+        if l.is_torgb: continue
+        H, W = int(l.in_size[1]), int(l.in_size[0])
+        Hu, Wu, _, _ = _fl_sizes(H, W, _taps(l.up_filter), l.up_factor if l.up_filter is not None else 1,
+                                 _taps(l.down_filter), l.down_factor, l.padding)
+        rows.append(dict(name=name, up=l.up_factor, upsampled=4 * batch * l.out_channels * Hu * Wu,
+                         fused=4 * batch * l.out_channels * H * W))
+    return rows
+
+def plot_stored_bytes(rows:list[dict], path=None):
+    "Bar chart (MB per layer, log scale): upsampled activation (reference) vs the fused op's saved input."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    i = np.arange(len(rows))
+    ref, fus = [r['upsampled'] / 2 ** 20 for r in rows], [r['fused'] / 2 ** 20 for r in rows]
+    ax.bar(i - 0.2, ref, 0.4, label=f'reference: upsampled activation ({sum(ref):.0f} MB)')
+    ax.bar(i + 0.2, fus, 0.4, label=f'fused op: its input x ({sum(fus):.0f} MB)')
+    ax.set_xticks(i, [r['name'] + ('  ×4' if r['up'] == 4 else '') for r in rows], rotation=45, ha='right', fontsize=8)
+    ax.set_yscale('log'); ax.set_ylabel('MB per image (fp32)'); ax.legend(fontsize=8)
+    ax.set_title('Stored for the backward pass, per filtered layer of R-256', fontsize=10)
+    fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=110)
+    return fig
+
+# %% ../nbs/06_stylegan3.ipynb #e74b210c
+_TRITON_KERNELS = ('_fl_up_block', '_fl_fwd_kernel', '_fl_bwd_kernel')   # plain functions here, jitted by `_triton()`
+
+@functools.cache
+def _triton():
+    "Import Triton and compile the kernels below in place (`tl` is what their bodies call Triton's language)."
+    import triton, triton.language
+    g = globals()
+    g['tl'] = triton.language
+    for name in _TRITON_KERNELS: g[name] = triton.jit(g[name])
+    return triton
+
+def _fl_up_block(x_ptr, bias, fu_ptr, j, k, H, W, py0, px0, sh,
+              BR: tl.constexpr, BC: tl.constexpr, UP: tl.constexpr, KU: tl.constexpr, QU: tl.constexpr,
+              HAS_BIAS: tl.constexpr):
+    "Upsampled samples u[j, k] of one (n, c) image: rows j (BR, 1), columns k (1, BC); the filter is flipped and scaled."
+    iy0 = (j - py0 + UP - 1 + sh) // UP - sh // UP          # ⌈(j − py0)/UP⌉ (operands kept non-negative)
+    ix0 = (k - px0 + UP - 1 + sh) // UP - sh // UP
+    ty0 = iy0 * UP + py0 - j                                  # tap of the first input row, in [0, UP)
+    tx0 = ix0 * UP + px0 - k
+    acc = tl.zeros((BR, BC), dtype=tl.float32)
+    for qy in tl.static_range(QU):
+        iy = iy0 + qy
+        ty = ty0 + qy * UP
+        my = (ty < KU) & (iy >= 0) & (iy < H)
+        cy = tl.load(fu_ptr + ty, mask=ty < KU, other=0.0)
+        for qx in tl.static_range(QU):
+            ix = ix0 + qx
+            tx = tx0 + qx * UP
+            m = my & (tx < KU) & (ix >= 0) & (ix < W)
+            cx = tl.load(fu_ptr + tx, mask=tx < KU, other=0.0)
+            v = tl.load(x_ptr + iy * W + ix, mask=m, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                v = tl.where(m, v + bias, 0.0)
+            acc += v * cy * cx
+    return acc
+
+def _fl_fwd_kernel(x_ptr, b_ptr, fu_ptr, fd_ptr, y_ptr, scratch_ptr,
+                C, H, W, Ho, Wo, py0, px0, sh, n_tiles, tiles_y, tiles_x, slope, clamp,
+                UP: tl.constexpr, KU: tl.constexpr, QU: tl.constexpr, DOWN: tl.constexpr, KD: tl.constexpr,
+                TO: tl.constexpr, TOB: tl.constexpr, UB: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_CLAMP: tl.constexpr):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    a = tl.arange(0, UB)
+    o = tl.arange(0, TOB)
+    mo = (o[:, None] < TO) & (o[None, :] < TO)
+    sc = scratch_ptr + pid * UB * UB                          # this program's scratch slot (UB, UB)
+    for t in range(pid, n_tiles, nprog):
+        nc = t // (tiles_y * tiles_x)
+        rem = t % (tiles_y * tiles_x)
+        r0 = (rem // tiles_x) * TO
+        c0 = (rem % tiles_x) * TO
+        bias = 0.0
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + nc % C).to(tl.float32)
+        u = _fl_up_block(x_ptr + nc * H * W, bias, fu_ptr, (r0 * DOWN + a)[:, None], (c0 * DOWN + a)[None, :],
+                      H, W, py0, px0, sh, UB, UB, UP, KU, QU, HAS_BIAS)
+        v = tl.where(u > 0, u, u * slope)
+        if HAS_CLAMP:
+            v = tl.minimum(tl.maximum(v, -clamp), clamp)
+        tl.debug_barrier()                                    # the previous block's readers are done
+        tl.store(sc + a[:, None] * UB + a[None, :], v)
+        tl.debug_barrier()
+        acc = tl.zeros((TOB, TOB), dtype=tl.float32)
+        for dy in range(KD):
+            for dx in range(KD):
+                f = tl.load(fd_ptr + dy * KD + dx)
+                acc += tl.load(sc + (o[:, None] * DOWN + dy) * UB + o[None, :] * DOWN + dx, mask=mo, other=0.0) * f
+        r = r0 + o[:, None]
+        c = c0 + o[None, :]
+        tl.store(y_ptr + nc * Ho * Wo + r * Wo + c, acc.to(y_ptr.dtype.element_ty), mask=mo & (r < Ho) & (c < Wo))
+
+def _fl_bwd_kernel(x_ptr, b_ptr, fu_ptr, fd_ptr, dy_ptr, dx_ptr, scratch_ptr,
+                C, H, W, Ho, Wo, Hu, Wu, py0, px0, sh, n_tiles, tiles_y, tiles_x, slope, clamp,
+                UP: tl.constexpr, KU: tl.constexpr, QU: tl.constexpr, DOWN: tl.constexpr, KD: tl.constexpr,
+                QD: tl.constexpr, TI: tl.constexpr, TIB: tl.constexpr, GB: tl.constexpr,
+                HAS_BIAS: tl.constexpr, HAS_CLAMP: tl.constexpr):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    a = tl.arange(0, GB)
+    o = tl.arange(0, TIB)
+    mo = (o[:, None] < TI) & (o[None, :] < TI)
+    sc = scratch_ptr + pid * GB * GB
+    for t in range(pid, n_tiles, nprog):
+        nc = t // (tiles_y * tiles_x)
+        rem = t % (tiles_y * tiles_x)
+        i0 = (rem // tiles_x) * TI
+        k0 = (rem % tiles_x) * TI
+        bias = 0.0
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + nc % C).to(tl.float32)
+        j = (i0 * UP + py0 - KU + 1 + a)[:, None]             # the upsampled samples these inputs feed
+        k = (k0 * UP + px0 - KU + 1 + a)[None, :]
+        inside = (j >= 0) & (j < Hu) & (k >= 0) & (k < Wu)
+        # D^T dy: the output samples r with 0 <= j - r·DOWN < KD
+        ry0 = (j + sh) // DOWN - sh // DOWN
+        rx0 = (k + sh) // DOWN - sh // DOWN
+        ty0 = j - ry0 * DOWN
+        tx0 = k - rx0 * DOWN
+        s = tl.zeros((GB, GB), dtype=tl.float32)
+        for qy in tl.static_range(QD):
+            ry = ry0 - qy
+            ty = ty0 + qy * DOWN
+            my = (ty < KD) & (ry >= 0) & (ry < Ho)
+            for qx in tl.static_range(QD):
+                rx = rx0 - qx
+                tx = tx0 + qx * DOWN
+                m = my & (tx < KD) & (rx >= 0) & (rx < Wo) & inside
+                f = tl.load(fd_ptr + ty * KD + tx, mask=m, other=0.0)
+                s += tl.load(dy_ptr + nc * Ho * Wo + ry * Wo + rx, mask=m, other=0.0).to(tl.float32) * f
+        # m(u) at the recomputed upsampled samples
+        u = _fl_up_block(x_ptr + nc * H * W, bias, fu_ptr, j, k, H, W, py0, px0, sh, GB, GB, UP, KU, QU, HAS_BIAS)
+        s = tl.where(u > 0, s, s * slope)
+        if HAS_CLAMP:
+            v = tl.where(u > 0, u, u * slope)
+            s = tl.where((v >= -clamp) & (v <= clamp), s, 0.0)
+        s = tl.where(inside, s, 0.0)
+        tl.debug_barrier()
+        tl.store(sc + a[:, None] * GB + a[None, :], s)
+        tl.debug_barrier()
+        # U^T: dx[i] = Σ_t fu[t] g[i·UP + py0 − t]
+        acc = tl.zeros((TIB, TIB), dtype=tl.float32)
+        for ty in range(KU):
+            cy = tl.load(fu_ptr + ty)
+            for tx in range(KU):
+                cx = tl.load(fu_ptr + tx)
+                acc += tl.load(sc + (o[:, None] * UP + KU - 1 - ty) * GB + o[None, :] * UP + KU - 1 - tx,
+                               mask=mo, other=0.0) * (cy * cx)
+        i = i0 + o[:, None]
+        c = k0 + o[None, :]
+        tl.store(dx_ptr + nc * H * W + i * W + c, acc.to(dx_ptr.dtype.element_ty), mask=mo & (i < H) & (c < W))
+
+# %% ../nbs/06_stylegan3.ipynb #7ccf7586
+def _tl_p2(n:int) -> int: return 1 << max(int(n) - 1, 0).bit_length()
+
+def _tl_programs(n_tiles:int, device) -> int:
+    "Programs to launch: 8 per SM on a GPU (each loops over blocks), a few in the CPU interpreter."
+    if device.type == 'cuda': return min(n_tiles, torch.cuda.get_device_properties(device).multi_processor_count * 8)
+    return min(n_tiles, 4)
+
+def _tl_filters(fu, fd, up:int, gain:float, device) -> tuple:
+    "The filters as the kernels read them: flipped, fu scaled by √(gain·up²) (1 tap when None), fd as (Kd, Kd)."
+    fu = torch.ones(1, device=device) if fu is None else fu.float()
+    fd = torch.ones(1, 1, device=device) if fd is None else fd.float()
+    fd = torch.outer(fd, fd) if fd.ndim == 1 else fd
+    return (fu.flip(0) * math.sqrt(gain * up ** 2)).contiguous(), fd.flip(0, 1).contiguous()
+
+def _tl_sizes(x, fu2, fd2, up, down, padding):
+    H, W = x.shape[2:]
+    px0, px1, py0, py1 = padding
+    KU, KD = fu2.numel(), fd2.shape[0]
+    Hu, Wu = H * up + py0 + py1 - KU + 1, W * up + px0 + px1 - KU + 1
+    return KU, KD, Hu, Wu, (Hu - KD) // down + 1, (Wu - KD) // down + 1
+
+def _triton_forward(x, b, fu, fd, up, down, padding, gain, slope, clamp, block:int=64) -> torch.Tensor:
+    "Triton forward of `filtered_lrelu`: (N, C, H, W) → (N, C, Ho, Wo)."
+    N, C, H, W = x.shape
+    fu2, fd2 = _tl_filters(fu, fd, up, gain, x.device)
+    KU, KD, Hu, Wu, Ho, Wo = _tl_sizes(x, fu2, fd2, up, down, padding)
+    UB = max(block, _tl_p2(KD))                               # upsampled block side
+    TO = (UB - KD) // down + 1                                # output block side
+    ty, tx = -(-Ho // TO), -(-Wo // TO)
+    n_tiles = N * C * ty * tx
+    P = _tl_programs(n_tiles, x.device)
+    x = x.contiguous()
+    y = torch.empty(N, C, Ho, Wo, device=x.device, dtype=x.dtype)
+    scratch = torch.empty(P, UB, UB, device=x.device, dtype=torch.float32)
+    sh = up * down * (abs(padding[0]) + abs(padding[2]) + KU + UB + 1)
+    _triton()
+    _fl_fwd_kernel[(P,)](x, fu2 if b is None else b, fu2, fd2, y, scratch, C, H, W, Ho, Wo, padding[2], padding[0], sh,
+                         n_tiles, ty, tx, float(slope), float(clamp or 0.0), UP=up, KU=KU, QU=-(-KU // up), DOWN=down,
+                         KD=KD, TO=TO, TOB=_tl_p2(TO), UB=UB, HAS_BIAS=b is not None, HAS_CLAMP=clamp is not None)
+    return y
+
+def _triton_backward(dy, x, b, fu, fd, up, down, padding, gain, slope, clamp, block:int=16) -> torch.Tensor:
+    "∂L/∂x (N, C, H, W) of the filtered leaky ReLU from ∂L/∂y (N, C, Ho, Wo), recomputing the upsampled samples."
+    N, C, H, W = x.shape
+    fu2, fd2 = _tl_filters(fu, fd, up, gain, x.device)
+    KU, KD, Hu, Wu, Ho, Wo = _tl_sizes(x, fu2, fd2, up, down, padding)
+    GB = _tl_p2((block - 1) * up + KU)                        # upsampled block side
+    TI = (GB - KU) // up + 1                                  # input block side
+    ty, tx = -(-H // TI), -(-W // TI)
+    n_tiles = N * C * ty * tx
+    P = _tl_programs(n_tiles, x.device)
+    x, dy = x.contiguous(), dy.contiguous()
+    dx = torch.empty_like(x, memory_format=torch.contiguous_format)
+    scratch = torch.empty(P, GB, GB, device=x.device, dtype=torch.float32)
+    sh = up * down * (abs(padding[0]) + abs(padding[2]) + KU + KD + GB + 1)
+    _triton()
+    _fl_bwd_kernel[(P,)](x, fu2 if b is None else b, fu2, fd2, dy, dx, scratch, C, H, W, Ho, Wo, Hu, Wu, padding[2],
+                         padding[0], sh, n_tiles, ty, tx, float(slope), float(clamp or 0.0), UP=up, KU=KU, QU=-(-KU // up),
+                         DOWN=down, KD=KD, QD=-(-KD // down), TI=TI, TIB=_tl_p2(TI), GB=GB, HAS_BIAS=b is not None,
+                         HAS_CLAMP=clamp is not None)
+    return dx
 
 # %% ../nbs/06_stylegan3.ipynb #6d8f1e54
 class FullyConnectedLayer(nn.Module):
@@ -301,17 +687,28 @@ class SynthesisLayer(nn.Module):
         pad_lo = (pad_total + self.up_factor) // 2
         pad_hi = pad_total - pad_lo
         self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
+        self.impl = 'auto'          # filtered leaky ReLU: 'auto', 'torch', 'triton' or 'reference' (see `filtered_lrelu`)
 
-    def forward(self, x, w, noise_mode:str='const', force_fp32:bool=False, update_emas:bool=False):
+    def forward(self, x, w, noise_mode:str='const', force_fp32:bool=False, update_emas:bool=False, impl:str|None=None):
         # x (N, in_channels, in_size, in_size), w (N, w_dim) -> (N, out_channels, out_size, out_size)
         if update_emas:
             self.magnitude_ema.copy_(x.detach().float().square().mean().lerp(self.magnitude_ema, self.magnitude_ema_beta))
         x = x.contiguous(memory_format=torch.channels_last if x.device.type == 'cpu' else torch.contiguous_format)
         styles = self.affine(w)                                            # (N, I)
         if self.is_torgb: styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel ** 2))
-        # filtered_lrelu(modulated_conv(x), ...) with its linear gains (√2, up²) folded into the convolution
         gain = 1 if self.is_torgb else math.sqrt(2)
         up = self.up_factor if self.up_filter is not None else 1
+        impl = impl or self.impl
+        # the fused op where it pays: with a down filter the upsampled signal is an intermediate (without one it is the
+        # output, kept anyway as the next layer's input); 'torch'/'triton' force it whenever there is a filter
+        filtered = self.down_filter is not None or (impl != 'auto' and self.up_filter is not None)
+        if impl != 'reference' and not self.is_torgb and filtered:
+            # bias in the convolution, gains folded into the op's up filter; the op stores only x for backward
+            x = modulated_conv(x, self.weight, styles, demodulate=True, padding=self.conv_kernel - 1,
+                               input_gain=self.magnitude_ema.rsqrt(), bias=self.bias)
+            return filtered_lrelu(x, self.up_filter, self.down_filter, None, up, self.down_factor, self.padding,
+                                  gain=gain, slope=0.2, clamp=self.conv_clamp, impl=impl)
+        # reference path: filtered_lrelu(modulated_conv(x), ...) with its linear gains (√2, up²) folded into the convolution
         x = modulated_conv(x, self.weight, styles, demodulate=not self.is_torgb, padding=self.conv_kernel - 1,
                            input_gain=self.magnitude_ema.rsqrt(), bias=self.bias, out_scale=gain * up ** 2)
         x = upfir(x, self.up_filter, up, self.padding)
@@ -323,6 +720,13 @@ class SynthesisLayer(nn.Module):
         return (f'in={self.in_channels}x{int(self.in_size[0])}@{self.in_sampling_rate:g}, out={self.out_channels}x'
                 f'{int(self.out_size[0])}@{self.out_sampling_rate:g}, up={self.up_factor}, down={self.down_factor}, '
                 f'cutoff={self.in_cutoff:g}->{self.out_cutoff:g}, radial={self.down_radial}, torgb={self.is_torgb}')
+
+def set_filtered_lrelu_impl(module:nn.Module, impl:str) -> nn.Module:
+    "Set the filtered leaky ReLU implementation of every `SynthesisLayer` in `module` (e.g. `G`); returns `module`."
+    if impl not in FILTERED_LRELU_IMPLS: raise ValueError(f"impl must be one of {FILTERED_LRELU_IMPLS}, got {impl!r}")
+    for m in module.modules():
+        if isinstance(m, SynthesisLayer): m.impl = impl
+    return module
 
 # %% ../nbs/06_stylegan3.ipynb #4f04f9c0
 def layer_schedule(img_resolution:int, img_channels:int=3, channel_base:int=32768, channel_max:int=512,

@@ -5,8 +5,15 @@ reference path when a checkout of NVlabs/stylegan3 is named by $A2V_SG3_REF (opt
 (random init) and the tiny preset's generator. NVIDIA's CPU path gains nothing from batching (FACTS.md), so for
 R-256 it is timed at batch 1 only and compared per image. The whole bench takes about 2-3 minutes on 2 cores
 (R-256 at batch 8 dominates); `A2V_BENCH_QUICK=1` times the tiny generator only.
+
+The filtered leaky ReLU rows compare a2v's two paths (`impl='reference'`: upsampled activations kept by autograd;
+`impl='auto'`, the default: the fused tiled op, which keeps only its input, in every layer with a down filter):
+fwd+bwd to ws, R-256 at batch 1 and the tiny generator at batch 8 (its lrelu_upsampling=1 leaves no layer with a down
+filter, so there both paths run the same code: the rows show the noise floor), each measured in a fresh subprocess (wall-clock time of one step, and the increase of peak RSS during
+it, `ru_maxrss`; torch's CPU allocations are invisible to tracemalloc). The two paths alternate, `A2V_BENCH_REPEAT`
+times (default 2), and the rows give the median and the spread (min–max) of the same run. About 2-3 more minutes.
 """
-import importlib.util, logging, os, time
+import importlib.util, json, logging, os, statistics, subprocess, sys, time
 from pathlib import Path
 import torch
 
@@ -38,6 +45,60 @@ def _nvidia_kwargs(arch:dict) -> dict:
     kw.setdefault('c_dim', 0)
     return kw
 
+_STEP = r'''
+import json, resource, sys, time, torch
+from a2v.core import get_config
+from a2v.stylegan3 import Generator, R256_ARCH, set_filtered_lrelu_impl
+name, impl, B, threads, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+G = Generator(**(R256_ARCH if name == 'R-256' else get_config('tiny').generator.arch)).eval().requires_grad_(False)
+set_filtered_lrelu_impl(G, impl)
+ws = G.mapping(torch.randn(B, G.z_dim)).detach()
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+best = float('inf')
+for _ in range(reps):
+    w = ws.clone().requires_grad_(True)
+    t = time.perf_counter(); G.synthesis(w, noise_mode='const').square().mean().backward()
+    best = min(best, time.perf_counter() - t)
+rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(s=best, peak_mb=(rss1 - rss0) / 1024, grad=float(w.grad.abs().sum()))))
+'''
+
+def _fused_step(name:str, impl:str, B:int, reps:int) -> dict:
+    "One fwd+bwd measurement in a fresh process: {'s': best seconds of `reps` steps, 'peak_mb': peak RSS increase}."
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(root), os.environ.get('PYTHONPATH', '')])}
+    p = subprocess.run([sys.executable, '-c', _STEP, name, impl, str(B), str(torch.get_num_threads()), str(reps)],
+                       capture_output=True, text=True, env=env, cwd=root, check=True)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+def _spread(v:list, nd:int=1) -> str: return f"{min(v):.{nd}f}-{max(v):.{nd}f}"
+
+def bench_fused() -> list[dict]:
+    "Rows: fused filtered leaky ReLU vs the reference path, fwd+bwd to ws (time, peak memory, same-run ratios)."
+    rows, n = [], int(os.environ.get('A2V_BENCH_REPEAT', 2))
+    plans = [('tiny 64px', 8, 3), ('R-256', 1, 1)]
+    if os.environ.get('A2V_BENCH_QUICK'): plans = plans[:1]
+    for name, B, reps in plans:
+        m = {'reference': [], 'auto': []}
+        for _ in range(n):
+            for impl in m: m[impl].append(_fused_step('R-256' if name == 'R-256' else 'tiny', impl, B, reps))
+        what = f'stylegan3 {name} fwd+bwd B={B}'
+        for impl, label in (('reference', 'reference path'), ('auto', 'default (fused op)')):
+            t = [r['s'] * 1000 / B for r in m[impl]]; mb = [r['peak_mb'] for r in m[impl]]
+            rows.append(dict(what=f'{what} {label}', value=round(statistics.median(t), 1), unit='ms/image',
+                             note=f'spread {_spread(t)} over {n} runs'))
+            rows.append(dict(what=f'{what} {label} peak RSS increase', value=round(statistics.median(mb)), unit='MB',
+                             note=f'spread {_spread(mb, 0)}'))
+        tr = [a['s'] / b['s'] for a, b in zip(m['auto'], m['reference'])]
+        mr = [a['peak_mb'] / b['peak_mb'] for a, b in zip(m['auto'], m['reference'])]
+        rows.append(dict(what=f'{what} fused/reference time', value=round(statistics.median(tr), 2), unit='x',
+                         note=f'same-run pairs, spread {_spread(tr, 2)}'))
+        rows.append(dict(what=f'{what} fused/reference peak memory', value=round(statistics.median(mr), 2), unit='x',
+                         note=f'same-run pairs, spread {_spread(mr, 2)}'))
+    return rows
+
 def bench() -> list[dict]:
     from a2v.core import get_config
     from a2v.stylegan3 import Generator, R256_ARCH
@@ -66,8 +127,10 @@ def bench() -> list[dict]:
                     theirs = _time(lambda: _step(G_ref, ws, bwd), reps) / B
                     rows.append(dict(what=what + ' (NVIDIA ref)', value=round(theirs * 1000, 1), unit='ms/image'))
                     rows.append(dict(what=what + ' speed-up', value=round(theirs / ours, 2), unit='x'))
+    if not os.environ.get('A2V_BENCH_ONLY'): rows += bench_fused()
     rows.append(dict(what='stylegan3 bench threads', value=torch.get_num_threads(), unit='threads'))
     return rows
 
 if __name__ == '__main__':
-    for r in bench(): print(f"{r['what']:60s} {r['value']:>10} {r['unit']}")
+    for r in (bench_fused() if os.environ.get('A2V_BENCH_FUSED_ONLY') else bench()):
+        print(f"{r['what']:66s} {r['value']!s:>10} {r['unit']}" + (f"   ({r['note']})" if r.get('note') else ''), flush=True)

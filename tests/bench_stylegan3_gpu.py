@@ -1,22 +1,39 @@
 """GPU speed of the 256 px R generator: synthesis forward and one inversion step at batch 1/8/32.
 
+First, the filtered leaky ReLU paths (the table this script ends with): per R-256 inversion step (synthesis, MSE,
+backward to w, Adam; fp32) at batch 1/8/32, a2v's reference path (`impl='reference'`: autograd keeps the upsampled
+activations), the fused op with its Triton kernels (`impl='auto'` on CUDA: keeps only each op's input), and
+`torch.compile` of the synthesis (it traces the reference path). Each gets ms/step, peak GPU memory (GiB) and seconds
+per 125-frame clip with the paper's schedule (1000 steps for frame 0, 5 per later frame: 1620 steps; at batch B,
+B clips inverted together, so seconds per clip = 1620 · step / B). Expected output, one line per measurement, then:
+
+    | path | batch | ms/step | peak GiB | s per 125-frame clip |
+    |---|---|---|---|---|
+    | reference | 1 | ... | ... | ... |      (OOM where it does not fit: the reference path at batch 32 in fp32)
+    | fused Triton | 1 | ... | ... | ... |
+    | torch.compile (reference) | 1 | ... | ... | ... |
+    ...
+
+plus `fused vs reference` rows: max |image difference| and max |w-gradient difference| at batch 1 (expected ≤ 1e-4).
+
 Variants of a2v's pure-PyTorch generator: fp32 (the default), TF32 matmuls/convolutions, bf16 and fp16 autocast, and
 `torch.compile`; against NVIDIA's code with its CUDA kernels (fp16 in the top layers as the official pickles run, and
 forced to fp32) when `$A2V_SG3_REF` names a checkout of NVlabs/stylegan3 (optional; never in CI). An inversion step is
 what `a2v.invert` does per step: synthesis, MSE (+ 10·LPIPS-alex for the engine rows), backward to w, Adam. Also on
 the GPU: our outputs against the committed NVIDIA fixtures, against NVIDIA's CUDA path, and the error bf16/fp16 cost.
 
-On a machine without CUDA `bench()` returns one row saying so. `A2V_BENCH_BUDGET_S` (default 420) bounds the run:
+On a machine without CUDA `bench()` returns one row saying so. `A2V_BENCH_BUDGET_S` (default 290) bounds the run:
 sections that would start after it are left out, and each row is also appended to `$A2V_BENCH_OUT` (JSON lines) as it
 is measured, so a run cut short keeps what it measured. Channels-last needs no variant: every synthesis layer already
-works in NHWC (see 04_stylegan3).
+works in NHWC (see 06_stylegan3).
 """
 import contextlib, json, math, os, time
 from pathlib import Path
 import torch
 
 _T0 = time.time()
-def _left() -> float: return float(os.environ.get('A2V_BENCH_BUDGET_S', 420)) - (time.time() - _T0)
+def _left() -> float: return float(os.environ.get('A2V_BENCH_BUDGET_S', 290)) - (time.time() - _T0)
+CLIP_STEPS = 1000 + 5 * 124        # the paper's inversion schedule for a 125-frame clip
 
 def _emit(rows, **r):
     rows.append(r)
@@ -71,6 +88,52 @@ def _timed(rows, label, B, fwd, make_step) -> bool:
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache(); _emit(rows, what=f'{label} B={B}', value='OOM', unit='')
         return False
+
+def _fused_paths(rows, G, ws, tgt, batches, dev) -> list:
+    "Rows and table lines: inversion step per filtered-lrelu path (reference, fused, torch.compile) and batch."
+    from a2v.stylegan3 import set_filtered_lrelu_impl
+    fused = 'fused Triton' if dev.type == 'cuda' else 'fused (tiled torch)'
+    table = []
+    # parity at batch 1: image and gradient to w, fused against the reference path
+    out = {}
+    for impl in ('reference', 'auto'):
+        set_filtered_lrelu_impl(G, impl)
+        w = ws[batches[0]].clone().requires_grad_(True)
+        img = G.synthesis(w, noise_mode='const'); (img - tgt[batches[0]].flip(-1)).square().mean().backward()
+        out[impl] = img.detach(), w.grad
+    _emit(rows, what='fused vs reference B=1: max |image diff| / max |w-grad diff| (rel.)',
+          value=f"{(out['auto'][0] - out['reference'][0]).abs().max():.1e}/"
+                f"{((out['auto'][1] - out['reference'][1]).abs().max() / out['reference'][1].abs().max().clamp_min(1e-30)):.1e}", unit='')
+    def measure(label, synth, B):
+        if _left() < 45: return False
+        try:
+            if dev.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+            ms = _cuda_ms(_stepper(synth, ws[B], tgt[B], None))
+            gib = torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == 'cuda' else float('nan')
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache(); _emit(rows, what=f'{label} inversion step B={B}', value='OOM', unit='')
+            table.append(f'| {label} | {B} | OOM | — | — |'); return False
+        clip = CLIP_STEPS * ms / 1000 / B
+        _emit(rows, what=f'{label} inversion step B={B}', value=round(ms, 2), unit=f'ms/step, peak {gib:.1f} GiB, {clip:.0f} s/clip')
+        table.append(f'| {label} | {B} | {ms:.1f} | {gib:.1f} | {clip:.0f} |'); return True
+    for impl, label in (('reference', 'reference'), ('auto', fused)):
+        set_filtered_lrelu_impl(G, impl)
+        for B in batches:
+            if not measure(label, G.synthesis, B): break
+    if 'compile' not in os.environ.get('A2V_BENCH_SKIP', ''):
+        import torch._dynamo as _dynamo
+        _dynamo.config.recompile_limit = 64
+        set_filtered_lrelu_impl(G, 'auto')                   # under torch.compile 'auto' traces the reference path
+        try:
+            synth = torch.compile(G.synthesis, dynamic=False)
+            for B in batches:
+                if _left() < 120: break
+                t = time.time(); _stepper(synth, ws[B], tgt[B], None)()
+                _emit(rows, what=f'torch.compile first step (compile) B={B}', value=round(time.time() - t, 1), unit='s')
+                if not measure('torch.compile (reference)', synth, B): break
+        except Exception as e: _emit(rows, what='torch.compile failed', value=type(e).__name__, unit=str(e)[:200])
+    set_filtered_lrelu_impl(G, 'auto')
+    return table
 
 def _profile(rows, step, n:int=8):
     "The n GPU kernels that take longest in one call of `step`, as rows (total ms over the call)."
@@ -145,6 +208,7 @@ def bench() -> list[dict]:
     ws = {B: G.mapping(torch.randn(B, G.z_dim, device=dev)) for B in batches}
     tgt = {B: _fwd(G.synthesis, ws[B], None).detach() for B in batches}
     ref32, B8 = tgt[batches[1]], batches[1]
+    table = _fused_paths(rows, G, ws, tgt, batches, dev)
     # 2. a2v variants
     variants = [('fp32', None, False), ('TF32', None, True), ('bf16 autocast', torch.bfloat16, False),
                 ('fp16 autocast', torch.float16, False)]
@@ -222,6 +286,7 @@ def bench() -> list[dict]:
         except Exception as e: _emit(rows, what='NVIDIA CUDA rows failed', value=type(e).__name__, unit=str(e)[:200])
 
     if dev.type == 'cuda': _emit(rows, what='peak GPU memory', value=round(torch.cuda.max_memory_allocated() / 2 ** 30, 2), unit='GiB')
+    print('\n| path | batch | ms/step | peak GiB | s per 125-frame clip |\n|---|---|---|---|---|\n' + '\n'.join(table), flush=True)
     return rows
 
 if __name__ == '__main__': bench()
