@@ -173,7 +173,7 @@ def train_embed2lat_cmd(run, preset, sets):
 @click.option('--audio', type=click.Path(), required=True, help='A speech recording (any format ffmpeg reads).')
 @click.option('--out', type=click.Path(dir_okay=False), required=True, help='The mp4 to write.')
 @click.option('--magnify', type=float, default=None, help="Scale of μ' (paper: 500).")
-@click.option('--mode', type=click.Choice(['paper', 'calibrated']), default=None, help='Magnification mode (see 09_render).')
+@click.option('--mode', type=click.Choice(['paper', 'calibrated']), default=None, help='Magnification mode (see 14_render).')
 @click.option('--face-index', type=int, default=None, help='Which face to use when the photo has several (largest first).')
 @_run_opts
 def render_cmd(image, audio, out, magnify, mode, face_index, run, preset, sets):
@@ -198,11 +198,14 @@ def figures_cmd(publish, run, preset, sets):
 @click.option('--data', type=click.Path(file_okay=False), default=None, help='Folder of input videos (default: make the sample data).')
 @click.option('--notebooks/--no-notebooks', default=True, show_default=True, help='Run the stage notebooks with papermill (executed copies kept in RUN/notebooks/), or call the stage functions directly.')
 @click.option('--force', multiple=True, help='Re-run this stage even if it is done (repeatable).')
+@click.option('--photo', type=click.Path(), default=None, help='Photo of the closing render (default: a held-out clip, or the sample data).')
+@click.option('--speech', type=click.Path(), default=None, help='Speech of the closing render (with --photo).')
 @_run_opts
-def pipeline_cmd(data, notebooks, force, run, preset, sets):
+def pipeline_cmd(data, notebooks, force, photo, speech, run, preset, sets):
     "Run every stage in order; finished stages are skipped."
     from a2v.pipeline import run_pipeline
-    run_pipeline(run, resolve_config(run, preset, sets), data=data, notebooks=notebooks, force=force, log=click.echo)
+    run_pipeline(run, resolve_config(run, preset, sets), data=data, notebooks=notebooks, force=force, log=click.echo,
+                 photo=photo, speech=speech)
 
 @a2v.group('weights')
 def weights_grp():

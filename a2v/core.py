@@ -82,7 +82,7 @@ class GeneratorConfig:
     fit_lr_w: float = 1e-2
     fit_minutes: float = 10.0                  # wall-clock budget for fitting
     fit_max_frames: int = 600                  # frames fitted (evenly spaced over all clips; 0: all)
-    fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 04_stylegan3)
+    fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 06_stylegan3)
     fit_init: Literal['pca', 'random'] = 'pca'                    # codes start at the frames' principal components ('pca') or 'random'
     fit_init_scale: float = 0.1                # mean std of the code dimensions at the start
     fit_mirror: bool = False                   # also fit every frame mirrored (x-flips, as NVIDIA trains FFHQ); same frame budget
@@ -145,13 +145,13 @@ class Embed2LatConfig:
 class RenderConfig:
     "§4.4: decode μ', magnify, add Δw to the photo's w_0, synthesise, mux."
     magnify: float = 500.0          # the paper's ×500
-    mode: Literal['paper', 'calibrated'] = 'paper'  # 'paper' or a flicker-reducing alternative (see 09_render)
+    mode: Literal['paper', 'calibrated'] = 'paper'  # 'paper' or a flicker-reducing alternative (see 14_render)
     smooth_frames: int = 0          # temporal smoothing of μ' (0: none)
     batch_size: int = 8             # frames synthesised at once
 
 @dataclass
 class SampleDataConfig:
-    "The self-made talking-clip data set (tiny preset; see 10_sample_data)."
+    "The self-made talking-clip data set (tiny preset; see 04_sample_data)."
     clips: int = 0                  # good clips to make (the paper preset reads AVSpeech videos instead)
     seconds: tuple[float, float] = (3.0, 6.0)  # clip length range (AVSpeech: 3-10 s)
     bad: bool = True                # also make the 4 deliberately bad clips (two faces, no face, tiny face, face leaving)
@@ -183,7 +183,7 @@ def _tiny() -> Config:
             arch=GeneratorArch(),                             # 64 px, 16 ws of 128, config R
             fit_steps=2000, fit_minutes=8.0, fit_mirror=True),
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
-                            lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 05_invert
+                            lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 09_invert
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
                       val_fraction=0.2),
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,

@@ -270,6 +270,75 @@ def clip_complete(out_dir, clip_id:str) -> bool:
     "Has `crop_clip` finished clip `clip_id` in `out_dir`?"
     return (_clips_dir(out_dir)/clip_id/'meta.json').exists()
 
+def _precheck(video, c:CropConfig, start, end, row) -> tuple:
+    "The rules that need no decoding: (a discard/error row, None), or (None, (probe info, t0))."
+    from a2v import media
+    if not Path(video).exists(): return row('error', 'missing_file', detail='no such file'), None
+    try: info = media.probe(video)
+    except A2VError as e: return row('error', 'unreadable', detail=str(e)), None
+    if not info.has_video: return row('discarded', 'no_video'), None
+    if not info.has_audio: return row('discarded', 'no_audio'), None
+    t0 = float(start or 0.0)
+    t1 = min(info.duration, end) if end is not None else info.duration
+    if t1 - t0 < c.min_seconds - 0.5 / c.fps: return row('discarded', 'too_short', detail=f'{t1 - t0:.2f} s'), None
+    if min(info.width, info.height) < max(c.min_face, 12):
+        return row('discarded', 'frame_too_small', detail=f'{info.width}×{info.height}'), None
+    return None, (info, t0)
+
+class _Detections:
+    "Pass 1's bookkeeping: the detection frames decided so far, and the rules applied to each batch of them."
+    def __init__(self, detector, c:CropConfig, hint=None):
+        self.detector, self.c, self.hint = detector, c, hint
+        self.idx, self.box, self.prob, self.n = [], [], [], []   # frame index, box (4,), probability, faces found
+    def decide(self, batch, size) -> str|None:
+        "Detect in `batch` [(index, frame)], apply the rules; a discard reason (with '@frame') or None."
+        res = self.detector(np.stack([f for _, f in batch]))
+        if len(res) != len(batch): raise RuntimeError(f'detector returned {len(res)} results for {len(batch)} frames')
+        W, H = size
+        for (i, _), (boxes, probs) in zip(batch, res):
+            target = None
+            if self.hint is not None: target = _centre(self.box[-1]) if self.box else np.array([self.hint[0] * W, self.hint[1] * H])
+            j, why = choose_face(boxes, probs, self.c.min_face, self.c.min_prob, target)
+            if j is None:
+                if why == 'no_face' and _left_frame(self.idx, self.box, i, W, H): why = 'face_left_frame'
+                return f'{why}@{i}'
+            self.idx.append(i); self.box.append(boxes[j]); self.prob.append(float(probs[j])); self.n.append(len(boxes))
+        return None
+
+def _detect_pass(video, c:CropConfig, k:int, det:_Detections, start, end) -> tuple:
+    "Pass 1: decode, detect every k-th frame (and the last) in batches, stop at the first bad one: (reason|None, F, (W, H))."
+    from a2v import media
+    pending, last, size, F = [], None, None, 0      # [(index, frame)] waiting for the detector; the latest frame
+    for t, frame in media.iter_frames(video, fps=c.fps, start=start, end=end):
+        if size is None: size = (frame.shape[1], frame.shape[0])
+        last = (F, frame)
+        if F % k == 0: pending.append(last)
+        F += 1
+        if len(pending) >= c.batch:
+            why, pending = det.decide(pending, size), []
+            if why: return why, F, size
+    if F and (F - 1) % k: pending.append(last)      # the last frame is always a detection frame
+    if F >= round(c.min_seconds * c.fps) and pending: return det.decide(pending, size), F, size
+    return None, F, size
+
+def _frame_boxes(det:_Detections, F:int, fixed_size:bool) -> np.ndarray:  # (F, 4)
+    "The box of every frame: interpolated centres; the side interpolated too (paper) or the clip's median (fixed_size)."
+    boxes = interpolate_boxes(det.idx, det.box, F)  # (F, 4)
+    if not fixed_size: return boxes
+    wh = np.median(np.array(det.box)[:, 2:] - np.array(det.box)[:, :2], 0)   # (2,)
+    ctr = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return np.concatenate([ctr - wh / 2, ctr + wh / 2], 1)
+
+def _write_frames(video, tmp:Path, c:CropConfig, boxes:np.ndarray, F:int, start, end):
+    "Pass 2: decode again, crop every frame and encode it into tmp/frames.mp4."
+    from a2v import media
+    writer, n = _FrameWriter(tmp/'frames.mp4', c.fps, c.resolution), 0
+    try:
+        for i, (t, frame) in enumerate(media.iter_frames(video, fps=c.fps, start=start, end=end, max_frames=F)):
+            writer.write(crop_square(frame, boxes[i], c.margin, c.resolution)); n += 1
+    finally: writer.close()
+    if n != F: raise RuntimeError(f'second decoding gave {n} frames, the first {F}')
+
 def crop_clip(video, # path of the source video
               out_dir, # run directory: the clip goes to out_dir/clips/<clip_id>/
               cfg:Config, clip_id:str|None=None, # default: the file name without extension
@@ -278,85 +347,37 @@ def crop_clip(video, # path of the source video
               detector=None, # callable frames (N, H, W, 3) → [(boxes, probs)]; default MTCNN
               ) -> dict:
     "Crop one video into out_dir/clips/<clip_id>/; returns its manifest row (never raises for bad input)."
+    from a2v import media
     c = cfg.crop
     clip_id = _safe_id(clip_id or Path(video).stem)
     row = functools.partial(_row, clip_id, video, fps=c.fps)
     tmp = None
     try:
-        from a2v import media
-        if not Path(video).exists(): return row('error', 'missing_file', detail='no such file')
-        try: info = media.probe(video)
-        except A2VError as e: return row('error', 'unreadable', detail=str(e))
-        if not info.has_video: return row('discarded', 'no_video')
-        if not info.has_audio: return row('discarded', 'no_audio')
-        t0 = float(start or 0.0)
-        t1 = min(info.duration, end) if end is not None else info.duration
-        if t1 - t0 < c.min_seconds - 0.5 / c.fps: return row('discarded', 'too_short', detail=f'{t1 - t0:.2f} s')
-        if min(info.width, info.height) < max(c.min_face, 12):
-            return row('discarded', 'frame_too_small', detail=f'{info.width}×{info.height}')
+        bad, ok = _precheck(video, c, start, end, row)
+        if bad: return bad
+        info, t0 = ok
         k = detect_every(c.fps, c.detect_interval_s)
-        if detector is None: detector = _detector(max(12, c.min_face // 2), cfg.device, c.batch)
         use_hint = c.use_hint and hint is not None
-        # pass 1: decode, keep only the detection frames, decide them in batches (stop at the first bad one)
-        pending, last = [], None  # [(index, frame)] waiting for the detector; the latest frame
-        det_idx, det_box, det_prob, det_n = [], [], [], []
-        size, F = None, 0
-
-        def decide(batch) -> str|None:
-            "Detect in `batch` [(index, frame)], apply the rules; a discard reason (with '@frame') or None."
-            res = detector(np.stack([f for _, f in batch]))
-            if len(res) != len(batch): raise RuntimeError(f'detector returned {len(res)} results for {len(batch)} frames')
-            W, H = size
-            for (i, _), (boxes, probs) in zip(batch, res):
-                target = None
-                if use_hint: target = _centre(det_box[-1]) if det_box else np.array([hint[0] * W, hint[1] * H])
-                j, why = choose_face(boxes, probs, c.min_face, c.min_prob, target)
-                if j is None:
-                    if why == 'no_face' and _left_frame(det_idx, det_box, i, W, H): why = 'face_left_frame'
-                    return f'{why}@{i}'
-                det_idx.append(i); det_box.append(boxes[j]); det_prob.append(float(probs[j])); det_n.append(len(boxes))
-            return None
-
-        for t, frame in media.iter_frames(video, fps=c.fps, start=start, end=end):
-            if size is None: size = (frame.shape[1], frame.shape[0])
-            last = (F, frame)
-            if F % k == 0: pending.append(last)
-            F += 1
-            if len(pending) >= c.batch:
-                why, pending = decide(pending), []
-                if why: return _discard(row, why)
+        det = _Detections(detector or _detector(max(12, c.min_face // 2), cfg.device, c.batch), c, hint if use_hint else None)
+        why, F, size = _detect_pass(video, c, k, det, start, end)
+        if why: return _discard(row, why)
         if F == 0: return row('error', 'unreadable', detail='no decodable frames')
         if F < round(c.min_seconds * c.fps): return row('discarded', 'too_short', detail=f'{F} frames')
-        if (F - 1) % k: pending.append(last)             # the last frame is always a detection frame
-        if pending and (why := decide(pending)): return _discard(row, why)
-        del pending, last
-        # the boxes of every frame: interpolated centres; the side either interpolated too (paper) or fixed per clip
-        boxes = interpolate_boxes(det_idx, det_box, F)  # (F, 4)
-        if c.fixed_size:
-            wh = np.median(np.array(det_box)[:, 2:] - np.array(det_box)[:, :2], 0)   # (2,)
-            ctr = (boxes[:, :2] + boxes[:, 2:]) / 2
-            boxes = np.concatenate([ctr - wh / 2, ctr + wh / 2], 1)                 # (F, 4)
-        # pass 2: decode again, crop every frame and encode, into a temporary folder
+        boxes = _frame_boxes(det, F, c.fixed_size)
         tmp = _clips_dir(out_dir)/f'.{clip_id}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}'
         tmp.mkdir(parents=True)
-        writer, n = _FrameWriter(tmp/'frames.mp4', c.fps, c.resolution), 0
-        try:
-            for i, (t, frame) in enumerate(media.iter_frames(video, fps=c.fps, start=start, end=end, max_frames=F)):
-                writer.write(crop_square(frame, boxes[i], c.margin, c.resolution)); n += 1
-        finally: writer.close()
-        if n != F: raise RuntimeError(f'second decoding gave {n} frames, the first {F}')
+        _write_frames(video, tmp, c, boxes, F, start, end)
         n = round(F * c.sample_rate / c.fps)
         try: audio = media.load_audio(video, sr=c.sample_rate, start=t0, end=t0 + F / c.fps)
         except A2VError as e: return row('discarded', 'no_audio', detail=str(e))
-        audio = np.pad(audio[:n], (0, max(0, n - len(audio))))   # (F · sr / fps,)
-        media.save_wav(tmp/'audio.wav', audio, c.sample_rate)
+        media.save_wav(tmp/'audio.wav', np.pad(audio[:n], (0, max(0, n - len(audio)))), c.sample_rate)   # (F · sr / fps,)
         W, H = size
         meta = dict(clip=clip_id, source=str(video), start=t0, fps=c.fps, frames=F, duration=F / c.fps,
                     sample_rate=c.sample_rate, samples=n, resolution=c.resolution, margin=c.margin,
                     fixed_size=c.fixed_size, source_fps=info.fps, source_size=[W, H], rotation=info.rotation,
                     k=k, k_source=detect_every(info.fps or c.fps, c.detect_interval_s), min_face=c.min_face,
-                    detection_frames=det_idx, detection_boxes=np.array(det_box).round(2).tolist(),
-                    detection_probs=det_prob, faces_per_detection=det_n, hint=list(hint) if use_hint else None,
+                    detection_frames=det.idx, detection_boxes=np.array(det.box).round(2).tolist(),
+                    detection_probs=det.prob, faces_per_detection=det.n, hint=list(hint) if use_hint else None,
                     boxes=boxes.round(2).tolist(), storage='frames.mp4: H.264 crf 10 yuv444p')
         atomic_write_json(tmp/'meta.json', meta, indent=None)
         final = _clips_dir(out_dir)/clip_id

@@ -86,10 +86,17 @@ def _record_videos(run:Path, data) -> bool:
         atomic_write_text(run/'videos.txt', '\n'.join(vids) + '\n')
     return (run/'videos.txt').exists()
 
-def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stages=None, log=print):
+def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stages=None, log=print,
+                 photo=None, speech=None, # the closing render's photo and speech (default: see `a2v.render.heldout_pair`)
+                ):
     "Run the stages of `STAGES` (or the named subset) on run directory `run`, skipping finished ones."
     run = Path(run); run.mkdir(parents=True, exist_ok=True); RunDir(run).save_config(cfg)
     own_videos = _record_videos(run, data)
+    if (photo is None) != (speech is None): raise A2VError('give both --photo and --speech (or neither)')
+    if photo is not None:
+        for p in (photo, speech):
+            if not Path(p).is_file(): raise bad_input(p, 'no such file')
+        atomic_write_json(run/'heldout.json', {'photo': str(Path(photo).resolve()), 'speech': str(Path(speech).resolve())})
     if not own_videos and cfg.sample_data.clips < 1:
         raise A2VError(f"the {cfg.preset} preset needs real videos: a2v pipeline --data DIR (see README)")
     nbs = notebooks_dir() if notebooks else None

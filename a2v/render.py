@@ -14,8 +14,8 @@ from .media import load_image, load_audio, VideoWriter
 
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
-           'calibrate', 'predict_windowed', 'TalkingFace', 'Renderer', 'render_video', 'render_panel', 'render_demo',
-           'run_summary', 'fig4_full_flow', 'make_figures', 'run_stage']
+           'calibrate', 'predict_windowed', 'TalkingFace', 'Renderer', 'render_video', 'render_panel', 'heldout_pair',
+           'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures', 'run_stage']
 
 # %% ../nbs/14_render.ipynb #e9261e5b
 def latents_to_ws(mu:torch.Tensor, # motion latents μ (F, latent_dim)
@@ -278,18 +278,32 @@ def render_panel(run, cfg:Config|None=None):
     return W.VBox([W.HBox([photo, up_photo]), W.HBox([speech, up_speech]), W.HBox([mode, mag, go]), out])
 
 # %% ../nbs/14_render.ipynb #ecb58d9d
-def _heldout(run) -> tuple[Path, Path, dict|None]:
-    d = Path(run)/'data'/'heldout'
+def heldout_pair(run, cfg:Config|None=None) -> tuple:
+    """The closing render's photo, speech and ground truth (or None), in this order of preference:
+    `RUN/heldout.json` (`a2v pipeline --photo P --speech S`), the sample data's `RUN/data/heldout/`, else §4.5's
+    cross-source test on the run's own videos: the first frame of one held-out clip speaking another held-out clip's audio."""
+    rd = RunDir(run)
+    if rd.root.joinpath('heldout.json').exists():
+        d = json.loads(rd.root.joinpath('heldout.json').read_text())
+        return Path(d['photo']), Path(d['speech']), None
+    d = rd.root/'data'/'heldout'
     photo = next((p for p in sorted(d.glob('photo.*'))), None)
     speech = next((p for p in sorted(d.glob('speech.*')) if p.suffix != '.json'), None)
-    if photo is None or speech is None: raise MissingStageOutputError(f"{d}: no held-out photo/speech; run `a2v sample-data --out {Path(run)/'data'}`")
-    truth = next((json.loads(p.read_text()) for p in sorted(d.glob('*.json'))), None)
-    return photo, speech, truth
+    if photo is not None and speech is not None:
+        return photo, speech, next((json.loads(p.read_text()) for p in sorted(d.glob('*.json'))), None)
+    from a2v.crop import load_clip
+    ids = _train_val(run, cfg or rd.load_config())['val'] or rd.clip_ids()
+    if not ids: raise MissingStageOutputError(f"{rd.root}: no kept clips to take a held-out photo and speech from; run `a2v crop` first")
+    a, b = ids[0], ids[1 % len(ids)]                                     # photo of one clip, speech of another
+    frame = load_clip(rd.clip_dir(a)).frames[0]                          # (R, R, 3) uint8
+    photo = rd.stage('renders')/'heldout_photo.png'
+    with atomic_path(photo, suffix='.png') as tmp: __import__('PIL.Image', fromlist=['Image']).fromarray(frame).save(tmp, format='PNG')
+    return photo, rd.clip_dir(b)/'audio.wav', None
 
 def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     "Render the held-out photo + sentence in both magnification modes; write RUN/metrics.json and the figures."
     cfg = cfg or RunDir(run).load_config(); rd = RunDir(run)
-    photo, speech, truth = _heldout(run)
+    photo, speech, truth = heldout_pair(run, cfg)
     opening = (truth or {}).get('mouth_opening')
     r = Renderer(run, cfg)
     renders = {}
@@ -315,8 +329,11 @@ def run_summary(run, G=None) -> dict:
     return out
 
 # %% ../nbs/14_render.ipynb #82aec60e
-def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, n_frames:int=4, path=None):
+def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, n_frames:int=4, path=None,
+                   mode:str|None=None, # 'paper' (×render.magnify) or 'calibrated' (None: cfg.render.mode)
+                  ):
     "Fig. 4: generated (from the clip's first-frame code and its own audio) beside original, held-out clips."
+    mode = mode or cfg.render.mode
     import matplotlib.pyplot as plt
     from a2v.crop import load_clip
     from a2v.audio import load_embedding
@@ -329,7 +346,7 @@ def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, 
         w0 = load_tensors(RunDir(run).latents(cid))[0]['ws'][0]
         e, _ = load_embedding(run, cid)
         mu = predict_latents(e, r.embed2lat, n_frames=len(clip.frames))
-        ws = r.codes(mu, w0, 'calibrated')
+        ws = r.codes(mu, w0, mode)
         idx = np.linspace(0, len(ws) - 1, n_frames).round().astype(int)
         gen = np.stack(list(synthesize_frames(r.G, ws[idx])))
         for j, i in enumerate(idx):
@@ -337,7 +354,8 @@ def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, 
                 ax = axes[row, j]; ax.imshow(img); ax.set_xticks([]); ax.set_yticks([])
                 if j == 0: ax.set_ylabel(f'{lab}\n{cid[:12]}', fontsize=7)
                 if row == 0: ax.set_title(f'frame {i}', fontsize=8)
-    fig.suptitle('Fig. 4: generated from audio (calibrated) beside the original, held-out clips', fontsize=9)
+    how = f'×{cfg.render.magnify:g}, as the paper' if mode == 'paper' else 'calibrated'
+    fig.suptitle(f'Fig. 4: generated from audio ({how}) beside the original, held-out clips', fontsize=9)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
@@ -353,11 +371,13 @@ def make_figures(run, cfg:Config|None=None, renderer:Renderer|None=None) -> list
     made = []
     plot_inversion(run, cfg=cfg, G=r.G, out=figs/'fig2_inversion.png'); made.append(figs/'fig2_inversion.png')
     fig3_vae(run, r.G); made.append(figs/'fig3_vae.png')
-    fig4_full_flow(run, cfg, r, path=figs/'fig4_full_flow.png'); made.append(figs/'fig4_full_flow.png')
+    fig4_full_flow(run, cfg, r, path=figs/'fig4_full_flow.png'); made.append(figs/'fig4_full_flow.png')   # cfg.render.mode
+    if cfg.render.mode != 'calibrated':                                  # and our answer to its flicker, beside it
+        fig4_full_flow(run, cfg, r, path=figs/'fig4_full_flow_calibrated.png', mode='calibrated'); made.append(figs/'fig4_full_flow_calibrated.png')
     m = rd.stage('renders')/'demo_calibrated.metrics.json'
     if m.exists():
         d = json.loads(m.read_text())
-        _, _, truth = _heldout(run)
+        _, _, truth = heldout_pair(run, cfg)
         lipsync_plot(np.array(d['mouth_opening']), np.array(d['loudness_db']), path=figs/'lipsync.png',
                      truth=np.array(truth['mouth_opening']) if truth and 'mouth_opening' in truth else None)
         made.append(figs/'lipsync.png')
