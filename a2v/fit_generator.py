@@ -125,12 +125,70 @@ def _evaluate(G, codes, X, lp, batch:int=32) -> tuple:
         ps.append(psnr((y - x).square().flatten(1).mean(1), peak=2.0)); ls.append(lp(y, x).flatten() if lp is not None else torch.zeros(len(x)))
     return torch.cat(ps), torch.cat(ls)
 
+class _AutoDecoder:
+    "What fitting changes: the generator, one W+ code per frame (a sparse embedding), their optimisers, the step count."
+    def __init__(self, arch:dict, X:torch.Tensor, gc, seed:int):
+        seed_everything(seed)
+        dev = X.device
+        self.G = Generator(**arch).to(dev).train().requires_grad_(False)
+        self.G.synthesis.requires_grad_(True)
+        self.n, self.shape = len(X), (self.G.num_ws, self.G.w_dim)
+        self.codes = nn.Embedding(self.n, self.G.num_ws * self.G.w_dim, sparse=True).to(dev)   # one W+ code per frame
+        with torch.no_grad(): self.codes.weight.copy_(initial_codes(X, self.G, gc.fit_init, gc.fit_init_scale).flatten(1))
+        self.opt_g = torch.optim.Adam(self.G.synthesis.parameters(), lr=gc.fit_lr_g, betas=(0.9, 0.99))
+        self.opt_w = torch.optim.SparseAdam(self.codes.parameters(), lr=gc.fit_lr_w, betas=(0.9, 0.99))
+        self.step, self.elapsed, self.history = 0, 0.0, []
+
+    def save(self, path:Path, elapsed:float):
+        "Checkpoint everything (atomically) to resume from."
+        with atomic_path(path) as tmp:
+            torch.save(dict(G=self.G.state_dict(), codes=self.codes.state_dict(), opt_g=self.opt_g.state_dict(),
+                            opt_w=self.opt_w.state_dict(), step=self.step, elapsed=elapsed, frames=self.n,
+                            history=json.dumps(self.history)), tmp)
+
+    def load(self, path:Path):
+        "Resume from a checkpoint written by `save` (weights_only: no code runs from the file)."
+        ck = torch.load(path, map_location=self.codes.weight.device, weights_only=True)
+        if ck['frames'] != self.n: raise bad_input(path, f"checkpoint is for {ck['frames']} frames, got {self.n}; delete it")
+        load_state(self.G, ck['G'], path); self.codes.load_state_dict(ck['codes'])
+        self.opt_g.load_state_dict(ck['opt_g']); self.opt_w.load_state_dict(ck['opt_w'])
+        self.step, self.elapsed, self.history = ck['step'], ck['elapsed'], json.loads(ck['history'])
+
+    def train_step(self, x:torch.Tensor, idx:torch.Tensor, lp, lw:float) -> torch.Tensor:
+        "One step on the frames `x` (B, 3, R, R) with codes `idx` (B,): MSE (+ lw·LPIPS); returns the MSE."
+        y = self.G.synthesis(self.codes(idx).view(len(idx), *self.shape), update_emas=True)
+        mse = (y - x).square().mean()
+        loss = mse + (lw * lp(y, x).mean() if lw > 0 else 0)
+        self.opt_g.zero_grad(set_to_none=True); self.opt_w.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step(); self.opt_w.step()
+        self.step += 1
+        if self.step % 25 == 0 or self.step == 1:
+            self.history.append(dict(step=self.step, loss=float(loss.detach()), psnr=float(10 * torch.log10(4 / mse.detach())),
+                                     seconds=round(self.elapsed, 1)))
+        return mse
+
+def _finish_fit(ad:_AutoDecoder, X, lp, paths:dict, out:Path, arch:dict, seconds:float, steps_here:int, B:int) -> dict:
+    "Evaluate, set w_avg, write codes, generator and metrics (atomically); remove the checkpoint."
+    G = ad.G.eval().requires_grad_(False)
+    ws_all = ad.codes.weight.detach().view(ad.n, *ad.shape)
+    p, l = _evaluate(G, ws_all, X, lp)
+    with torch.no_grad(): G.mapping.w_avg.copy_(ws_all.mean((0, 1)))
+    metrics = dict(finished=True, psnr=round(float(p.mean()), 3), lpips=round(float(l.mean()), 4), steps=ad.step, frames=ad.n,
+                   seconds_per_step=round(seconds / max(steps_here, 1), 4), minutes=round(ad.elapsed / 60, 2),
+                   batch=B, arch=arch, history=ad.history)
+    save_tensors(paths['codes'], {'ws': ws_all, 'psnr': p, 'lpips': l}, {'frames': ad.n})
+    save_generator(G.cpu(), out, metadata={'fit': {k: v for k, v in metrics.items() if k != 'history'}})
+    atomic_write_json(paths['metrics'], metrics)
+    if paths['ckpt'].exists(): paths['ckpt'].unlink()
+    return metrics
+
 def fit_generator(
     frames_or_crop_dir,      # uint8 frames (F, H, W, 3), a list of such arrays, a clip folder, or a crop/run folder
     out_path,                # the generator's .safetensors; codes, metrics and checkpoint are written beside it
     cfg:Config,              # uses cfg.generator (arch, fit_*), cfg.seed, cfg.device
     progress:bool=True,      # show a progress bar
-    lpips_model=None,        # LPIPS module taking two [-1, 1] batches; default `a2v.weights.get_lpips('alex')`
+    lpips_model=None,        # LPIPS module taking two [-1, 1] batches; default `a2v.lpips.get_lpips('alex')`
     checkpoint_s:float=60,   # seconds between checkpoints
     stop_after:int=0,        # leave after this many steps of this call, checkpointed and unfinished (0: run to the end)
 ) -> dict:                   # metrics: psnr, lpips, steps, seconds_per_step, frames, minutes
@@ -142,73 +200,33 @@ def fit_generator(
     frames = fit_frames(frames_or_crop_dir, arch['img_resolution'], gc)
     dev = get_device(cfg.device)
     X = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(dev)    # (F, 3, R, R) in [-1, 1]
-    seed_everything(cfg.seed)
-    G = Generator(**arch).to(dev).train().requires_grad_(False)
-    G.synthesis.requires_grad_(True)
-    n, shape = len(X), (G.num_ws, G.w_dim)
-    codes = nn.Embedding(n, G.num_ws * G.w_dim, sparse=True).to(dev)   # one W+ code per frame
-    with torch.no_grad(): codes.weight.copy_(initial_codes(X, G, gc.fit_init, gc.fit_init_scale).flatten(1))
-    opt_g = torch.optim.Adam(G.synthesis.parameters(), lr=gc.fit_lr_g, betas=(0.9, 0.99))
-    opt_w = torch.optim.SparseAdam(codes.parameters(), lr=gc.fit_lr_w, betas=(0.9, 0.99))
-    step, elapsed, history = 0, 0.0, []
-    if paths['ckpt'].exists():                                          # resume
-        ck = torch.load(paths['ckpt'], map_location=dev, weights_only=True)
-        if ck['frames'] != n: raise bad_input(paths['ckpt'], f"checkpoint is for {ck['frames']} frames, got {n}; delete it")
-        load_state(G, ck['G'], paths['ckpt']); codes.load_state_dict(ck['codes'])
-        opt_g.load_state_dict(ck['opt_g']); opt_w.load_state_dict(ck['opt_w'])
-        step, elapsed, history = ck['step'], ck['elapsed'], json.loads(ck['history'])
-    else:
-        calibrate_magnitude_emas(G, codes.weight[:64].view(-1, *shape))
-    lw = gc.fit_lpips_weight        # LPIPS is always reported; it is in the loss only when lw > 0
+    ad = _AutoDecoder(arch, X, gc, cfg.seed)
+    if paths['ckpt'].exists(): ad.load(paths['ckpt'])                                   # resume
+    else: calibrate_magnitude_emas(ad.G, ad.codes.weight[:64].view(-1, *ad.shape))
     lp = lpips_model or __import__('a2v.lpips', fromlist=['get_lpips']).get_lpips('alex', device=dev)
     max_steps = gc.fit_steps if gc.fit_steps > 0 else 10**9
-    budget, B = gc.fit_minutes * 60, min(gc.fit_batch, n)
-    gen = torch.Generator().manual_seed(cfg.seed + step)
-    perm, pos = torch.randperm(n, generator=gen), 0
-    t_start, t_ckpt, steps_here = time.time(), time.time(), 0
-    def save_ckpt():
-        with atomic_path(paths['ckpt']) as tmp:
-            torch.save(dict(G=G.state_dict(), codes=codes.state_dict(), opt_g=opt_g.state_dict(), opt_w=opt_w.state_dict(),
-                            step=step, elapsed=elapsed + time.time() - t_start, frames=n, history=json.dumps(history)), tmp)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=min(max_steps, 10**6) if gc.fit_steps > 0 else None, initial=step, desc='fit-generator', unit='step')
-    while step < max_steps and elapsed + time.time() - t_start < budget:
-        if pos + B > n: perm, pos = torch.randperm(n, generator=gen), 0
+    budget, B = gc.fit_minutes * 60, min(gc.fit_batch, ad.n)
+    gen = torch.Generator().manual_seed(cfg.seed + ad.step)
+    perm, pos = torch.randperm(ad.n, generator=gen), 0
+    t_start, t_ckpt, steps_here, start_elapsed = time.time(), time.time(), 0, ad.elapsed
+    from tqdm.auto import tqdm
+    bar = tqdm(total=min(max_steps, 10**6) if gc.fit_steps > 0 else None, initial=ad.step, desc='fit-generator',
+               unit='step', disable=not progress)
+    while ad.step < max_steps and ad.elapsed < budget:
+        if pos + B > ad.n: perm, pos = torch.randperm(ad.n, generator=gen), 0
         idx = perm[pos:pos + B].to(dev); pos += B
-        x = X[idx]
-        y = G.synthesis(codes(idx).view(B, *shape), update_emas=True)
-        mse = (y - x).square().mean()
-        loss = mse + (lw * lp(y, x).mean() if lw > 0 else 0)
-        opt_g.zero_grad(set_to_none=True); opt_w.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step(); opt_w.step()
-        step += 1; steps_here += 1
-        if step % 25 == 0 or step == 1:
-            history.append(dict(step=step, loss=float(loss.detach()), psnr=float(10 * torch.log10(4 / mse.detach())),
-                                seconds=round(elapsed + time.time() - t_start, 1)))
-            if bar is not None: bar.set_postfix(psnr=f"{history[-1]['psnr']:.1f}")
-        if bar is not None: bar.update(1)
-        if time.time() - t_ckpt > checkpoint_s: save_ckpt(); t_ckpt = time.time()
+        ad.elapsed = start_elapsed + time.time() - t_start
+        ad.train_step(X[idx], idx, lp, gc.fit_lpips_weight); steps_here += 1
+        ad.elapsed = start_elapsed + time.time() - t_start
+        bar.update(1)
+        if ad.history: bar.set_postfix(psnr=f"{ad.history[-1]['psnr']:.1f}")
+        if time.time() - t_ckpt > checkpoint_s: ad.save(paths['ckpt'], ad.elapsed); t_ckpt = time.time()
         if stop_after and steps_here >= stop_after:
-            save_ckpt()
-            if bar is not None: bar.close()
-            return dict(finished=False, steps=step)
-    if bar is not None: bar.close()
-    seconds = time.time() - t_start
-    G.eval().requires_grad_(False)
-    ws_all = codes.weight.detach().view(n, *shape)
-    p, l = _evaluate(G, ws_all, X, lp)
-    with torch.no_grad(): G.mapping.w_avg.copy_(ws_all.mean((0, 1)))
-    metrics = dict(finished=True, psnr=round(float(p.mean()), 3), lpips=round(float(l.mean()), 4), steps=step, frames=n,
-                   seconds_per_step=round(seconds / max(steps_here, 1), 4), minutes=round((elapsed + seconds) / 60, 2),
-                   batch=B, arch=arch, history=history)
-    save_tensors(paths['codes'], {'ws': ws_all, 'psnr': p, 'lpips': l}, {'frames': n})
-    save_generator(G.cpu(), out, metadata={'fit': {k: v for k, v in metrics.items() if k != 'history'}})
-    atomic_write_json(paths['metrics'], metrics)
-    if paths['ckpt'].exists(): paths['ckpt'].unlink()
-    return metrics
+            ad.save(paths['ckpt'], ad.elapsed); bar.close()
+            return dict(finished=False, steps=ad.step)
+    bar.close()
+    return _finish_fit(ad, X, lp, paths, out, arch, time.time() - t_start, steps_here, B)
+
 
 # %% ../nbs/07_fit_generator.ipynb #c7e86ce8
 def plot_samples(G:Generator, codes:torch.Tensor|None=None, frames:np.ndarray|None=None, n:int=8, seed:int=0, path=None):
