@@ -292,9 +292,10 @@ def heldout_pair(run, cfg:Config|None=None) -> tuple:
     if photo is not None and speech is not None:
         return photo, speech, next((json.loads(p.read_text()) for p in sorted(d.glob('*.json'))), None)
     from a2v.crop import load_clip
-    ids = _train_val(run, cfg or rd.load_config())['val'] or rd.clip_ids()
+    tv = _train_val(run, cfg or rd.load_config())
+    ids = (tv['val'] + tv['train']) or rd.clip_ids()                    # held-out clips first
     if not ids: raise MissingStageOutputError(f"{rd.root}: no kept clips to take a held-out photo and speech from; run `a2v crop` first")
-    a, b = ids[0], ids[1 % len(ids)]                                     # photo of one clip, speech of another
+    a, b = ids[0], next((c for c in ids[1:]), ids[0])                    # photo of one clip, speech of another
     frame = load_clip(rd.clip_dir(a)).frames[0]                          # (R, R, 3) uint8
     photo = rd.stage('renders')/'heldout_photo.png'
     with atomic_path(photo, suffix='.png') as tmp: __import__('PIL.Image', fromlist=['Image']).fromarray(frame).save(tmp, format='PNG')
