@@ -10,7 +10,7 @@ import torch, torch.nn as nn
 from .core import *
 
 # %% auto #0
-__all__ = ['jsonable', 'save_model', 'load_model', 'plot_curves', 'fit', 'evaluate']
+__all__ = ['save_model', 'load_model', 'plot_curves', 'fit', 'evaluate']
 
 # %% ../nbs/10_train.ipynb #d996c4d6
 def _dist() -> tuple[int, int, bool]:
@@ -27,8 +27,6 @@ def _leave_dist():
     import gc, torch.distributed as dist
     gc.collect()           # DDP's reducer sits in reference cycles and holds the group: free it now, not at exit
     dist.barrier(); dist.destroy_process_group()
-
-def jsonable(x): return json.loads(json.dumps(x))
 
 def _to(batch, device):
     if isinstance(batch, torch.Tensor): return batch.to(device)
@@ -94,48 +92,23 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay else \
           torch.optim.Adam(model.parameters(), lr=lr)
-    history, start, best = [], 0, (float('inf'), -1)
-    last = out_dir/'last.pt'
-    if last.exists():                                   # resume; weights_only=True: no code runs from the file
-        ck = torch.load(last, map_location=device, weights_only=True)
-        if ck.get('config') != jsonable(model_config):
-            raise bad_input(last, f"is a checkpoint of another model ({ck.get('config')}); delete {out_dir} to start over")
-        model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])
-        history, start, best = ck['history'], ck['epoch'] + 1, tuple(ck['best'])
-        torch.set_rng_state(ck['rng'])
-    else: torch.manual_seed(seed)
+    history, start, best = _resume(out_dir/'last.pt', model, opt, model_config, device, seed)
     net = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
         net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
-    bar = tqdm(range(start, epochs), desc=title or 'fit', disable=not progress or rank != 0,
-               initial=start, total=epochs)
+    bar = tqdm(range(start, epochs), desc=title or 'fit', disable=not progress or rank != 0, initial=start, total=epochs)
     n_seen, t_train = 0, 0.
     for epoch in bar:
-        net.train(); tot, n, parts_sum = 0., 0, {}
         t0 = time.perf_counter()
-        for batch in _loader(train_data, batch_size, True, seed, epoch, rank, world):
-            batch = _to(batch, device)
-            loss, parts = loss_fn(net, batch)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            bs = _batch_len(batch); tot += loss.item() * bs; n += bs
-            for k, v in parts.items(): parts_sum[k] = parts_sum.get(k, 0.) + float(v) * bs
+        rec, n = _train_epoch(net, loss_fn, opt, train_data, batch_size, seed, epoch, rank, world, device)
         t_train += time.perf_counter() - t0; n_seen += n
-        rec = {'epoch': epoch, 'train_loss': _allmean(tot, n, world, device),
-               **{f'train_{k}': _allmean(v, n, world, device) for k, v in parts_sum.items()}}
         if val_data is not None and len(val_data):
             rec.update(evaluate(net, loss_fn, val_data, batch_size, device, rank, world))
         crit = rec.get('val_loss', rec['train_loss'])
-        if rank == 0:
-            if crit < best[0] or keep == 'last':
-                best = (crit, epoch)
-                save_model(out_dir/'model.safetensors', model, model_config, {'epoch': epoch, 'val_loss': crit})
-            history.append(rec)
-            with atomic_path(last) as tmp:
-                torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'epoch': epoch, 'history': history,
-                            'config': jsonable(model_config),
-                            'best': list(best), 'rng': torch.get_rng_state()}, tmp)
-        else: history.append(rec)
+        if crit < best[0] or keep == 'last': best = (crit, epoch)
+        history.append(rec)
+        if rank == 0: _save_epoch(out_dir, model, opt, model_config, epoch, history, best, crit)
         bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k.endswith('loss')})
     if rank == 0 and history:
         import matplotlib.pyplot as plt
@@ -145,6 +118,37 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
     if own_pg: _leave_dist()
     return {'best_val_loss': best[0], 'best_epoch': best[1], 'epochs': epochs, 'history': history,
             'samples_per_s': n_seen / t_train if t_train else None, 'rank': rank}
+
+def _resume(last:Path, model, opt, model_config:dict, device, seed:int) -> tuple:
+    "(history, first epoch, (best criterion, its epoch)) from `last.pt` (weights_only: no code runs), else a fresh start."
+    if not last.exists():
+        torch.manual_seed(seed)
+        return [], 0, (float('inf'), -1)
+    ck = torch.load(last, map_location=device, weights_only=True)
+    if ck.get('config') != jsonable(model_config):
+        raise bad_input(last, f"is a checkpoint of another model ({ck.get('config')}); delete {last.parent} to start over")
+    model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])
+    torch.set_rng_state(ck['rng'])
+    return ck['history'], ck['epoch'] + 1, tuple(ck['best'])
+
+def _train_epoch(net, loss_fn, opt, data, batch_size:int, seed:int, epoch:int, rank:int, world:int, device) -> tuple:
+    "One epoch of Adam steps: ({'epoch', 'train_loss', 'train_<part>'...}, samples seen by this rank)."
+    net.train(); tot, n, parts_sum = 0., 0, {}
+    for batch in _loader(data, batch_size, True, seed, epoch, rank, world):
+        batch = _to(batch, device)
+        loss, parts = loss_fn(net, batch)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        bs = _batch_len(batch); tot += loss.item() * bs; n += bs
+        for k, v in parts.items(): parts_sum[k] = parts_sum.get(k, 0.) + float(v) * bs
+    return {'epoch': epoch, 'train_loss': _allmean(tot, n, world, device),
+            **{f'train_{k}': _allmean(v, n, world, device) for k, v in parts_sum.items()}}, n
+
+def _save_epoch(out_dir:Path, model, opt, model_config:dict, epoch:int, history:list, best:tuple, crit:float):
+    "Rank 0 after each epoch: the kept weights (when this epoch is kept) and `last.pt`, both atomically."
+    if best[1] == epoch: save_model(out_dir/'model.safetensors', model, model_config, {'epoch': epoch, 'val_loss': crit})
+    with atomic_path(out_dir/'last.pt') as tmp:
+        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'epoch': epoch, 'history': history,
+                    'config': jsonable(model_config), 'best': list(best), 'rng': torch.get_rng_state()}, tmp)
 
 def _batch_len(batch):
     if isinstance(batch, torch.Tensor): return len(batch)
