@@ -256,7 +256,7 @@ def lipsync_plot(mouth, envelope, path=None, fps:float=25.0, truth=None, title:s
         with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=90)
     return fig
 
-# %% ../nbs/08_metrics.ipynb #6f2e1782
+# %% ../nbs/08_metrics.ipynb #8750f50c
 def _hz_to_mel(f): return 2595 * np.log10(1 + np.asarray(f, np.float64) / 700)
 def _mel_to_hz(m): return 700 * (10 ** (np.asarray(m, np.float64) / 2595) - 1)
 
@@ -299,7 +299,7 @@ def mfcc(audio, # mono float audio in [-1, 1]
     c[:, 0] = np.log(np.maximum(power.sum(1), tiny))                   # c0 := log frame energy
     return c.astype(np.float32)
 
-# %% ../nbs/08_metrics.ipynb #8e51d63b
+# %% ../nbs/08_metrics.ipynb #64934d46
 # (kind, in, out, kernel, stride, padding) for convolutions (each followed by batch norm and ReLU); (kind, kernel, stride, padding) for max pools
 _SYNCNET_AUDIO = [('conv', 1, 64, 3, 1, 1), ('pool', 1, 1, 0), ('conv', 64, 192, 3, 1, 1), ('pool', 3, (1, 2), 0),
                   ('conv', 192, 384, 3, 1, 1), ('conv', 384, 256, 3, 1, 1), ('conv', 256, 256, 3, 1, 1),
@@ -328,7 +328,7 @@ def syncnet(embed_dim:int=1024):
     return nn.ModuleDict(dict(netcnnaud=_tower(_SYNCNET_AUDIO, 2), netfcaud=_head(embed_dim),
                               netfclip=_head(embed_dim), netcnnlip=_tower(_SYNCNET_LIP, 3))).eval()
 
-# %% ../nbs/08_metrics.ipynb #2a698af8
+# %% ../nbs/08_metrics.ipynb #8fcc471d
 def load_syncnet(weights='syncnet', # registry name, or a path to `syncnet_v2.model`
                  device='cpu'):
     "SyncNet with the authors' weights, read as a plain state dict (`torch.load(weights_only=True)`: no code runs)."
@@ -350,7 +350,7 @@ def load_syncnet(weights='syncnet', # registry name, or a path to `syncnet_v2.mo
         raise bad_input(path, f"not SyncNet weights: missing {missing[:3]}, unexpected {unexpected[:3]}")
     return model.to(device).eval()
 
-# %% ../nbs/08_metrics.ipynb #69cd8dd2
+# %% ../nbs/08_metrics.ipynb #ac8bbc90
 def syncnet_faces(frames, # uint8 RGB (F, H, W, 3), one face per frame (an a2v crop or render)
                   face_box=None, # (x0, y0, x1, y1) of the face in the frames; default: where an a2v crop puts it
                   size:int=224,
@@ -372,7 +372,7 @@ def syncnet_faces(frames, # uint8 RGB (F, H, W, 3), one face per frame (an a2v c
         out[i] = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))[..., ::-1].transpose(2, 0, 1)
     return out
 
-# %% ../nbs/08_metrics.ipynb #5fb6b1fb
+# %% ../nbs/08_metrics.ipynb #af9d5d50
 def sync_embeddings(model, # from `syncnet()` / `load_syncnet()`, or anything with the same four parts
                     faces, # uint8 BGR (F, 3, 224, 224) from `syncnet_faces`
                     feats, # MFCCs (N, 13) from `mfcc`, 100 per second
@@ -394,7 +394,7 @@ def sync_embeddings(model, # from `syncnet()` / `load_syncnet()`, or anything wi
             A.append(model['netfcaud'](model['netcnnaud'](a.float().to(dev)).flatten(1)).cpu())
     return torch.cat(V).double().numpy(), torch.cat(A).double().numpy()
 
-# %% ../nbs/08_metrics.ipynb #3ba05cca
+# %% ../nbs/08_metrics.ipynb #47301d25
 def sync_distances(video_emb, # (N, D) lip embeddings of the windows
                    audio_emb, # (N, D) audio embeddings of the same windows
                    vshift:int=15, # offsets −vshift..vshift frames are tried
@@ -417,7 +417,7 @@ def sync_scores(dists, # (N, 2·vshift + 1) from `sync_distances`
     return dict(lse_d=float(mean[j]), lse_c=float(np.median(mean) - mean[j]), offset=vshift - j,
                 mean_dist=mean.round(4).tolist())
 
-# %% ../nbs/08_metrics.ipynb #010b754b
+# %% ../nbs/08_metrics.ipynb #155fcfd0
 def lse(frames, # uint8 RGB (F, H, W, 3) at 25 fps: a rendered (or real) face clip
         audio, # mono float audio in [-1, 1]
         weights='syncnet', # registry name, path to `syncnet_v2.model`, or a model (`load_syncnet`, `syncnet`)
@@ -436,7 +436,7 @@ def lse(frames, # uint8 RGB (F, H, W, 3) at 25 fps: a rendered (or real) face cl
     v, a = sync_embeddings(model, syncnet_faces(frames, face_box), mfcc(audio), n, batch_size)
     return dict(**sync_scores(sync_distances(v, a, vshift)), windows=n)
 
-# %% ../nbs/08_metrics.ipynb #9632bd68
+# %% ../nbs/08_metrics.ipynb #0cbc02c7
 def lse_report(frames, audio, sr:int=16000, face_box=None, weights='syncnet') -> dict:
     "LSE-C/LSE-D of a clip when SyncNet's weights are at hand (cache, path or model), else {'missing': how to get them}."
     from a2v.core import MissingWeightsError
@@ -506,7 +506,7 @@ def mouth_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, margi
                              r_truth_loudness=_pearson(truth[:n], env), r_loudness=ls['r'], best_lag=ls['best_lag']))
     return rows
 
-# %% ../nbs/08_metrics.ipynb #48281cfe
+# %% ../nbs/08_metrics.ipynb #ed366cbf
 def truth_opening(truth_dir, # folder of <source stem>.json files with a per-frame mouth opening (`a2v sample-data`'s truth/)
                   row:dict, # the clip's manifest row (at least 'clip'; 'source' and 'start' when known)
                   n_frames:int, # frames F of the kept clip
