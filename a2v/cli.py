@@ -12,7 +12,8 @@ from .core import A2VError, RunDir, get_config, flatten_config, jsonable, Config
 # %% auto #0
 __all__ = ['resolve_config', 'A2VUsageError', 'error_line', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
            'invert_cmd', 'train_vae_cmd', 'embed_audio_cmd', 'train_embed2lat_cmd', 'render_cmd', 'figures_cmd',
-           'pipeline_cmd', 'weights_grp', 'weights_list_cmd', 'weights_fetch_cmd', 'weights_path_cmd']
+           'pipeline_cmd', 'weights_grp', 'weights_list_cmd', 'weights_fetch_cmd', 'weights_path_cmd',
+           'probe_layers_cmd']
 
 # %% ../nbs/16_cli.ipynb #fb1250c6
 def _parse_sets(sets) -> dict:
@@ -227,6 +228,22 @@ def weights_fetch_cmd(names):
 def weights_path_cmd(name):
     from a2v.weights import weights_path
     click.echo(str(weights_path(name, fetch=False)))
+
+# %% ../nbs/16_cli.ipynb #cb9669ef
+@a2v.command('probe-layers')
+@click.option('--run', 'run', type=click.Path(file_okay=False), default='runs/demo', show_default=True, help='Run directory (after `a2v invert`).')
+@click.option('--truth', type=click.Path(exists=True, file_okay=False), default=None, help='Folder of <source>.json mouth-opening truth (default: RUN/data/truth).')
+@click.option('--folds', type=int, default=5, show_default=True, help='Cross-validation folds, split by clip.')
+def probe_layers_cmd(run, truth, folds):
+    "Which W+ layers carry the mouth: held-out R² of a per-layer ridge probe of Δw against the true mouth opening."
+    from a2v.vae import layer_probe, save_layer_probe
+    if folds < 2: raise A2VError(f'--folds must be at least 2, got {folds}')
+    res = layer_probe(run, truth_dir=truth, folds=folds)
+    click.echo(f"{res['clips']} clips, {res['frames']} frames, {res['folds']} folds by clip\nlayer   R² (± std)        r (± std)")
+    for l, m, s, rm, rs in zip(res['layers'], res['r2_mean'], res['r2_std'], res['r_mean'], res['r_std']):
+        click.echo(f"{l:5d}  {m:7.3f} ± {s:5.3f}   {rm:6.3f} ± {rs:5.3f}")
+    for k, v in res['readings'].items(): click.echo(f'mean R², layers {k}: {v:.3f}')
+    for p in save_layer_probe(run, res): click.echo(f'wrote {p}')
 
 # %% ../nbs/16_cli.ipynb #b6bc2e1f
 #| eval: false

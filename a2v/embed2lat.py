@@ -10,6 +10,7 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import *
 from .train import fit, evaluate, save_model, load_model
+from .metrics import truth_opening   # the sample data's opening, aligned to a kept clip's frames
 from .vae import load_mu, split_clips
 from .audio import load_embedding, n_audio_frames
 
@@ -181,23 +182,6 @@ def predict_latents(e:torch.Tensor, # audio embedding of one utterance (T, D), f
     return model(e[None].float().to(dev), int(n_frames))[0].cpu()
 
 # %% ../nbs/13_embed2lat.ipynb #adc49ab3
-def _opening(truth_dir, row, F_:int, fps:float=25.0, clip_dir=None):
-    "Per-frame mouth opening of a kept clip from truth/<source stem>.json, aligned to the clip's frames."
-    meta = Path(clip_dir)/'meta.json' if clip_dir else None
-    if meta is not None and meta.exists(): row = {**json.loads(meta.read_text()), **row}
-    stem = Path(str(row.get('source', row['clip']))).stem
-    for name in (stem, row['clip']):
-        p = Path(truth_dir)/f'{name}.json'
-        if p.exists(): break
-    else: return None
-    d = json.loads(p.read_text())
-    key = next((k for k in ('mouth_open', 'mouth_opening', 'opening', 'mouth') if k in d), None)
-    if key is None: raise bad_input(p, f"no per-frame mouth opening (keys: {sorted(d)})")
-    o, tfps = np.asarray(d[key], np.float64), float(d.get('fps', fps))
-    t0 = float(row.get('start') or 0.)                                              # clip start in the source, s
-    idx = np.floor((t0 + (np.arange(F_) + 0.5) / fps) * tfps).astype(int)      # source frame holding each frame's middle
-    return o[np.clip(idx, 0, len(o) - 1)] if len(o) else None
-
 def _r(a, b): return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float('nan')
 
 def lipsync_report(run_dir, # run with vae/, audio/, embed2lat/ trained
@@ -212,7 +196,7 @@ def lipsync_report(run_dir, # run with vae/, audio/, embed2lat/ trained
     def gather(ids, pred:bool):
         M, P, O = [], [], []
         for c in ids:
-            mu = load_mu(run_dir, c).float(); o = _opening(truth_dir, rows.get(c, {'clip': c}), len(mu), clip_dir=rd.root/'clips'/c)
+            mu = load_mu(run_dir, c).float(); o = truth_opening(truth_dir, rows.get(c, {'clip': c}), len(mu), clip_dir=rd.root/'clips'/c)
             if o is None: continue
             M.append(mu.numpy()); O.append(o)
             if pred:
@@ -246,7 +230,7 @@ def plot_mu_vs_mouth(run_dir, clip_id:str, truth_dir=None, path=None):
     e, _ = load_embedding(run_dir, clip_id)
     pred = predict_latents(e, load_embed2lat(run_dir)[0], len(mu)).numpy()
     rows = {r['clip']: r for r in read_jsonl(rd.manifest)}
-    o = _opening(truth_dir, rows.get(clip_id, {'clip': clip_id}), len(mu), clip_dir=rd.root/'clips'/clip_id)
+    o = truth_opening(truth_dir, rows.get(clip_id, {'clip': clip_id}), len(mu), clip_dir=rd.root/'clips'/clip_id)
     z = lambda v: (v - v.mean()) / (v.std() + 1e-8)
     s = np.sign(_r((mu - mean) @ pc, o)) if o is not None else 1.
     fig, ax = plt.subplots(figsize=(6, 2.4))

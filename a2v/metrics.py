@@ -10,7 +10,9 @@ from .core import bad_input, atomic_path, jsonable, psnr
 
 # %% auto #0
 __all__ = ['mse', 'lpips_distance', 'reconstruction_metrics', 'default_face_box', 'detect_face', 'mouth_region', 'mouth_opening',
-           'background_flicker', 'lipsync', 'lipsync_plot', 'render_metrics', 'mouth_validation']
+           'background_flicker', 'lipsync', 'lipsync_plot', 'mel_filterbank', 'mfcc', 'syncnet', 'load_syncnet',
+           'syncnet_faces', 'sync_embeddings', 'sync_distances', 'sync_scores', 'lse', 'lse_report', 'render_metrics',
+           'mouth_validation', 'truth_opening']
 
 # %% ../nbs/08_metrics.ipynb #df737fc8
 def mse(a, b, data_range:float=255.) -> float:
@@ -254,9 +256,198 @@ def lipsync_plot(mouth, envelope, path=None, fps:float=25.0, truth=None, title:s
         with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=90)
     return fig
 
+# %% ../nbs/08_metrics.ipynb #8750f50c
+def _hz_to_mel(f): return 2595 * np.log10(1 + np.asarray(f, np.float64) / 700)
+def _mel_to_hz(m): return 700 * (10 ** (np.asarray(m, np.float64) / 2595) - 1)
+
+def mel_filterbank(n_filters:int=26, n_fft:int=512, sr:int=16000, f_lo:float=0., f_hi:float|None=None) -> np.ndarray:
+    "Triangular filters (n_filters, n_fft//2 + 1) on FFT bins, their edges equally spaced on the mel scale."
+    mels = np.linspace(_hz_to_mel(f_lo), _hz_to_mel(f_hi or sr / 2), n_filters + 2)
+    edges = np.floor((n_fft + 1) * _mel_to_hz(mels) / sr).astype(int)      # FFT bin of each filter edge
+    k = np.arange(n_fft // 2 + 1)
+    fb = np.zeros((n_filters, len(k)))
+    for j, (a, b, c) in enumerate(zip(edges, edges[1:], edges[2:])):
+        up, down = (k >= a) & (k < b), (k >= b) & (k < c)
+        fb[j, up] = (k[up] - a) / (b - a)                                   # rising edge a → b
+        fb[j, down] = (c - k[down]) / (c - b)                               # falling edge b → c
+    return fb
+
+def _dct2(n:int) -> np.ndarray:
+    "Orthonormal DCT-II matrix (n, n): row k is the k-th cosine."
+    i = np.arange(n)
+    m = np.sqrt(2 / n) * np.cos(np.pi * i[:, None] * (2 * i[None] + 1) / (2 * n))
+    m[0] /= np.sqrt(2)
+    return m
+
+def mfcc(audio, # mono float audio in [-1, 1]
+         sr:int=16000, n_mfcc:int=13, win_s:float=0.025, hop_s:float=0.01, n_fft:int=512, n_filters:int=26,
+         preemph:float=0.97, lifter:int=22,
+        ) -> np.ndarray:  # (N, n_mfcc) float32, one row per 10 ms; column 0 is the log frame energy
+    "MFCCs as SyncNet was trained on them: 13 per 10 ms, 25 ms rectangular windows, 26 mel filters, log energy in c0."
+    x = np.asarray(audio, np.float64).reshape(-1) * 32768              # 16-bit integer scale, as SyncNet read its wavs
+    if len(x) == 0: raise ValueError("mfcc needs audio, got 0 samples")
+    x = np.append(x[:1], x[1:] - preemph * x[:-1])                    # pre-emphasis
+    win, hop = round(win_s * sr), round(hop_s * sr)
+    n = 1 if len(x) <= win else 1 + math.ceil((len(x) - win) / hop)
+    x = np.pad(x, (0, (n - 1) * hop + win - len(x)))                   # zeros complete the last window
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop]  # (N, win)
+    power = np.abs(np.fft.rfft(frames, n_fft)) ** 2 / n_fft            # (N, n_fft//2 + 1)
+    tiny = np.finfo(np.float64).eps
+    logmel = np.log(np.maximum(power @ mel_filterbank(n_filters, n_fft, sr).T, tiny))   # (N, n_filters)
+    c = logmel @ _dct2(n_filters)[:n_mfcc].T                           # (N, n_mfcc)
+    c *= 1 + lifter / 2 * np.sin(np.pi * np.arange(n_mfcc) / lifter)   # cepstral lifter
+    c[:, 0] = np.log(np.maximum(power.sum(1), tiny))                   # c0 := log frame energy
+    return c.astype(np.float32)
+
+# %% ../nbs/08_metrics.ipynb #64934d46
+# (kind, in, out, kernel, stride, padding) for convolutions (each followed by batch norm and ReLU); (kind, kernel, stride, padding) for max pools
+_SYNCNET_AUDIO = [('conv', 1, 64, 3, 1, 1), ('pool', 1, 1, 0), ('conv', 64, 192, 3, 1, 1), ('pool', 3, (1, 2), 0),
+                  ('conv', 192, 384, 3, 1, 1), ('conv', 384, 256, 3, 1, 1), ('conv', 256, 256, 3, 1, 1),
+                  ('pool', 3, 2, 0), ('conv', 256, 512, (5, 4), 1, 0)]                   # (B, 1, 13, 20) → (B, 512, 1, 1)
+_SYNCNET_LIP = [('conv', 3, 96, (5, 7, 7), (1, 2, 2), 0), ('pool', (1, 3, 3), (1, 2, 2), 0),
+                ('conv', 96, 256, (1, 5, 5), (1, 2, 2), (0, 1, 1)), ('pool', (1, 3, 3), (1, 2, 2), (0, 1, 1)),
+                ('conv', 256, 256, (1, 3, 3), 1, (0, 1, 1)), ('conv', 256, 256, (1, 3, 3), 1, (0, 1, 1)),
+                ('conv', 256, 256, (1, 3, 3), 1, (0, 1, 1)), ('pool', (1, 3, 3), (1, 2, 2), 0),
+                ('conv', 256, 512, (1, 6, 6), 1, 0)]                                     # (B, 3, 5, 224, 224) → (B, 512, 1, 1, 1)
+
+def _tower(spec, dims:int):
+    import torch.nn as nn
+    conv, bn, pool = {2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d), 3: (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)}[dims]
+    layers = []
+    for kind, *a in spec:
+        layers += [conv(*a), bn(a[1]), nn.ReLU()] if kind == 'conv' else [pool(*a)]
+    return nn.Sequential(*layers)
+
+def _head(embed_dim:int):
+    import torch.nn as nn
+    return nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, embed_dim))
+
+def syncnet(embed_dim:int=1024):
+    "SyncNet (Chung & Zisserman 2016, the `syncnet_v2` layout), random init, eval mode: an audio and a lip tower."
+    import torch.nn as nn
+    return nn.ModuleDict(dict(netcnnaud=_tower(_SYNCNET_AUDIO, 2), netfcaud=_head(embed_dim),
+                              netfclip=_head(embed_dim), netcnnlip=_tower(_SYNCNET_LIP, 3))).eval()
+
+# %% ../nbs/08_metrics.ipynb #8fcc471d
+def load_syncnet(weights='syncnet', # registry name, or a path to `syncnet_v2.model`
+                 device='cpu'):
+    "SyncNet with the authors' weights, read as a plain state dict (`torch.load(weights_only=True)`: no code runs)."
+    import pickle, torch
+    from a2v.core import MissingWeightsError, UnsafePickleError
+    from a2v.weights import weights_path
+    try: path = weights_path(weights, fetch=False)
+    except MissingWeightsError as e: raise MissingWeightsError(f"run `a2v weights fetch syncnet` for LSE-C/LSE-D; {e}") from None
+    try: sd = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafePickleError(f"{path}: not a plain state dict of tensors, refusing to unpickle it ({str(e).splitlines()[0][:200]})") from None
+    if isinstance(sd, dict) and 'state_dict' in sd: sd = sd['state_dict']
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise bad_input(path, f"expected a state dict of tensors, got {type(sd).__name__}")
+    model = syncnet(embed_dim=sd['netfcaud.3.weight'].shape[0] if 'netfcaud.3.weight' in sd else 1024)
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.endswith('num_batches_tracked')]   # older torch saved no counters
+    if missing or unexpected:
+        raise bad_input(path, f"not SyncNet weights: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return model.to(device).eval()
+
+# %% ../nbs/08_metrics.ipynb #ac8bbc90
+def syncnet_faces(frames, # uint8 RGB (F, H, W, 3), one face per frame (an a2v crop or render)
+                  face_box=None, # (x0, y0, x1, y1) of the face in the frames; default: where an a2v crop puts it
+                  size:int=224,
+                 ) -> np.ndarray:  # uint8 BGR (F, 3, size, size)
+    "Face crops framed the way SyncNet's own pipeline cuts them: from the box's top to below the chin, 1.4 box sides square."
+    from PIL import Image
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"expected frames (F, H, W, 3), got {frames.shape}")
+    H, W = frames.shape[1:3]
+    x0, y0, x1, y1 = np.asarray(default_face_box(H, W) if face_box is None else face_box, np.float64)
+    h = max(x1 - x0, y1 - y0) / 2                                          # half the box side
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    top, left, side = int(cy - h), int(cx - 1.4 * h), int(2.8 * h)         # box top down to 0.9 sides below the centre
+    pad = max(0, -top, -left, top + side - H, left + side - W)
+    out = np.empty((len(frames), 3, size, size), np.uint8)
+    for i, f in enumerate(frames):
+        g = np.pad(f, ((pad, pad), (pad, pad), (0, 0)), constant_values=110) if pad else f   # grey outside, like theirs
+        crop = g[top + pad:top + pad + side, left + pad:left + pad + side]
+        out[i] = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))[..., ::-1].transpose(2, 0, 1)
+    return out
+
+# %% ../nbs/08_metrics.ipynb #af9d5d50
+def sync_embeddings(model, # from `syncnet()` / `load_syncnet()`, or anything with the same four parts
+                    faces, # uint8 BGR (F, 3, 224, 224) from `syncnet_faces`
+                    feats, # MFCCs (N, 13) from `mfcc`, 100 per second
+                    n_windows:int, # windows to embed: window v is frames v..v+4 and MFCC rows 4v..4v+19
+                    batch_size:int=20,
+                   ) -> tuple[np.ndarray, np.ndarray]:  # video (n_windows, D), audio (n_windows, D)
+    "SyncNet's lip and audio embeddings of every 5-frame (0.2 s) window."
+    import torch
+    if len(faces) < n_windows + 4 or len(feats) < 4 * n_windows + 16:
+        raise ValueError(f"{n_windows} windows need {n_windows + 4} frames and {4 * n_windows + 16} MFCC rows, got {len(faces)} and {len(feats)}")
+    dev = next(iter(model.parameters()), torch.zeros(())).device
+    V, A = [], []
+    with torch.no_grad():
+        for i in range(0, n_windows, batch_size):
+            idx = range(i, min(n_windows, i + batch_size))
+            v = torch.stack([torch.from_numpy(faces[j:j + 5]) for j in idx]).permute(0, 2, 1, 3, 4)   # (b, 3, 5, 224, 224)
+            a = torch.stack([torch.from_numpy(np.ascontiguousarray(feats[4 * j:4 * j + 20].T)) for j in idx])[:, None]  # (b, 1, 13, 20)
+            V.append(model['netfclip'](model['netcnnlip'](v.float().to(dev)).flatten(1)).cpu())
+            A.append(model['netfcaud'](model['netcnnaud'](a.float().to(dev)).flatten(1)).cpu())
+    return torch.cat(V).double().numpy(), torch.cat(A).double().numpy()
+
+# %% ../nbs/08_metrics.ipynb #47301d25
+def sync_distances(video_emb, # (N, D) lip embeddings of the windows
+                   audio_emb, # (N, D) audio embeddings of the same windows
+                   vshift:int=15, # offsets −vshift..vshift frames are tried
+                  ) -> np.ndarray:  # (N, 2·vshift + 1): column j pairs video window i with audio window i + j − vshift
+    "Euclidean distance of every video window to the audio windows around it (zero vectors past the ends)."
+    v, a = np.asarray(video_emb, np.float64), np.asarray(audio_emb, np.float64)
+    if v.shape != a.shape: raise ValueError(f"need equally shaped embeddings, got {v.shape} and {a.shape}")
+    ap = np.pad(a, ((vshift, vshift), (0, 0)))                                # (N + 2·vshift, D)
+    win = np.lib.stride_tricks.sliding_window_view(ap, len(v), axis=0)       # (2·vshift + 1, D, N)
+    return np.linalg.norm(v.T[None] - win, axis=1).T                         # (N, 2·vshift + 1)
+
+def sync_scores(dists, # (N, 2·vshift + 1) from `sync_distances`
+               ) -> dict:  # lse_d, lse_c, offset (frames; positive = video late), and the mean distance per offset
+    "LSE-D (the smallest mean distance over offsets), LSE-C (median minus smallest), and the offset where it occurs."
+    d = np.asarray(dists, np.float64)
+    if d.ndim != 2 or d.shape[1] % 2 != 1 or not len(d): raise ValueError(f"expected distances (N, 2·vshift + 1), got {d.shape}")
+    vshift = d.shape[1] // 2
+    mean = d.mean(0)                                                          # (2·vshift + 1,) mean over windows
+    j = int(np.argmin(mean))
+    return dict(lse_d=float(mean[j]), lse_c=float(np.median(mean) - mean[j]), offset=vshift - j,
+                mean_dist=mean.round(4).tolist())
+
+# %% ../nbs/08_metrics.ipynb #155fcfd0
+def lse(frames, # uint8 RGB (F, H, W, 3) at 25 fps: a rendered (or real) face clip
+        audio, # mono float audio in [-1, 1]
+        weights='syncnet', # registry name, path to `syncnet_v2.model`, or a model (`load_syncnet`, `syncnet`)
+        sr:int=16000, # sample rate of `audio`
+        face_box=None, # the face in the frames (default: an a2v crop's box); see `syncnet_faces`
+        vshift:int=15, batch_size:int=20,
+       ) -> dict:  # lse_c, lse_d, offset (frames, + = video late), windows, mean_dist per offset
+    "LSE-C / LSE-D of a talking-face clip with SyncNet (higher C and lower D are better synced), and its A/V offset."
+    model = weights if hasattr(weights, 'parameters') else load_syncnet(weights)
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    if sr != 16000:
+        import soxr
+        audio = soxr.resample(audio, sr, 16000)
+    n = min(len(frames), len(audio) // 640) - 5           # windows, as the reference evaluation counts them
+    if n < 1: raise ValueError(f"LSE needs at least 6 frames (0.24 s) of video and audio, got {len(frames)} frames, {len(audio) / 16000:.2f} s")
+    v, a = sync_embeddings(model, syncnet_faces(frames, face_box), mfcc(audio), n, batch_size)
+    return dict(**sync_scores(sync_distances(v, a, vshift)), windows=n)
+
+# %% ../nbs/08_metrics.ipynb #0cbc02c7
+def lse_report(frames, audio, sr:int=16000, face_box=None, weights='syncnet') -> dict:
+    "LSE-C/LSE-D of a clip when SyncNet's weights are at hand (cache, path or model), else {'missing': how to get them}."
+    from a2v.core import MissingWeightsError
+    try: r = lse(frames, audio, weights, sr=sr, face_box=face_box)
+    except MissingWeightsError: return {'missing': 'SyncNet weights not in the cache: run `a2v weights fetch syncnet` for LSE-C/LSE-D'}
+    except ValueError as e: return {'missing': str(e)}
+    return {k: r[k] for k in ('lse_c', 'lse_d', 'offset', 'windows')}
+
 # %% ../nbs/08_metrics.ipynb #146edccb
 def render_metrics(frames, audio, sr:int=16000, face_box=None, ref_frames=None, truth_opening=None,
-                   fps:float=25.0, max_lag:int=10, lpips_net:str='alex', lpips_model=None) -> dict:
+                   fps:float=25.0, max_lag:int=10, lpips_net:str='alex', lpips_model=None, syncnet='syncnet') -> dict:
     "All metrics of one rendered clip (uint8 frames (F, H, W, 3), mono `audio` at `sr`) as a JSON-ready dict."
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -283,6 +474,7 @@ def render_metrics(frames, audio, sr:int=16000, face_box=None, ref_frames=None, 
         tr = np.asarray(truth_opening, np.float64)[:F]
         out['truth'] = dict(r_mouth_vs_truth=_pearson(mouth[:len(tr)], tr),
                             lipsync_truth_vs_loudness=lipsync(tr, env, max_lag))
+    if syncnet is not None: out['lse'] = lse_report(frames, audio, sr, box, syncnet)   # SyncNet's LSE-C/D, or how to get it
     if ref_frames is not None: out['reconstruction'] = reconstruction_metrics(frames, ref_frames, lpips_net, lpips_model)
     return jsonable(out)
 
@@ -313,3 +505,28 @@ def mouth_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, margi
                              region=reg['source'], r_truth=_pearson(m, truth[:n]),
                              r_truth_loudness=_pearson(truth[:n], env), r_loudness=ls['r'], best_lag=ls['best_lag']))
     return rows
+
+# %% ../nbs/08_metrics.ipynb #ed366cbf
+def truth_opening(truth_dir, # folder of <source stem>.json files with a per-frame mouth opening (`a2v sample-data`'s truth/)
+                  row:dict, # the clip's manifest row (at least 'clip'; 'source' and 'start' when known)
+                  n_frames:int, # frames F of the kept clip
+                  fps:float=25.0, # the clip's frame rate
+                  clip_dir=None, # the clip's folder: its meta.json fills in 'source' and 'start'
+                 ) -> np.ndarray|None:  # (F,) opening per clip frame, or None when there is no truth for the clip
+    "Ground-truth mouth opening of a kept clip, aligned to its frames (the source frame holding each frame's middle)."
+    import json
+    from pathlib import Path
+    meta = Path(clip_dir)/'meta.json' if clip_dir else None
+    if meta is not None and meta.exists(): row = {**json.loads(meta.read_text()), **row}
+    stem = Path(str(row.get('source', row['clip']))).stem
+    for name in (stem, row['clip']):
+        p = Path(truth_dir)/f'{name}.json'
+        if p.exists(): break
+    else: return None
+    d = json.loads(p.read_text())
+    key = next((k for k in ('mouth_open', 'mouth_opening', 'opening', 'mouth') if k in d), None)
+    if key is None: raise bad_input(p, f"no per-frame mouth opening (keys: {sorted(d)})")
+    o, tfps = np.asarray(d[key], np.float64), float(d.get('fps', fps))
+    t0 = float(row.get('start') or 0.)                                          # clip start in the source, s
+    idx = np.floor((t0 + (np.arange(n_frames) + 0.5) / fps) * tfps).astype(int)  # source frame holding each frame's middle
+    return o[np.clip(idx, 0, len(o) - 1)] if len(o) else None

@@ -310,7 +310,7 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     renders = {}
     for mode in ('paper', 'calibrated'):
         m = r.render(photo, speech, rd.stage('renders')/f'demo_{mode}.mp4', mode=mode, truth_opening=opening, progress=progress)
-        renders[mode] = {k: m[k] for k in ('out', 'frames', 'seconds', 'magnify', 'flicker_background', 'flicker_face', 'lipsync') if k in m}
+        renders[mode] = {k: m[k] for k in ('out', 'frames', 'seconds', 'magnify', 'flicker_background', 'flicker_face', 'lipsync', 'lse') if k in m}
         if 'truth' in m: renders[mode]['truth'] = m['truth']
     metrics = dict(renders=renders, **run_summary(run, r.G))
     atomic_write_json(rd.metrics, metrics)

@@ -10,13 +10,14 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import *
 from .media import save_wav
+from .metrics import truth_opening
 from .train import fit, evaluate, save_model, load_model
 
 # %% auto #0
 __all__ = ['delta_w', 'apply_delta', 'code_stats', 'normalise', 'denormalise', 'split_clips', 'DeltaWDataset',
            'make_synthetic_run', 'LatentVAE', 'vae_config', 'vae_loss', 'train_vae', 'TrainedVAE', 'load_vae',
            'encode_clip', 'load_split', 'load_mu', 'reconstruct', 'recon_mse', 'plot_roundtrip', 'vae_lpips',
-           'fig3_vae', 'run_stage']
+           'fig3_vae', 'layer_probe', 'plot_layer_probe', 'save_layer_probe', 'run_stage']
 
 # %% ../nbs/11_vae.ipynb #ec48dc6d
 def delta_w(ws:torch.Tensor, # W+ codes of one clip (F, num_ws, w_dim); frame 0 is the reference w_0
@@ -324,6 +325,93 @@ def fig3_vae(run_dir, G, # generator
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp: fig.savefig(tmp, dpi=80, format='png')
     return fig
+
+# %% ../nbs/11_vae.ipynb #f6bad752
+def _clip_folds(ids:list, k:int, seed:int=0) -> list[list]:
+    "Clip ids dealt into k folds after a seeded shuffle (every clip in exactly one fold)."
+    perm = [sorted(ids)[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    return [perm[f::k] for f in range(k)]
+
+def _ridge(X, y, lam:float):
+    "Ridge regression on centred data: β = (XᵀX + λ·tr(XᵀX)/d · I)⁻¹ Xᵀy (λ relative, so any scale of X works)."
+    G = X.T @ X
+    return np.linalg.solve(G + lam * (np.trace(G) / len(G) + 1e-12) * np.eye(len(G)), X.T @ y)
+
+def _r2(y, p) -> float:
+    ss = ((y - y.mean()) ** 2).sum()
+    return float(1 - ((y - p) ** 2).sum() / ss) if ss > 0 else float('nan')
+
+def _fit_probe(data:dict, train:list, lams=(1e-3, 1e-2, 1e-1, 1., 10., 100., 1000.)):
+    "Ridge probe on the `train` clips, its λ chosen by an inner split of those clips (λ = 1 with one clip); returns β, λ."
+    X = lambda ids: np.concatenate([data[c][0] for c in ids]); Y = lambda ids: np.concatenate([data[c][1] for c in ids])
+    inner = _clip_folds(train, min(3, len(train)), seed=1) if len(train) >= 2 else []
+    def score(lam):
+        return np.mean([_r2(Y(f), X(f) @ _ridge(X([c for c in train if c not in f]), Y([c for c in train if c not in f]), lam))
+                        for f in inner]) if inner else 0.
+    lam = max(lams, key=score) if inner else 1.
+    return _ridge(X(train), Y(train), lam), lam
+
+def layer_probe(run_dir, # run with latents/ (`a2v invert`) and the sample data's truth
+                truth_dir=None, # folder of <source>.json (default: RUN/data/truth, else RUN/truth)
+                folds:int=5, # cross-validation folds, split by clip
+                seed:int=0,
+               ) -> dict:  # per W+ layer: R² and r of the held-out folds, mean and std over folds
+    "How well each W+ layer's Δw predicts the true mouth opening: a ridge probe, cross-validated by clip."
+    rd = RunDir(run_dir)
+    td = Path(truth_dir) if truth_dir else next((p for p in (rd.root/'data'/'truth', rd.root/'truth') if p.is_dir()), rd.root/'truth')
+    rows = {r['clip']: r for r in read_jsonl(rd.manifest)} if rd.manifest.exists() else {}
+    per_clip = {}                                                               # clip -> (Δw (F, num_ws, w_dim), opening (F,))
+    for c in rd.clip_ids():
+        if not rd.latents(c).exists(): continue
+        ws = _load_ws(rd, c).double().numpy()                                    # (F, num_ws, w_dim)
+        o = truth_opening(td, rows.get(c, {'clip': c}), len(ws), float(rows.get(c, {}).get('fps') or 25.), rd.clip_dir(c))
+        if o is None or len(ws) < 3: continue
+        dw = ws - ws[:1]                                                         # Δw_i = w_i − w_0, every layer
+        per_clip[c] = (dw - dw.mean(0), o - o.mean())                            # within-clip variation only
+    if len(per_clip) < 2: raise bad_input(td, f"layer_probe needs mouth-opening truth for ≥ 2 inverted clips, found {len(per_clip)}")
+    ids, num_ws = sorted(per_clip), next(iter(per_clip.values()))[0].shape[1]
+    k = max(2, min(folds, len(ids)))
+    r2, r, lams = np.full((num_ws, k), np.nan), np.full((num_ws, k), np.nan), np.zeros((num_ws, k))
+    for l in range(num_ws):
+        data = {c: (per_clip[c][0][:, l], per_clip[c][1]) for c in ids}           # (F, w_dim), (F,)
+        for f, test in enumerate(_clip_folds(ids, k, seed)):
+            beta, lams[l, f] = _fit_probe(data, [c for c in ids if c not in test])
+            X, y = np.concatenate([data[c][0] for c in test]), np.concatenate([data[c][1] for c in test])
+            p = X @ beta
+            r2[l, f], r[l, f] = _r2(y, p), (float(np.corrcoef(y, p)[0, 1]) if p.std() > 0 and y.std() > 0 else np.nan)
+    mean = np.nanmean(r2, 1)
+    return jsonable(dict(layers=list(range(num_ws)), r2_mean=mean, r2_std=np.nanstd(r2, 1), r_mean=np.nanmean(r, 1),
+                         r_std=np.nanstd(r, 1), r2_folds=r2, ridge_lambda=lams, folds=k, clips=len(ids),
+                         frames=int(sum(len(v[1]) for v in per_clip.values())), best=[int(i) for i in np.argsort(-mean)[:3]],
+                         readings={'0-based [5, 6, 7]': float(mean[5:8].mean()), 'ordinal 5th-7th = [4, 5, 6]': float(mean[4:7].mean())}
+                                  if num_ws >= 8 else {},
+                         target='within-clip variation of Δw[:, l] → of the true mouth opening'))
+
+# %% ../nbs/11_vae.ipynb #5367ee2b
+def plot_layer_probe(res:dict, # from `layer_probe`
+                     path=None, title:str|None=None):
+    "Bar chart: held-out R² of the mouth-opening probe per W+ layer, ± std over folds; the paper's two readings marked."
+    import matplotlib.pyplot as plt
+    L = np.array(res['layers']); m, s = np.array(res['r2_mean'], float), np.array(res['r2_std'], float)
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    ax.bar(L, m, yerr=s, capsize=2, color=['tab:red' if l in (5, 6, 7) else 'tab:gray' for l in L])
+    ax.axvspan(3.6, 6.4, color='tab:blue', alpha=0.08, label='ordinal 5th–7th: [4, 5, 6]')
+    ax.axhline(0, c='k', lw=.5)
+    ax.set(xticks=L, xlabel='W+ layer (0-based; red: [5, 6, 7])', ylabel='held-out R²',
+           title=title or f"mouth opening from Δw of one layer ({res['clips']} clips, {res['folds']}-fold by clip)")
+    ax.legend(fontsize=7, loc='upper right'); fig.tight_layout()
+    if path is not None:
+        with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=90)
+    return fig
+
+def save_layer_probe(run_dir, res:dict) -> tuple[Path, Path]:
+    "Write RUN/vae/layer_probe.json and RUN/figures/11_layer_probe.png; returns both paths."
+    import matplotlib.pyplot as plt
+    j = RunDir(run_dir).stage('vae')/'layer_probe.json'
+    atomic_write_json(j, res)
+    fig = plot_layer_probe(res)
+    p = save_figure(fig, '11_layer_probe.png', run_dir); plt.close(fig)
+    return j, p
 
 # %% ../nbs/11_vae.ipynb #0e9b007b
 def run_stage(run_dir, # run directory with latents/ (from the invert stage)

@@ -69,6 +69,11 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
         cache='wav2vec2-base', files=('config.json', 'preprocessor_config.json', 'pytorch_model.bin'),
         note='facebook/wav2vec2-base from Hugging Face; sha256 unknown (hub unreachable here); '
              'the path is the folder transformers loads with from_pretrained'),
+    WeightsEntry('syncnet', url='http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model',
+        sha256=None, size=None, licence='MIT (the authors\' syncnet_python code; the weights are published beside it)',
+        cache='syncnet/syncnet_v2.model',
+        note='SyncNet (Chung & Zisserman 2016) for LSE-C/LSE-D in a2v.metrics; a torch state dict of about 54.6 MB (52 MiB; '
+             '54 561 024 bytes of tensors); sha256 and exact size unknown (the authors\' site was unreachable here)'),
 ]}
 
 # %% ../nbs/02_weights.ipynb #03390e0a
