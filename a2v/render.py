@@ -14,8 +14,8 @@ from .media import load_image, load_audio, VideoWriter
 
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
-           'calibrate', 'predict_windowed', 'TalkingFace', 'Renderer', 'render_video', 'render_panel', 'heldout_pair',
-           'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures', 'run_stage']
+           'calibrate', 'predict_windowed', 'TalkingFace', 'Renderer', 'render_video', 'render_panel', 'side_by_side',
+           'heldout_pair', 'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures', 'run_stage']
 
 # %% ../nbs/14_render.ipynb #e9261e5b
 def latents_to_ws(mu:torch.Tensor, # motion latents μ (F, latent_dim)
@@ -277,6 +277,39 @@ def render_panel(run, cfg:Config|None=None):
     go.on_click(_go)
     return W.VBox([W.HBox([photo, up_photo]), W.HBox([speech, up_speech]), W.HBox([mode, mag, go]), out])
 
+# %% ../nbs/14_render.ipynb #f8cf9bf4
+def _trace_panel(mouth:np.ndarray, loud:np.ndarray, t:int, size:tuple, window:int=50) -> np.ndarray:  # (H, W, 3) uint8
+    "A scrolling plot of two standardised signals (F,) around frame `t` (±`window` frames), drawn with PIL."
+    from PIL import Image, ImageDraw
+    W, H = size
+    img = Image.new('RGB', (W, H), (250, 250, 250)); d = ImageDraw.Draw(img)
+    z = lambda x: (x - np.nanmean(x)) / (np.nanstd(x) + 1e-8)
+    xs = np.arange(t - window, t + window + 1)
+    for sig, colour, label, y_text in ((z(mouth), (200, 40, 40), 'mouth opening', 4), (z(loud), (40, 90, 200), 'loudness', 18)):
+        pts = [(float((x - xs[0]) / (2 * window) * (W - 1)), float(H / 2 - np.clip(sig[x], -3, 3) / 3 * (H / 2 - 8)))
+               for x in xs if 0 <= x < len(sig) and np.isfinite(sig[x])]
+        if len(pts) > 1: d.line(pts, fill=colour, width=2)
+        d.text((6, y_text), label, fill=colour)
+    d.line([(W // 2, 0), (W // 2, H)], fill=(120, 120, 120), width=1)
+    d.text((6, H - 14), 'nearest-neighbour ×4 | ±2 s', fill=(90, 90, 90))
+    return np.asarray(img)
+
+def side_by_side(photo_crop:np.ndarray, # the photo's face crop (R, R, 3) uint8
+                 frames, # generated frames (F, R, R, 3) uint8, or an iterable of them
+                 mouth:np.ndarray, loud:np.ndarray, # per-frame mouth opening and loudness (F,)
+                 wave:np.ndarray, out, # 16 kHz speech (T,) and the mp4 to write
+                 fps:float=25.0, scale:int=4) -> Path:
+    "Write `out`: photo crop | generated face ×`scale` (nearest) | scrolling mouth-vs-loudness trace, with the speech."
+    from PIL import Image
+    frames = list(frames); R = frames[0].shape[0]; S = R * scale
+    photo = np.asarray(Image.fromarray(photo_crop).resize((S, S), Image.BICUBIC))             # (S, S, 3)
+    with VideoWriter(out, fps, sr=16000) as w:
+        w.write_audio(wave)
+        for t, f in enumerate(frames):
+            big = f.repeat(scale, 0).repeat(scale, 1)                                           # (S, S, 3) nearest
+            w.write(np.concatenate([photo, big, _trace_panel(mouth, loud, t, (S, S))], 1))      # (S, 3S, 3)
+    return Path(out)
+
 # %% ../nbs/14_render.ipynb #ecb58d9d
 def heldout_pair(run, cfg:Config|None=None) -> tuple:
     """The closing render's photo, speech and ground truth (or None), in this order of preference:
@@ -301,6 +334,14 @@ def heldout_pair(run, cfg:Config|None=None) -> tuple:
     with atomic_path(photo, suffix='.png') as tmp: __import__('PIL.Image', fromlist=['Image']).fromarray(frame).save(tmp, format='PNG')
     return photo, rd.clip_dir(b)/'audio.wav', None
 
+def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int) -> Path:
+    "`renders/demo_side_by_side.mp4` from a finished render and its metrics (mouth opening, loudness)."
+    from a2v.media import read_video
+    d = json.loads(render.with_suffix('.metrics.json').read_text())
+    return side_by_side(crop_photo(photo, cfg, resolution)[0], read_video(render, fps=cfg.crop.fps).frames,
+                        np.array(d['mouth_opening'], float), np.array(d['loudness_db'], float), load_audio(speech),
+                        render.with_name('demo_side_by_side.mp4'), cfg.crop.fps)
+
 def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     "Render the held-out photo + sentence in both magnification modes; write RUN/metrics.json and the figures."
     cfg = cfg or RunDir(run).load_config(); rd = RunDir(run)
@@ -312,6 +353,7 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
         m = r.render(photo, speech, rd.stage('renders')/f'demo_{mode}.mp4', mode=mode, truth_opening=opening, progress=progress)
         renders[mode] = {k: m[k] for k in ('out', 'frames', 'seconds', 'magnify', 'flicker_background', 'flicker_face', 'lipsync', 'lse') if k in m}
         if 'truth' in m: renders[mode]['truth'] = m['truth']
+    _side_by_side_of(rd.stage('renders')/'demo_calibrated.mp4', photo, speech, cfg, r.G.img_resolution)
     metrics = dict(renders=renders, **run_summary(run, r.G))
     atomic_write_json(rd.metrics, metrics)
     make_figures(run, cfg, renderer=r)

@@ -40,7 +40,8 @@ def test_every_stage_leaves_its_outputs(micro_run):
         assert abs(len(e) / 50 - len(ws) / 25) < 0.1     # 50 audio vectors and 25 frames per second
     for p in ['generator/generator.safetensors', 'vae/model.safetensors', 'embed2lat/model.safetensors',
               'figures/fig2_inversion.png', 'figures/fig3_vae.png', 'figures/fig4_full_flow.png',
-              'notebooks/09_invert.ipynb', 'notebooks/14_render.ipynb', 'figures/07_samples.png', 'embed2lat/lipsync.json']:
+              'notebooks/09_invert.ipynb', 'notebooks/14_render.ipynb', 'figures/07_samples.png', 'embed2lat/lipsync.json',
+              'renders/demo_side_by_side.mp4']:
         assert (run/p).exists(), p
 
 @pytest.mark.slow
