@@ -181,7 +181,7 @@ def embed_run(run_dir, # run directory with clips/<id>/audio.wav and manifest.js
 
 def load_embedding(run_dir, clip_id:str) -> tuple[torch.Tensor, dict]:
     "e (n_audio_frames, D) float32 of a clip, and its metadata (encoder, layer, n_samples)."
-    ts, meta = load_tensors(RunDir(run_dir).require(f'audio/{clip_id}.safetensors', 'a2v embed-audio'))
+    ts, meta = load_tensors(RunDir(run_dir).audio(clip_id), made_by='a2v embed-audio')
     return ts['e'].float(), meta
 
 # %% ../nbs/12_audio.ipynb #cf101a82

@@ -253,7 +253,7 @@ def load_clip(clip_dir) -> Clip:
     "Frames, audio and meta of a clip written by `crop_clip`."
     d = Path(clip_dir)
     if not (d/'meta.json').exists(): raise bad_input(d, 'not a complete cropped clip (meta.json missing)')
-    meta = json.loads((d/'meta.json').read_text())
+    meta = read_run_json(d/'meta.json', 'a2v crop', ('frames',))
     frames = np.stack(list(iter_clip_frames(d)))   # (F, R, R, 3)
     if len(frames) != meta['frames']: raise bad_input(d, f"frames.mp4 has {len(frames)} frames, meta.json says {meta['frames']}")
     return Clip(frames, _read_wav(d/'audio.wav'), meta)

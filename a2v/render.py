@@ -99,7 +99,8 @@ def calibrate(run, cfg:Config, embed2lat=None) -> dict:
     model_file = rd.require('embed2lat/model.safetensors', 'a2v train-embed2lat')
     stamp = os.path.getmtime(model_file)
     if path.exists():
-        c = json.loads(path.read_text())
+        try: c = read_run_json(path, 'a2v render')
+        except A2VError: c = {}                          # a damaged cache is made again
         if c.get('model_mtime') == stamp and 'r' in c: return c
     model = embed2lat or load_embed2lat(run)[0]
     def predict(ids):
@@ -283,7 +284,7 @@ def _heldout(run) -> tuple[Path, Path, dict|None]:
     photo = next((p for p in sorted(d.glob('photo.*'))), None)
     speech = next((p for p in sorted(d.glob('speech.*')) if p.suffix != '.json'), None)
     if photo is None or speech is None: raise MissingStageOutputError(f"{d}: no held-out photo/speech; run `a2v sample-data --out {Path(run)/'data'}`")
-    truth = next((json.loads(p.read_text()) for p in sorted(d.glob('*.json'))), None)
+    truth = next((read_run_json(p, 'a2v sample-data') for p in sorted(d.glob('*.json'))), None)
     return photo, speech, truth
 
 def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
@@ -311,7 +312,7 @@ def run_summary(run, G=None) -> dict:
     except Exception as e: out['inversion'] = {'error': f'{type(e).__name__}: {e}'}
     for stage in ('vae', 'embed2lat'):
         p = rd.root/stage/'metrics.json'
-        if p.exists(): out[stage] = json.loads(p.read_text())
+        if p.exists(): out[stage] = read_run_json(p, f'a2v {"train-vae" if stage == "vae" else "train-embed2lat"}')
     return out
 
 # %% ../nbs/14_render.ipynb #82aec60e
@@ -326,7 +327,7 @@ def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, 
     fig, axes = plt.subplots(2 * len(ids), n_frames, figsize=(1.6 * n_frames, 3.3 * len(ids)), squeeze=False)
     for k, cid in enumerate(ids):
         clip = load_clip(RunDir(run).clip_dir(cid))
-        w0 = load_tensors(RunDir(run).latents(cid))[0]['ws'][0]
+        w0 = load_tensors(RunDir(run).latents(cid), made_by='a2v invert')[0]['ws'][0]
         e, _ = load_embedding(run, cid)
         mu = predict_latents(e, r.embed2lat, n_frames=len(clip.frames))
         ws = r.codes(mu, w0, 'calibrated')
@@ -356,7 +357,7 @@ def make_figures(run, cfg:Config|None=None, renderer:Renderer|None=None) -> list
     fig4_full_flow(run, cfg, r, path=figs/'fig4_full_flow.png'); made.append(figs/'fig4_full_flow.png')
     m = rd.stage('renders')/'demo_calibrated.metrics.json'
     if m.exists():
-        d = json.loads(m.read_text())
+        d = read_run_json(m, 'a2v render')
         _, _, truth = _heldout(run)
         lipsync_plot(np.array(d['mouth_opening']), np.array(d['loudness_db']), path=figs/'lipsync.png',
                      truth=np.array(truth['mouth_opening']) if truth and 'mouth_opening' in truth else None)
