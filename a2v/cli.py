@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, sys
 from pathlib import Path
 import click
-from .core import A2VError, RunDir, get_config, flatten_config, jsonable, Config
+from .core import A2VError, MissingStageOutputError, RunDir, get_config, flatten_config, jsonable, Config
 
 # %% auto #0
 __all__ = ['resolve_config', 'A2VUsageError', 'error_line', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
@@ -27,10 +27,13 @@ def resolve_config(run:str|None, # run directory (None: no run, nothing recorded
                    preset:str|None, # --preset (None: the run's recorded one, else 'tiny')
                    sets=(), # --set KEY=VALUE options
                    save:bool=True, # record the result in RUN/config.json
+                   need_run:bool=False, # the command reads an existing run: a missing one is an error (nothing is made)
                   ) -> Config:
     "The config of a command: the run's recorded config (or `preset`, default 'tiny') with `--set` overrides applied."
     overrides = _parse_sets(sets)
     rd = RunDir(run) if run else None
+    if need_run and rd is not None and not rd.root.is_dir():
+        raise MissingStageOutputError(f"{rd.root}: no such run directory; make it with `a2v pipeline --run {rd.root}` (or `a2v crop ... --out {rd.root}`)")
     if rd is not None and rd.root.joinpath('config.json').exists():
         saved = rd.load_config()
         if preset is not None and preset != saved.preset:
@@ -139,7 +142,7 @@ def crop_cmd(videos, out, list_file, avspeech_csv, videos_dir, use_hint, workers
 @_run_opts
 def fit_generator_cmd(crops, run, preset, sets):
     "Fit the tiny preset's small StyleGAN3-R to the cropped clips (auto-decoder, MSE only by default)."
-    cfg = resolve_config(run, preset, sets)
+    cfg = resolve_config(run, preset, sets, need_run=crops is None)
     if not cfg.generator.arch: raise A2VError(f"the {cfg.preset} preset uses a pretrained generator ({cfg.generator.source}); nothing to fit")
     _stage('fit-generator', run, cfg, crops=crops)
 
@@ -148,25 +151,25 @@ def fit_generator_cmd(crops, run, preset, sets):
 @_run_opts
 def invert_cmd(clip_ids, run, preset, sets):
     "Invert every frame of every kept clip into W+ (§3.2); batched across clips, resumable."
-    _stage('invert', run, resolve_config(run, preset, sets), clip_ids=list(clip_ids) or None)
+    _stage('invert', run, resolve_config(run, preset, sets, need_run=True), clip_ids=list(clip_ids) or None)
 
 @a2v.command('train-vae')
 @_run_opts
 def train_vae_cmd(run, preset, sets):
     "Train the VAE on Δw of layers 5-7 (§3.3)."
-    _stage('train-vae', run, resolve_config(run, preset, sets))
+    _stage('train-vae', run, resolve_config(run, preset, sets, need_run=True))
 
 @a2v.command('embed-audio')
 @_run_opts
 def embed_audio_cmd(run, preset, sets):
     "Wav2Vec2 embeddings (50 per second) of every kept clip's audio (§3.4)."
-    _stage('embed-audio', run, resolve_config(run, preset, sets))
+    _stage('embed-audio', run, resolve_config(run, preset, sets, need_run=True))
 
 @a2v.command('train-embed2lat')
 @_run_opts
 def train_embed2lat_cmd(run, preset, sets):
     "Train Embed2Lat: audio embeddings → the VAE's μ* (§3.5)."
-    _stage('train-embed2lat', run, resolve_config(run, preset, sets))
+    _stage('train-embed2lat', run, resolve_config(run, preset, sets, need_run=True))
 
 @a2v.command('render')
 @click.option('--image', type=click.Path(), required=True, help='A photo with one face.')
@@ -180,7 +183,7 @@ def render_cmd(image, audio, out, magnify, mode, face_index, run, preset, sets):
     "Photo + speech → talking-face mp4 (§4.4), with metrics.json beside it."
     from a2v.pipeline import run_stage
     extra = ((f'render.magnify={magnify}',) if magnify is not None else ()) + ((f'render.mode={mode}',) if mode else ())
-    cfg = resolve_config(run, preset, sets + extra, save=False)
+    cfg = resolve_config(run, preset, sets + extra, save=False, need_run=True)
     m = run_stage('render', run, cfg, photo=image, speech=audio, out=out, face_index=face_index)
     click.echo(f"wrote {out} ({m.get('frames')} frames); metrics in {Path(out).with_suffix('.metrics.json')}")
 
@@ -190,7 +193,7 @@ def render_cmd(image, audio, out, magnify, mode, face_index, run, preset, sets):
 def figures_cmd(publish, run, preset, sets):
     "Regenerate Fig. 2, 3, 4 and the lip-sync plot of a finished run into RUN/figures/."
     from a2v.render import make_figures
-    cfg = resolve_config(run, preset, sets, save=False)
+    cfg = resolve_config(run, preset, sets, save=False, need_run=True)
     if publish: os.environ['A2V_FIGURES'] = str(Path(publish).resolve())
     for p in make_figures(run, cfg): click.echo(str(p))
 

@@ -531,6 +531,7 @@ def run_stage(run_dir, # run directory: clips/<id>/ and manifest.jsonl go here
              ) -> dict:  # {'inputs', 'kept', 'discarded', 'error', 'reasons': {reason: count}}
     "The crop stage (§3.1) on a run directory."
     cfg = stage_config(run_dir, cfg)
+    for d in (Path(run_dir), Path(run_dir)/'clips', Path(run_dir)/'manifest.parts'): remove_stale_temps(d)   # a killed run's
     rows = crop_videos(input_videos(run_dir) if videos is None else videos, run_dir, cfg, workers=workers, progress=progress)
     out = {'inputs': len(rows), **{s: sum(r['status'] == s for r in rows) for s in ('kept', 'discarded', 'error')}}
     out['reasons'] = {k: sum(r.get('reason') == k for r in rows) for k in sorted({r['reason'] for r in rows if r.get('reason')})}

@@ -270,6 +270,7 @@ def run_stage(run_dir, # run directory with audio/ and vae/ (from embed-audio an
              ) -> dict:  # Embed2Lat's metrics, with the lip-sync report when there is ground truth
     "The train-embed2lat stage (§3.5): Embed2Lat, and its lip-sync report against known mouth openings."
     cfg = stage_config(run_dir, cfg); rd = RunDir(run_dir)
+    for d in ('embed2lat', 'figures'): remove_stale_temps(rd.root/d)   # what a killed run left half-written
     metrics = train_embed2lat(run_dir, cfg, progress=progress)
     td = Path(truth_dir) if truth_dir else next((p for p in (rd.root/'data'/'truth', rd.root/'truth') if p.is_dir()), None)
     if td is None or dist_env()[0] != 0: return metrics

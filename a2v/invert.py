@@ -116,7 +116,7 @@ def frames_to_tensor(frames, # (F, H, W, 3) uint8 frames, or (F, 3, H, W) floats
         x = F.interpolate(x, size=(resolution, resolution), mode='bilinear', antialias=True, align_corners=False)
     return x.cpu()
 
-# %% ../nbs/09_invert.ipynb #27b2aff0
+# %% ../nbs/09_invert.ipynb #2af36d50
 class _Clip:
     "Book-keeping of one clip inside the engine."
     def __init__(self, cid, frames):
@@ -146,7 +146,7 @@ def _load_clip_frames(frames, resolution:int) -> torch.Tensor:
     if len(x) == 0: raise ValueError('no frames')
     return x
 
-# %% ../nbs/09_invert.ipynb #27e201da
+# %% ../nbs/09_invert.ipynb #18f0c172
 class _Lockstep:
     "The lock-step inversion of `invert_clips`: B slots, one synthesis + backward per step for all of them."
     def __init__(self, G, clips, icfg, lpips, B:int, w_init, n_first:int, seed:int, checkpoint=None, checkpoint_s:float=0, key:str=''):
@@ -243,7 +243,7 @@ class _Lockstep:
             c.s += 1; c.steps += 1
         self.n_steps += 1
 
-# %% ../nbs/09_invert.ipynb #a2528402
+# %% ../nbs/09_invert.ipynb #56b11f8e
 class _Engine(_Lockstep):
     "`_Lockstep` that survives a kill (checkpoint, resume) and running out of GPU memory (halve the batch)."
     def halve(self):
@@ -311,7 +311,7 @@ class _Engine(_Lockstep):
             if stop_after_steps is not None and self.n_steps >= stop_after_steps: raise KeyboardInterrupt('stop_after_steps')
         if self.ckpt is not None: self.ckpt.unlink(missing_ok=True)
 
-# %% ../nbs/09_invert.ipynb #eda3803e
+# %% ../nbs/09_invert.ipynb #02e0ae3a
 def batch_for_memory(free_bytes:int, # free device memory
                      per_image:int, # measured peak bytes of one inversion step at batch 1
                      cap:int=256, # never more clips than this
@@ -523,7 +523,7 @@ def inversion_report(run_dir, # a run whose invert stage has (partly) run
     r['later_within_10pct'] = r['later_over_frame0_lpips'] is not None and r['later_over_frame0_lpips'] <= 1.1
     return r
 
-# %% ../nbs/09_invert.ipynb #373254ee
+# %% ../nbs/09_invert.ipynb #bccfd8d4
 def frame_losses(t:dict, # a latents file's tensors (needs 'mse' and 'lpips', (F,) each)
                  icfg, # `InvertConfig`: the loss weights
                 ) -> torch.Tensor:  # (F,) the final loss L of every frame
@@ -597,6 +597,7 @@ def run_stage(run_dir, # run directory with clips/ and manifest.jsonl (from the 
              ) -> dict:  # the inversion summary, with the quality report when it was made
     "The invert stage (§3.2): W+ codes of every frame, the quality report and Fig. 2."
     cfg = stage_config(run_dir, cfg)
+    remove_stale_temps(Path(run_dir)/'figures')                    # (latents/: invert_run)
     out = invert_run(run_dir, cfg, clip_ids=clip_ids, progress=progress)
     if dist_env()[1] == 1 and RunDir(run_dir).root.joinpath('latents').exists():
         out['report'] = inversion_report(run_dir, cfg)

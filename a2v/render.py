@@ -158,6 +158,15 @@ class TalkingFace:
     mu: torch.Tensor        # (F, latent_dim): Embed2Lat's raw predictions μ'
     ws: torch.Tensor        # (F, num_ws, w_dim): the codes synthesised
 
+def _output_place(out) -> Path:
+    "`out` as a Path whose folder exists and is writable, or a one-line error naming it."
+    out = Path(out)
+    if out.is_dir(): raise bad_input(out, 'is a folder; --out names the mp4 to write')
+    try: out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise bad_input(out, f'cannot create the output folder ({e.strerror})') from None
+    if not os.access(out.parent, os.W_OK): raise bad_input(out, 'output folder is not writable')
+    return out
+
 class Renderer:
     "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
     def __init__(self, run, cfg:Config|None=None, device=None):
@@ -221,10 +230,7 @@ class Renderer:
         "Render to an mp4 (streamed, bounded memory) and write `<out>.metrics.json`; returns the metrics."
         from a2v.metrics import render_metrics
         from tqdm.auto import tqdm
-        out = Path(out)
-        try: out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e: raise bad_input(out, f'cannot create the output folder ({e.strerror})') from None
-        if not os.access(out.parent, os.W_OK): raise bad_input(out, 'output folder is not writable')
+        out = _output_place(out)
         wave = self._speech(audio)
         crop, w0 = self.photo_code(image, face_index)
         mu = self.motion(wave); ws = self.codes(mu, w0, mode, magnify)
@@ -248,6 +254,7 @@ def render_video(image, audio, out, run, cfg:Config|None=None, face_index:int|No
     "Photo + speech → mp4 at `out` using the trained models of run directory `run`; returns the metrics."
     for p, what in ((image, 'photo'), (audio, 'speech')):
         if isinstance(p, (str, Path)) and not Path(p).exists(): raise bad_input(p, f'no such file ({what})')
+    _output_place(out)                                  # before minutes of model loading
     return Renderer(run, cfg).render(image, audio, out, face_index=face_index, **kw)
 
 # %% ../nbs/14_render.ipynb #f159e011
@@ -376,6 +383,8 @@ def run_stage(run_dir, # run directory with the trained models
              ) -> dict:  # the render's metrics (one render), or the run's metrics.json (the held-out pair)
     "The render stage (§4.4): photo + speech → talking-face mp4."
     cfg = stage_config(run_dir, cfg)
+    for d in ('render', 'renders', 'figures'): remove_stale_temps(Path(run_dir)/d)   # what a killed run left half-written
+    if out is not None: remove_stale_temps(Path(out).parent, prefix=Path(out).name)
     if photo is None and speech is None: return render_demo(run_dir, cfg, progress=progress)
     if photo is None or speech is None or out is None: raise A2VError("render needs a photo, a speech recording and an output path")
     return render_video(photo, speech, out, run_dir, cfg, face_index=face_index, progress=progress)

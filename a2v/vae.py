@@ -338,6 +338,7 @@ def run_stage(run_dir, # run directory with latents/ (from the invert stage)
              ) -> dict:  # the VAE's metrics (val/train MSE, and LPIPS/PSNR of the round trip when a generator loads)
     "The train-vae stage (§3.3): the VAE, μ* of every clip, image-space metrics and Fig. 3."
     cfg = stage_config(run_dir, cfg)
+    for d in ('vae', 'vae/mu', 'figures'): remove_stale_temps(Path(run_dir)/d)   # what a killed run left half-written
     metrics = train_vae(run_dir, cfg, progress=progress)
     if dist_env()[0] != 0: return metrics
     from a2v.invert import load_run_generator
