@@ -58,7 +58,6 @@ def _read_json_of(folder:Path, name:str) -> dict:
 
 def _load_wav2vec2_folder(folder:Path):
     "Wav2Vec2 weights from a local folder without running any code from it: safetensors, or a .bin read weights_only."
-    from transformers import Wav2Vec2Model
     if not folder.is_dir(): raise bad_input(folder, 'not a folder (cfg.audio.model: a Wav2Vec2 weights folder)')
     if not (folder/'config.json').exists(): raise bad_input(folder, 'no config.json here: not a Wav2Vec2 weights folder')
     conf = _read_json_of(folder, 'config.json')
@@ -69,6 +68,7 @@ def _load_wav2vec2_folder(folder:Path):
     pre = folder/'preprocessor_config.json'
     normalize = bool(_read_json_of(folder, pre.name).get('do_normalize', True)) if pre.exists() else True
     import pickle, warnings
+    from transformers import Wav2Vec2Model                       # (after the checks: importing it takes seconds)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')

@@ -85,12 +85,17 @@ def main(argv=None):
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     try: rv = a2v.main(args=argv, prog_name='a2v', standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort): click.echo('a2v: interrupted', err=True); sys.exit(130)
+    except click.UsageError as e:                     # one line, like every other error (click would print the usage too)
+        cmd = e.ctx.command_path if e.ctx else 'a2v'
+        click.echo(f"a2v: error: {e.format_message()} (see `{cmd} -h`)", err=True); sys.exit(e.exit_code)
     except click.ClickException as e: e.show(); sys.exit(e.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 def _stage(name:str, run, cfg, **options) -> dict:
-    "Call stage `name`'s `run_stage` and print its result as one line."
-    from a2v.pipeline import run_stage
+    "Call stage `name`'s `run_stage` and print its result as one line; progress bars only on a terminal."
+    import inspect
+    from a2v.pipeline import run_stage, stage_module
+    if 'progress' in inspect.signature(stage_module(name).run_stage).parameters: options.setdefault('progress', sys.stderr.isatty())
     r = run_stage(name, run, cfg, **options)
     click.echo(f"{name}: {json.dumps(jsonable(r))[:300]}")
     return r
@@ -135,7 +140,9 @@ def crop_cmd(videos, out, list_file, avspeech_csv, videos_dir, use_hint, workers
     r = _stage('crop', out, cfg, videos=videos, workers=workers)
     reasons = ', '.join(f'{k} {v}' for k, v in r['reasons'].items())
     click.echo(f"{r['kept']} of {r['inputs']} clips kept{'; ' + reasons if reasons else ''}; see {Path(out)/'manifest.jsonl'}")
-    if r['error']: raise A2VError(f"{r['error']} of {r['inputs']} inputs could not be read (status 'error' in {Path(out)/'manifest.jsonl'})")
+    what = lambda d: f"{d['source']}: {d['reason']}" + (f" ({d['detail']})" if d.get('detail') else '')
+    if r['error']: raise A2VError(f"{what(r['first_error'])}; {r['error']} of {r['inputs']} inputs could not be read (status 'error' in {Path(out)/'manifest.jsonl'})")
+    if not r['kept']: raise A2VError(f"no clip kept: {what(r['first_discarded'])}" + (f" and {r['inputs'] - 1} more" if r['inputs'] > 1 else '') + f" (see {Path(out)/'manifest.jsonl'})")
 
 @a2v.command('fit-generator')
 @click.option('--crops', type=click.Path(exists=True, file_okay=False), default=None, help='Crop folder (default: --run).')
@@ -184,7 +191,7 @@ def render_cmd(image, audio, out, magnify, mode, face_index, run, preset, sets):
     from a2v.pipeline import run_stage
     extra = ((f'render.magnify={magnify}',) if magnify is not None else ()) + ((f'render.mode={mode}',) if mode else ())
     cfg = resolve_config(run, preset, sets + extra, save=False, need_run=True)
-    m = run_stage('render', run, cfg, photo=image, speech=audio, out=out, face_index=face_index)
+    m = run_stage('render', run, cfg, photo=image, speech=audio, out=out, face_index=face_index, progress=sys.stderr.isatty())
     click.echo(f"wrote {out} ({m.get('frames')} frames); metrics in {Path(out).with_suffix('.metrics.json')}")
 
 @a2v.command('figures')

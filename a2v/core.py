@@ -346,7 +346,7 @@ class RunDir:
     def save_config(self, cfg:Config): atomic_write_json(self.config, config_to_dict(cfg))
     def load_config(self) -> Config:
         "The recorded config; a damaged or wrong-shaped config.json raises one line naming it."
-        d = read_run_json(self.config, 'a2v pipeline')
+        d = read_run_json(self.config, 'a2v pipeline', what='config')
         try: return check_config(config_from_dict(d))
         except A2VError as e: raise bad_input(self.config, f'not a readable config ({e}); delete it or run `a2v pipeline`') from None
 
@@ -396,6 +396,7 @@ def append_jsonl(path, record:dict):
 def read_run_json(path, # a JSON file inside a run directory
                   made_by:str, # the command that (re)writes it, e.g. 'a2v train-vae'
                   keys:tuple=(), # keys it must have (a JSON object is expected)
+                  what:str='JSON file', # what the file is, for the message
                  ):
     "The JSON object in `path`; missing, damaged or wrong-shaped: one line naming the file and `made_by`."
     path = Path(path)
@@ -406,7 +407,7 @@ def read_run_json(path, # a JSON file inside a run directory
         missing = [k for k in keys if k not in d] if isinstance(d, dict) else None
         if missing == []: return d
         problem = f'no key {missing[0]!r}' if missing else f'a JSON {type(d).__name__}, expected an object'
-    raise bad_input(path, f'not readable ({problem}); delete it or run `{made_by}`')
+    raise bad_input(path, f'not a readable {what} ({problem}); delete it or run `{made_by}`')
 
 def remove_stale_temps(folder, # a folder a stage writes into (not searched below it unless `recursive`)
                        prefix:str='', # only temps of files whose name starts with this

@@ -535,4 +535,7 @@ def run_stage(run_dir, # run directory: clips/<id>/ and manifest.jsonl go here
     rows = crop_videos(input_videos(run_dir) if videos is None else videos, run_dir, cfg, workers=workers, progress=progress)
     out = {'inputs': len(rows), **{s: sum(r['status'] == s for r in rows) for s in ('kept', 'discarded', 'error')}}
     out['reasons'] = {k: sum(r.get('reason') == k for r in rows) for k in sorted({r['reason'] for r in rows if r.get('reason')})}
+    for status in ('error', 'discarded'):                  # the first input of each kind, for a one-line message
+        r = next((r for r in rows if r['status'] == status), None)
+        out[f'first_{status}'] = r and {k: r.get(k) for k in ('source', 'reason', 'detail')}
     return out

@@ -116,7 +116,7 @@ def frames_to_tensor(frames, # (F, H, W, 3) uint8 frames, or (F, 3, H, W) floats
         x = F.interpolate(x, size=(resolution, resolution), mode='bilinear', antialias=True, align_corners=False)
     return x.cpu()
 
-# %% ../nbs/09_invert.ipynb #2af36d50
+# %% ../nbs/09_invert.ipynb #1aac2bef
 class _Clip:
     "Book-keeping of one clip inside the engine."
     def __init__(self, cid, frames):
@@ -146,7 +146,7 @@ def _load_clip_frames(frames, resolution:int) -> torch.Tensor:
     if len(x) == 0: raise ValueError('no frames')
     return x
 
-# %% ../nbs/09_invert.ipynb #18f0c172
+# %% ../nbs/09_invert.ipynb #5fc931d5
 class _Lockstep:
     "The lock-step inversion of `invert_clips`: B slots, one synthesis + backward per step for all of them."
     def __init__(self, G, clips, icfg, lpips, B:int, w_init, n_first:int, seed:int, checkpoint=None, checkpoint_s:float=0, key:str=''):
@@ -243,7 +243,7 @@ class _Lockstep:
             c.s += 1; c.steps += 1
         self.n_steps += 1
 
-# %% ../nbs/09_invert.ipynb #56b11f8e
+# %% ../nbs/09_invert.ipynb #c42ae7dc
 class _Engine(_Lockstep):
     "`_Lockstep` that survives a kill (checkpoint, resume) and running out of GPU memory (halve the batch)."
     def halve(self):
@@ -311,7 +311,7 @@ class _Engine(_Lockstep):
             if stop_after_steps is not None and self.n_steps >= stop_after_steps: raise KeyboardInterrupt('stop_after_steps')
         if self.ckpt is not None: self.ckpt.unlink(missing_ok=True)
 
-# %% ../nbs/09_invert.ipynb #02e0ae3a
+# %% ../nbs/09_invert.ipynb #4c7c9dd7
 def batch_for_memory(free_bytes:int, # free device memory
                      per_image:int, # measured peak bytes of one inversion step at batch 1
                      cap:int=256, # never more clips than this
@@ -523,7 +523,7 @@ def inversion_report(run_dir, # a run whose invert stage has (partly) run
     r['later_within_10pct'] = r['later_over_frame0_lpips'] is not None and r['later_over_frame0_lpips'] <= 1.1
     return r
 
-# %% ../nbs/09_invert.ipynb #bccfd8d4
+# %% ../nbs/09_invert.ipynb #85deff7a
 def frame_losses(t:dict, # a latents file's tensors (needs 'mse' and 'lpips', (F,) each)
                  icfg, # `InvertConfig`: the loss weights
                 ) -> torch.Tensor:  # (F,) the final loss L of every frame
@@ -538,7 +538,7 @@ def excluded_clips(run_dir, cfg=None) -> dict:
     if icfg.max_loss is None: return {}
     out = {}
     for cid in rd.clip_ids():
-        p = rd.latents(cid)
+        p = rd.root/'latents'/f'{cid}.safetensors'
         if not _latents_done(p): continue
         with safe_open(str(p), framework='pt') as f: L = frame_losses({k: f.get_tensor(k) for k in ('mse', 'lpips')}, icfg)
         worst = int(L.argmax())
@@ -548,8 +548,13 @@ def excluded_clips(run_dir, cfg=None) -> dict:
 
 def usable_clips(run_dir, cfg=None) -> list[str]:
     "Kept clips with finished latents that pass the quality gate, in manifest order: what the VAE and Embed2Lat learn from."
-    rd = RunDir(run_dir); bad = excluded_clips(run_dir, cfg)
-    return [c for c in rd.clip_ids() if c not in bad and _latents_done(rd.latents(c))]
+    rd = RunDir(run_dir); bad, out = excluded_clips(run_dir, cfg), []
+    for c in rd.clip_ids():
+        p = rd.root/'latents'/f'{c}.safetensors'
+        if c in bad or not p.exists(): continue                   # excluded, or not inverted (invert_log.jsonl says why)
+        if not _latents_done(p): raise bad_input(p, 'not a readable latents file; delete it or run `a2v invert`')
+        out.append(c)
+    return out
 
 # %% ../nbs/09_invert.ipynb #0bafec03
 def plot_inversion(run_dir, # a run with latents

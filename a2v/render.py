@@ -73,9 +73,8 @@ def find_faces(image:np.ndarray, path='photo', min_face:int=20, min_prob:float=0
     if len(boxes) == 0: raise bad_input(path, 'no face found in the photo')
     return boxes[np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
 
-def crop_photo(image, cfg:Config, resolution:int, face_index:int|None=None) -> tuple[np.ndarray, np.ndarray]:
-    "The face crop (R, R, 3) uint8 of a photo (a path or an RGB array) and its box in the photo."
-    from a2v.crop import crop_square
+def _check_faces(image, cfg:Config, face_index:int|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "The photo (H, W, 3) and the box of the face to use; one line naming the photo when there is none or a choice to make."
     path = image if isinstance(image, (str, Path)) else 'photo'
     img = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
     boxes = find_faces(img, path, min_prob=cfg.crop.min_prob)
@@ -83,7 +82,13 @@ def crop_photo(image, cfg:Config, resolution:int, face_index:int|None=None) -> t
         raise bad_input(path, f'{len(boxes)} faces found; choose one with --face-index 0..{len(boxes) - 1} (largest first)')
     i = face_index or 0
     if not 0 <= i < len(boxes): raise bad_input(path, f'--face-index {i} out of range: {len(boxes)} face(s) found')
-    return crop_square(img, boxes[i], cfg.crop.margin, resolution), boxes[i]
+    return img, boxes[i]
+
+def crop_photo(image, cfg:Config, resolution:int, face_index:int|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "The face crop (R, R, 3) uint8 of a photo (a path or an RGB array) and its box in the photo."
+    from a2v.crop import crop_square
+    img, box = _check_faces(image, cfg, face_index)
+    return crop_square(img, box, cfg.crop.margin, resolution), box
 
 # %% ../nbs/14_render.ipynb #4a6c6557
 def _train_val(run, cfg) -> dict:
@@ -211,7 +216,8 @@ class Renderer:
         mu2 = magnify_latents(mu, mode, r.magnify if magnify is None else magnify, cal, smooth)
         return latents_to_ws(mu2, w0, self.vae)
 
-    def _speech(self, audio):
+    @staticmethod
+    def _speech(audio):
         wave = load_audio(audio, 16000) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
         if len(wave) < 400: raise bad_input(audio if isinstance(audio, (str, Path)) else 'audio',
                                             f'speech too short ({len(wave) / 16000:.3f} s; at least 0.025 s)')
@@ -254,7 +260,10 @@ def render_video(image, audio, out, run, cfg:Config|None=None, face_index:int|No
     "Photo + speech → mp4 at `out` using the trained models of run directory `run`; returns the metrics."
     for p, what in ((image, 'photo'), (audio, 'speech')):
         if isinstance(p, (str, Path)) and not Path(p).exists(): raise bad_input(p, f'no such file ({what})')
-    _output_place(out)                                  # before minutes of model loading
+    _output_place(out)                                  # the inputs are checked before seconds of model loading
+    cfg = cfg or RunDir(run).load_config()
+    if isinstance(audio, (str, Path)): Renderer._speech(audio)
+    if isinstance(image, (str, Path)): _check_faces(image, cfg, face_index)
     return Renderer(run, cfg).render(image, audio, out, face_index=face_index, **kw)
 
 # %% ../nbs/14_render.ipynb #f159e011
