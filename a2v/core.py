@@ -358,7 +358,7 @@ def stage_config(run_dir, cfg:Config|None=None) -> Config:
 
 # %% ../nbs/00_core.ipynb #9e56115c
 _UMASK = os.umask(0); os.umask(_UMASK)   # read once: the process umask
-_STARTED = time.time() - 1   # temps older than this were left by an earlier process
+_STARTED = time.time()   # temps older than this were left by an earlier process
 
 @contextlib.contextmanager
 def atomic_path(path, suffix:str=None):
@@ -416,7 +416,7 @@ def remove_stale_temps(folder, # a folder a stage writes into (not searched belo
     "Delete what an interrupted write left behind (`.<name>.*.tmp*` files and folders) older than this process."
     import shutil
     folder = Path(folder)
-    if not folder.is_dir(): return []
+    if not folder.is_dir() or dist_env()[1] > 1: return []   # torchrun: other ranks write here (stages clear their own clips)
     gone = []
     for p in (folder.rglob if recursive else folder.glob)(f'.{prefix}*'):
         if '.tmp' not in p.name or p.stat().st_mtime >= _STARTED: continue   # a writer running now keeps its temp
