@@ -416,7 +416,7 @@ def remove_stale_temps(folder, # a folder a stage writes into (not searched belo
     "Delete what an interrupted write left behind (`.<name>.*.tmp*` files and folders) older than this process."
     import shutil
     folder = Path(folder)
-    if not folder.is_dir() or dist_env()[1] > 1: return []   # torchrun: other ranks write here (stages clear their own clips)
+    if not folder.is_dir() or int(os.environ.get('WORLD_SIZE', 1)) > 1: return []   # torchrun: other ranks write here too
     gone = []
     for p in (folder.rglob if recursive else folder.glob)(f'.{prefix}*'):
         if '.tmp' not in p.name or p.stat().st_mtime >= _STARTED: continue   # a writer running now keeps its temp
