@@ -72,7 +72,7 @@ class DeltaWDataset(torch.utils.data.Dataset):
         self.clip_ids, self.layers, self.lengths = list(clip_ids), tuple(layers), []
         dws = []
         for c in self.clip_ids:
-            ws = _load_ws(rd, c)                                                   # (F, num_ws, w_dim)
+            ws = load_tensors(rd.root/'latents'/f'{c}.safetensors', made_by='a2v invert')[0]['ws']   # (F, num_ws, w_dim)
             dws.append(delta_w(ws, self.layers)); self.lengths.append(len(dws[-1]))
         self.raw = torch.cat(dws) if dws else torch.zeros(0, 0)                                   # (N, D)
         self.stats = stats or code_stats(dws)
@@ -173,7 +173,7 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
         m = _cached_metrics(metrics_path)                 # a damaged one counts as absent: it is rewritten below
         if m.get('epochs') == cfg.vae.epochs and m.get('vae') == jsonable(config_to_dict(cfg.vae)): return m
     from a2v.invert import usable_clips
-    ids = usable_clips(run_dir)
+    ids = usable_clips(run_dir, cfg)
     if not ids: raise MissingStageOutputError(f"{rd.root/'latents'}: no latents of kept clips; run `a2v invert` first")
     split_path = vd/'split.json'
     split = read_run_json(split_path, 'a2v train-vae', ('train', 'val')) if split_path.exists() else split_clips(ids, cfg.vae.val_fraction, cfg.seed)
@@ -204,7 +204,7 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
     atomic_write_json(metrics_path, m)
     return jsonable(m)
 
-def _load_ws(rd, clip_id): return load_tensors(rd.latents(clip_id), made_by='a2v invert')[0]['ws']
+def _load_ws(rd, clip_id): return load_tensors(rd.root/'latents'/f'{clip_id}.safetensors', made_by='a2v invert')[0]['ws']
 
 def _cached_metrics(path) -> dict:
     "A stage's metrics.json that marks it done, or {} when absent or damaged (the stage then runs again)."
