@@ -45,10 +45,40 @@ def load_audio_encoder(cfg:Config, # full config; uses `cfg.audio` and `cfg.devi
         folder = Path(name).expanduser()
         if not folder.exists(): raise bad_input(folder, "no such folder (cfg.audio.model must be 'tiny', "
                                                 "'facebook/wav2vec2-base' or a local Wav2Vec2 folder)")
-    pre = Path(folder)/'preprocessor_config.json'
-    normalize = json.loads(pre.read_text()).get('do_normalize', True) if pre.exists() else True
-    model = Wav2Vec2Model.from_pretrained(str(folder), local_files_only=True)
+    model, normalize = _load_wav2vec2_folder(Path(folder))
     return AudioEncoder(model, name, normalize).to(get_device(cfg.device))
+
+def _read_json_of(folder:Path, name:str) -> dict:
+    "A JSON object in a weights folder, or a one-line `BadInputError` naming the file."
+    p = folder/name
+    try: d = json.loads(p.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: raise bad_input(p, f'not a readable Wav2Vec2 {name} ({type(e).__name__})') from None
+    if not isinstance(d, dict): raise bad_input(p, f'not a Wav2Vec2 {name} (a JSON {type(d).__name__})')
+    return d
+
+def _load_wav2vec2_folder(folder:Path):
+    "Wav2Vec2 weights from a local folder without running any code from it: safetensors, or a .bin read weights_only."
+    if not folder.is_dir(): raise bad_input(folder, 'not a folder (cfg.audio.model: a Wav2Vec2 weights folder)')
+    if not (folder/'config.json').exists(): raise bad_input(folder, 'no config.json here: not a Wav2Vec2 weights folder')
+    conf = _read_json_of(folder, 'config.json')
+    if conf.get('model_type', 'wav2vec2') != 'wav2vec2':
+        raise bad_input(folder/'config.json', f"model_type {conf.get('model_type')!r}, expected 'wav2vec2'")
+    files = [f for f in ('model.safetensors', 'pytorch_model.bin') if (folder/f).exists()]
+    if not files: raise bad_input(folder, 'no model.safetensors or pytorch_model.bin here')
+    pre = folder/'preprocessor_config.json'
+    normalize = bool(_read_json_of(folder, pre.name).get('do_normalize', True)) if pre.exists() else True
+    import pickle, warnings
+    from transformers import Wav2Vec2Model                       # (after the checks: importing it takes seconds)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            model = Wav2Vec2Model.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False,
+                                                  use_safetensors=files[0] == 'model.safetensors', weights_only=True)
+    except Exception as e:
+        msg = 'a pickle asking for more than tensors, refused' if isinstance(e, pickle.UnpicklingError) else \
+              (str(e).strip().splitlines() or [''])[0][:160]
+        raise bad_input(folder/files[0], f'cannot load Wav2Vec2 weights ({type(e).__name__}: {msg})') from None
+    return model, normalize
 
 # %% ../nbs/12_audio.ipynb #cbd69d6c
 def n_audio_frames(n_samples:int, # samples at 16 kHz
@@ -181,7 +211,7 @@ def embed_run(run_dir, # run directory with clips/<id>/audio.wav and manifest.js
 
 def load_embedding(run_dir, clip_id:str) -> tuple[torch.Tensor, dict]:
     "e (n_audio_frames, D) float32 of a clip, and its metadata (encoder, layer, n_samples)."
-    ts, meta = load_tensors(RunDir(run_dir).require(f'audio/{clip_id}.safetensors', 'a2v embed-audio'))
+    ts, meta = load_tensors(RunDir(run_dir).audio(clip_id), made_by='a2v embed-audio')
     return ts['e'].float(), meta
 
 # %% ../nbs/12_audio.ipynb #cf101a82
@@ -190,4 +220,5 @@ def run_stage(run_dir, # run directory with clips/<id>/audio.wav (from the crop 
               progress:bool=True,
              ) -> dict:  # {'clips', 'embedded', 'skipped', 'frames_per_s'}
     "The embed-audio stage (§3.4): Wav2Vec2 embeddings of every kept clip."
+    remove_stale_temps(Path(run_dir)/'audio')                      # what a killed run left half-written
     return embed_run(run_dir, stage_config(run_dir, cfg), progress=progress)

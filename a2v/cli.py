@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, sys
 from pathlib import Path
 import click
-from .core import A2VError, RunDir, get_config, flatten_config, jsonable, Config
+from .core import A2VError, MissingStageOutputError, RunDir, get_config, flatten_config, jsonable, Config
 
 # %% auto #0
 __all__ = ['resolve_config', 'A2VUsageError', 'error_line', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
@@ -28,10 +28,13 @@ def resolve_config(run:str|None, # run directory (None: no run, nothing recorded
                    preset:str|None, # --preset (None: the run's recorded one, else 'tiny')
                    sets=(), # --set KEY=VALUE options
                    save:bool=True, # record the result in RUN/config.json
+                   need_run:bool=False, # the command reads an existing run: a missing one is an error (nothing is made)
                   ) -> Config:
     "The config of a command: the run's recorded config (or `preset`, default 'tiny') with `--set` overrides applied."
     overrides = _parse_sets(sets)
     rd = RunDir(run) if run else None
+    if need_run and rd is not None and not rd.root.is_dir():
+        raise MissingStageOutputError(f"{rd.root}: no such run directory; make it with `a2v pipeline --run {rd.root}` (or `a2v crop ... --out {rd.root}`)")
     if rd is not None and rd.root.joinpath('config.json').exists():
         saved = rd.load_config()
         if preset is not None and preset != saved.preset:
@@ -83,12 +86,17 @@ def main(argv=None):
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     try: rv = a2v.main(args=argv, prog_name='a2v', standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort): click.echo('a2v: interrupted', err=True); sys.exit(130)
+    except click.UsageError as e:                     # one line, like every other error (click would print the usage too)
+        cmd = e.ctx.command_path if e.ctx else 'a2v'
+        click.echo(f"a2v: error: {e.format_message()} (see `{cmd} -h`)", err=True); sys.exit(e.exit_code)
     except click.ClickException as e: e.show(); sys.exit(e.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 def _stage(name:str, run, cfg, **options) -> dict:
-    "Call stage `name`'s `run_stage` and print its result as one line."
-    from a2v.pipeline import run_stage
+    "Call stage `name`'s `run_stage` and print its result as one line; progress bars only on a terminal."
+    import inspect
+    from a2v.pipeline import run_stage, stage_module
+    if 'progress' in inspect.signature(stage_module(name).run_stage).parameters: options.setdefault('progress', sys.stderr.isatty())
     r = run_stage(name, run, cfg, **options)
     click.echo(f"{name}: {json.dumps(jsonable(r))[:300]}")
     return r
@@ -133,14 +141,16 @@ def crop_cmd(videos, out, list_file, avspeech_csv, videos_dir, use_hint, workers
     r = _stage('crop', out, cfg, videos=videos, workers=workers)
     reasons = ', '.join(f'{k} {v}' for k, v in r['reasons'].items())
     click.echo(f"{r['kept']} of {r['inputs']} clips kept{'; ' + reasons if reasons else ''}; see {Path(out)/'manifest.jsonl'}")
-    if r['error']: raise A2VError(f"{r['error']} of {r['inputs']} inputs could not be read (status 'error' in {Path(out)/'manifest.jsonl'})")
+    what = lambda d: f"{d['source']}: {d['reason']}" + (f" ({d['detail']})" if d.get('detail') else '')
+    if r['error']: raise A2VError(f"{what(r['first_error'])}; {r['error']} of {r['inputs']} inputs could not be read (status 'error' in {Path(out)/'manifest.jsonl'})")
+    if not r['kept']: raise A2VError(f"no clip kept: {what(r['first_discarded'])}" + (f" and {r['inputs'] - 1} more" if r['inputs'] > 1 else '') + f" (see {Path(out)/'manifest.jsonl'})")
 
 @a2v.command('fit-generator')
 @click.option('--crops', type=click.Path(exists=True, file_okay=False), default=None, help='Crop folder (default: --run).')
 @_run_opts
 def fit_generator_cmd(crops, run, preset, sets):
     "Fit the tiny preset's small StyleGAN3-R to the cropped clips (auto-decoder, MSE only by default)."
-    cfg = resolve_config(run, preset, sets)
+    cfg = resolve_config(run, preset, sets, need_run=crops is None)
     if not cfg.generator.arch: raise A2VError(f"the {cfg.preset} preset uses a pretrained generator ({cfg.generator.source}); nothing to fit")
     _stage('fit-generator', run, cfg, crops=crops)
 
@@ -149,25 +159,25 @@ def fit_generator_cmd(crops, run, preset, sets):
 @_run_opts
 def invert_cmd(clip_ids, run, preset, sets):
     "Invert every frame of every kept clip into W+ (§3.2); batched across clips, resumable."
-    _stage('invert', run, resolve_config(run, preset, sets), clip_ids=list(clip_ids) or None)
+    _stage('invert', run, resolve_config(run, preset, sets, need_run=True), clip_ids=list(clip_ids) or None)
 
 @a2v.command('train-vae')
 @_run_opts
 def train_vae_cmd(run, preset, sets):
     "Train the VAE on Δw of layers 5-7 (§3.3)."
-    _stage('train-vae', run, resolve_config(run, preset, sets))
+    _stage('train-vae', run, resolve_config(run, preset, sets, need_run=True))
 
 @a2v.command('embed-audio')
 @_run_opts
 def embed_audio_cmd(run, preset, sets):
     "Wav2Vec2 embeddings (50 per second) of every kept clip's audio (§3.4)."
-    _stage('embed-audio', run, resolve_config(run, preset, sets))
+    _stage('embed-audio', run, resolve_config(run, preset, sets, need_run=True))
 
 @a2v.command('train-embed2lat')
 @_run_opts
 def train_embed2lat_cmd(run, preset, sets):
     "Train Embed2Lat: audio embeddings → the VAE's μ* (§3.5)."
-    _stage('train-embed2lat', run, resolve_config(run, preset, sets))
+    _stage('train-embed2lat', run, resolve_config(run, preset, sets, need_run=True))
 
 @a2v.command('render')
 @click.option('--image', type=click.Path(), required=True, help='A photo with one face.')
@@ -181,8 +191,8 @@ def render_cmd(image, audio, out, magnify, mode, face_index, run, preset, sets):
     "Photo + speech → talking-face mp4 (§4.4), with metrics.json beside it."
     from a2v.pipeline import run_stage
     extra = ((f'render.magnify={magnify}',) if magnify is not None else ()) + ((f'render.mode={mode}',) if mode else ())
-    cfg = resolve_config(run, preset, sets + extra, save=False)
-    m = run_stage('render', run, cfg, photo=image, speech=audio, out=out, face_index=face_index)
+    cfg = resolve_config(run, preset, sets + extra, save=False, need_run=True)
+    m = run_stage('render', run, cfg, photo=image, speech=audio, out=out, face_index=face_index, progress=sys.stderr.isatty())
     click.echo(f"wrote {out} ({m.get('frames')} frames); metrics in {Path(out).with_suffix('.metrics.json')}")
 
 @a2v.command('figures')
@@ -191,7 +201,7 @@ def render_cmd(image, audio, out, magnify, mode, face_index, run, preset, sets):
 def figures_cmd(publish, run, preset, sets):
     "Regenerate Fig. 2, 3, 4 and the lip-sync plot of a finished run into RUN/figures/."
     from a2v.render import make_figures
-    cfg = resolve_config(run, preset, sets, save=False)
+    cfg = resolve_config(run, preset, sets, save=False, need_run=True)
     if publish: os.environ['A2V_FIGURES'] = str(Path(publish).resolve())
     for p in make_figures(run, cfg): click.echo(str(p))
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #1e292c1b
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, pickle, random, tempfile, types, typing
+import contextlib, dataclasses, json, math, os, pickle, random, tempfile, time, types, typing
 from dataclasses import dataclass, field, asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -13,10 +13,10 @@ from typing import Any, Literal
 __all__ = ['PRESETS', 'A2VError', 'BadInputError', 'MissingWeightsError', 'MissingStageOutputError', 'UnsafePickleError',
            'bad_input', 'CropConfig', 'GeneratorArch', 'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig',
            'Embed2LatConfig', 'RenderConfig', 'SampleDataConfig', 'Config', 'check_config', 'get_config',
-           'config_to_dict', 'config_from_dict', 'flatten_config', 'RunDir', 'stage_config', 'atomic_path',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl', 'jsonable',
-           'psnr', 'save_tensors', 'load_tensors', 'get_device', 'seed_everything', 'dist_env', 'figures_dir',
-           'save_figure']
+           'config_to_dict', 'config_from_dict', 'flatten_config', 'RunDir', 'stage_config', 'get_device',
+           'seed_everything', 'dist_env', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
+           'append_jsonl', 'read_run_json', 'remove_stale_temps', 'read_jsonl', 'jsonable', 'psnr', 'save_tensors',
+           'load_tensors', 'figures_dir', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -101,7 +101,9 @@ class InvertConfig:
     lpips_net: Literal['vgg', 'alex'] = 'vgg'  # 'vgg' (Image2StyleGAN) or 'alex'
     init: Literal['random', 'w_avg', 'best_of_n'] = 'random'  # 'random' (paper), 'w_avg', or 'best_of_n'
     n_init: int = 1                 # candidates for 'best_of_n'
-    batch_clips: int = 8            # clips advanced in lock-step
+    batch_clips: int | Literal['auto'] = 8  # clips advanced in lock-step; 'auto': as many as free GPU memory allows (CPU: 8)
+    checkpoint_s: float = 60.0      # save the in-flight batch every this many seconds (0: never); a kill loses at most this
+    max_loss: float | None = None   # §3.2's L_thres: a clip with a frame whose final loss exceeds it is excluded (None: off)
 
 @dataclass
 class VAEConfig:
@@ -166,7 +168,7 @@ class Config:
     device: str | None = None       # None: cuda → mps → cpu
     crop: CropConfig = field(default_factory=CropConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    invert: InvertConfig = field(default_factory=InvertConfig)
+    invert: InvertConfig = field(default_factory=lambda: InvertConfig(batch_clips='auto'))
     vae: VAEConfig = field(default_factory=VAEConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     embed2lat: Embed2LatConfig = field(default_factory=Embed2LatConfig)
@@ -209,10 +211,11 @@ def _convert(value, tp, key:str):
     if tp is Any: return value
     if origin in (typing.Union, types.UnionType):                     # X | None
         if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ('none', 'null'))): return None
+        errs = []
         for a in (a for a in args if a is not type(None)):
             try: return _convert(value, a, key)
-            except A2VError as e: err = e
-        raise err
+            except A2VError as e: errs.append(str(e).split(': ', 1)[-1])
+        raise A2VError(f"{key}: {'; or '.join(errs)}")
     if origin is Literal:
         if value in args: return value
         raise A2VError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
@@ -258,7 +261,8 @@ _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Eve
     **{k: (0, None) for k in ('crop.min_face', 'crop.margin', 'crop.min_seconds', 'invert.steps_first', 'invert.steps_next',
                               'invert.mse_weight', 'invert.lpips_weight', 'vae.beta', 'render.smooth_frames', 'sample_data.clips',
                               'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
-                              'generator.fit_init_scale', 'sample_data.head_motion', 'seed')},
+                              'generator.fit_init_scale', 'sample_data.head_motion', 'seed', 'invert.checkpoint_s',
+                              'invert.max_loss')},
     'crop.min_prob': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
 }
 
@@ -341,7 +345,10 @@ class RunDir:
         return p
     def save_config(self, cfg:Config): atomic_write_json(self.config, config_to_dict(cfg))
     def load_config(self) -> Config:
-        return config_from_dict(json.loads(self.require('config.json', 'a2v pipeline').read_text()))
+        "The recorded config; a damaged or wrong-shaped config.json raises one line naming it."
+        d = read_run_json(self.config, 'a2v pipeline', what='config')
+        try: return check_config(config_from_dict(d))
+        except A2VError as e: raise bad_input(self.config, f'not a readable config ({e}); delete it or run `a2v pipeline`') from None
 
 def stage_config(run_dir, cfg:Config|None=None) -> Config:
     "The config a stage runs with: `cfg` when given, else the one the run directory recorded (never a silent default)."
@@ -349,14 +356,43 @@ def stage_config(run_dir, cfg:Config|None=None) -> Config:
     if run_dir is None: raise A2VError("a stage needs a config or a run directory that recorded one")
     return RunDir(run_dir).load_config()
 
+# %% ../nbs/00_core.ipynb #7b40628d
+def get_device(pref:str|None=None):
+    "`torch.device` from `pref`, `$A2V_DEVICE`, or the best available (cuda → mps → cpu)."
+    import torch
+    pref = pref or os.environ.get('A2V_DEVICE')
+    if pref:
+        try: dev = torch.device(pref)
+        except RuntimeError: raise A2VError(f"device: {pref!r} is not a device name (cpu, cuda, cuda:1, mps)") from None
+        if dev.type == 'cuda' and not torch.cuda.is_available(): raise A2VError(f"device: {pref!r} asked for, but this machine has no CUDA GPU")
+        if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise A2VError(f"device: {pref!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+            raise A2VError(f"device: {pref!r} asked for, but MPS is not available here")
+        return dev
+    if torch.cuda.is_available(): return torch.device('cuda')
+    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+    return torch.device('cpu')
+
+def seed_everything(seed:int=0):
+    "Seed Python, NumPy and torch (all devices)."
+    import numpy as np, torch
+    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+def dist_env() -> tuple[int, int, int]:
+    "(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) in a plain process."
+    e = os.environ
+    return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
+
 # %% ../nbs/00_core.ipynb #9e56115c
 _UMASK = os.umask(0); os.umask(_UMASK)   # read once: the process umask
+_STARTED = time.time()   # temps older than this were left by an earlier process
 
 @contextlib.contextmanager
 def atomic_path(path, suffix:str=None):
-    "Yield a temporary path beside `path`; on success rename it to `path`, on error delete it."
+    "Yield a temporary path `.<name>.<random>….tmp…` beside `path`; on success rename it to `path`, on error delete it."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=suffix or (path.suffix + '.tmp'))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=(path.suffix + '.tmp') if suffix is None else '.tmp' + suffix)
     os.close(fd); tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_UMASK)           # mkstemp makes 0600 files; give them the usual permissions
     try:
@@ -384,6 +420,37 @@ def append_jsonl(path, record:dict):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'a', encoding='utf-8') as f:
         f.write(json.dumps(record, default=_json_default) + '\n'); f.flush(); os.fsync(f.fileno())
+
+def read_run_json(path, # a JSON file inside a run directory
+                  made_by:str, # the command that (re)writes it, e.g. 'a2v train-vae'
+                  keys:tuple=(), # keys it must have (a JSON object is expected)
+                  what:str='JSON file', # what the file is, for the message
+                 ):
+    "The JSON object in `path`; missing, damaged or wrong-shaped: one line naming the file and `made_by`."
+    path = Path(path)
+    if not path.exists(): raise MissingStageOutputError(f"{path}: missing; run `{made_by}` first")
+    try: d = json.loads(path.read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: problem = f'{type(e).__name__} at byte {getattr(e, "pos", getattr(e, "start", "?"))}'
+    else:
+        missing = [k for k in keys if k not in d] if isinstance(d, dict) else None
+        if missing == []: return d
+        problem = f'no key {missing[0]!r}' if missing else f'a JSON {type(d).__name__}, expected an object'
+    raise bad_input(path, f'not a readable {what} ({problem}); delete it or run `{made_by}`')
+
+def remove_stale_temps(folder, # a folder a stage writes into (not searched below it unless `recursive`)
+                       prefix:str='', # only temps of files whose name starts with this
+                       recursive:bool=False,
+                      ) -> list[Path]:
+    "Delete what an interrupted write left behind (`.<name>.*.tmp*` files and folders) older than this process."
+    import shutil
+    folder = Path(folder)
+    if not folder.is_dir() or dist_env()[1] > 1: return []   # torchrun: other ranks write here too
+    gone = []
+    for p in (folder.rglob if recursive else folder.glob)(f'.{prefix}*'):
+        if '.tmp' not in p.name or p.stat().st_mtime >= _STARTED: continue   # a writer running now keeps its temp
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
 
 def read_jsonl(path) -> list[dict]:
     "Records of a JSON-lines file (missing file: none); a torn last line from a crash is ignored."
@@ -425,45 +492,21 @@ def save_tensors(path, tensors:dict, metadata:dict=None):
     meta = {k: json.dumps(v, default=_json_default) for k, v in (metadata or {}).items()}
     with atomic_path(path) as tmp: save_file(tensors, str(tmp), metadata=meta)
 
-def load_tensors(path, device:str='cpu') -> tuple[dict, dict]:
+def load_tensors(path, device:str='cpu',
+                 made_by:str|None=None, # the command that (re)writes it: named in the errors
+                ) -> tuple[dict, dict]:
     "Tensors and metadata of a safetensors file written by `save_tensors`; a damaged file raises `BadInputError`."
     from safetensors import safe_open
     path = Path(path)
-    if not path.exists(): raise bad_input(path, 'no such file')
+    hint = f'; delete it or run `{made_by}`' if made_by else ''
+    if not path.exists():
+        raise MissingStageOutputError(f"{path}: missing; run `{made_by}` first") if made_by else bad_input(path, 'no such file')
     try:
         with safe_open(str(path), framework='pt', device=device) as f:
             meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
             return {k: f.get_tensor(k) for k in f.keys()}, meta
     except Exception as e:
-        raise bad_input(path, f'not a readable safetensors file ({type(e).__name__})') from None
-
-# %% ../nbs/00_core.ipynb #7b40628d
-def get_device(pref:str|None=None):
-    "`torch.device` from `pref`, `$A2V_DEVICE`, or the best available (cuda → mps → cpu)."
-    import torch
-    pref = pref or os.environ.get('A2V_DEVICE')
-    if pref:
-        try: dev = torch.device(pref)
-        except RuntimeError: raise A2VError(f"device: {pref!r} is not a device name (cpu, cuda, cuda:1, mps)") from None
-        if dev.type == 'cuda' and not torch.cuda.is_available(): raise A2VError(f"device: {pref!r} asked for, but this machine has no CUDA GPU")
-        if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise A2VError(f"device: {pref!r} asked for, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-        if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-            raise A2VError(f"device: {pref!r} asked for, but MPS is not available here")
-        return dev
-    if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
-    return torch.device('cpu')
-
-def seed_everything(seed:int=0):
-    "Seed Python, NumPy and torch (all devices)."
-    import numpy as np, torch
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-
-def dist_env() -> tuple[int, int, int]:
-    "(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) in a plain process."
-    e = os.environ
-    return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
+        raise bad_input(path, f'not a readable safetensors file ({type(e).__name__}){hint}') from None
 
 # %% ../nbs/00_core.ipynb #9760cf70
 def figures_dir(run_dir=None) -> Path:

@@ -253,7 +253,7 @@ def load_clip(clip_dir) -> Clip:
     "Frames, audio and meta of a clip written by `crop_clip`."
     d = Path(clip_dir)
     if not (d/'meta.json').exists(): raise bad_input(d, 'not a complete cropped clip (meta.json missing)')
-    meta = json.loads((d/'meta.json').read_text())
+    meta = read_run_json(d/'meta.json', 'a2v crop', ('frames',))
     frames = np.stack(list(iter_clip_frames(d)))   # (F, R, R, 3)
     if len(frames) != meta['frames']: raise bad_input(d, f"frames.mp4 has {len(frames)} frames, meta.json says {meta['frames']}")
     return Clip(frames, _read_wav(d/'audio.wav'), meta)
@@ -552,7 +552,11 @@ def run_stage(run_dir, # run directory: clips/<id>/ and manifest.jsonl go here
              ) -> dict:  # {'inputs', 'kept', 'discarded', 'error', 'reasons': {reason: count}}
     "The crop stage (§3.1) on a run directory."
     cfg = stage_config(run_dir, cfg)
+    for d in (Path(run_dir), Path(run_dir)/'clips', Path(run_dir)/'manifest.parts'): remove_stale_temps(d)   # a killed run's
     rows = crop_videos(input_videos(run_dir) if videos is None else videos, run_dir, cfg, workers=workers, progress=progress)
     out = {'inputs': len(rows), **{s: sum(r['status'] == s for r in rows) for s in ('kept', 'discarded', 'error')}}
     out['reasons'] = {k: sum(r.get('reason') == k for r in rows) for k in sorted({r['reason'] for r in rows if r.get('reason')})}
+    for status in ('error', 'discarded'):                  # the first input of each kind, for a one-line message
+        r = next((r for r in rows if r['status'] == status), None)
+        out[f'first_{status}'] = r and {k: r.get(k) for k in ('source', 'reason', 'detail')}
     return out

@@ -11,7 +11,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import *
 from .train import fit, evaluate, save_model, load_model
 from .metrics import truth_opening   # the sample data's opening, aligned to a kept clip's frames
-from .vae import load_mu, split_clips
+from .vae import load_mu, load_split, split_clips
 from .audio import load_embedding, n_audio_frames
 
 # %% auto #0
@@ -139,13 +139,16 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
     out = rd.stage('embed2lat'); metrics_path = out/'metrics.json'
     c = cfg.embed2lat
     if metrics_path.exists():
-        m = json.loads(metrics_path.read_text())
+        from a2v.vae import _cached_metrics
+        m = _cached_metrics(metrics_path)                 # a damaged one counts as absent: it is rewritten below
         if m.get('embed2lat') == jsonable(config_to_dict(c)): return m
-    split = json.loads(rd.require('vae/split.json', 'a2v train-vae').read_text())
+    split = load_split(run_dir)
     have = lambda i: rd.audio(i).exists() and (rd.root/'vae'/'mu'/f'{i}.safetensors').exists()
     missing = [i for i in split['train'] + split['val'] if not rd.audio(i).exists()]
     if missing: raise MissingStageOutputError(f"{rd.audio(missing[0])}: missing; run `a2v embed-audio` first")
-    train_ids, val_ids = [i for i in split['train'] if have(i)], [i for i in split['val'] if have(i)]
+    from a2v.invert import usable_clips
+    usable = set(usable_clips(run_dir, cfg))                        # the quality gate of §3.2 (09_invert)
+    train_ids, val_ids = [i for i in split['train'] if have(i) and i in usable], [i for i in split['val'] if have(i) and i in usable]
     train = PairDataset(run_dir, train_ids, c.max_seconds)
     val = PairDataset(run_dir, val_ids) if val_ids else None
     in_dim, latent = train.items[0][0].shape[1], train.items[0][1].shape[1]
@@ -169,7 +172,7 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
 
 def load_embed2lat(run_dir, device='cpu') -> tuple[Embed2Lat, dict]:
     "The best Embed2Lat that `train_embed2lat` wrote, in eval mode, and its metadata."
-    return load_model(RunDir(run_dir).require('embed2lat/model.safetensors', 'a2v train-embed2lat'), Embed2Lat, device)
+    return load_model(RunDir(run_dir).root/'embed2lat'/'model.safetensors', Embed2Lat, device, made_by='a2v train-embed2lat')
 
 @torch.no_grad()
 def predict_latents(e:torch.Tensor, # audio embedding of one utterance (T, D), from `a2v.audio.embed_audio`
@@ -190,7 +193,7 @@ def lipsync_report(run_dir, # run with vae/, audio/, embed2lat/ trained
     "Correlation of μ' (first PC of μ*, best μ* dimension) with ground-truth mouth opening on held-out clips."
     rd = RunDir(run_dir)
     truth_dir = Path(truth_dir) if truth_dir else rd.root/'truth'
-    split = json.loads(rd.require('vae/split.json', 'a2v train-vae').read_text())
+    split = load_split(run_dir)
     rows = {r['clip']: r for r in read_jsonl(rd.manifest)}
     model, _ = load_embed2lat(run_dir)
     def gather(ids, pred:bool):
@@ -223,7 +226,7 @@ def plot_mu_vs_mouth(run_dir, clip_id:str, truth_dir=None, path=None):
     "Mouth opening (truth), μ* and μ' of one clip on the first principal direction of the training μ*."
     import matplotlib.pyplot as plt
     rd = RunDir(run_dir); truth_dir = Path(truth_dir) if truth_dir else rd.root/'truth'
-    split = json.loads(rd.require('vae/split.json', 'a2v train-vae').read_text())
+    split = load_split(run_dir)
     Mt = torch.cat([load_mu(run_dir, c) for c in split['train']]).float().numpy()
     mean = Mt.mean(0); pc = np.linalg.svd(Mt - mean, full_matrices=False)[2][0]
     mu = load_mu(run_dir, clip_id).float().numpy()
@@ -251,12 +254,13 @@ def run_stage(run_dir, # run directory with audio/ and vae/ (from embed-audio an
              ) -> dict:  # Embed2Lat's metrics, with the lip-sync report when there is ground truth
     "The train-embed2lat stage (§3.5): Embed2Lat, and its lip-sync report against known mouth openings."
     cfg = stage_config(run_dir, cfg); rd = RunDir(run_dir)
+    for d in ('embed2lat', 'figures'): remove_stale_temps(rd.root/d)   # what a killed run left half-written
     metrics = train_embed2lat(run_dir, cfg, progress=progress)
     td = Path(truth_dir) if truth_dir else next((p for p in (rd.root/'data'/'truth', rd.root/'truth') if p.is_dir()), None)
     if td is None or dist_env()[0] != 0: return metrics
     rep = lipsync_report(run_dir, td)
     atomic_write_json(rd.root/'embed2lat'/'lipsync.json', rep)
-    val = json.loads(rd.require('vae/split.json', 'a2v train-vae').read_text())['val']
+    val = load_split(run_dir)['val']
     if val:
         import matplotlib.pyplot as plt
         fig = plot_mu_vs_mouth(run_dir, val[0], td); save_figure(fig, '13_mu_vs_mouth.png', run_dir); plt.close(fig)

@@ -266,6 +266,7 @@ def run_stage(run_dir, # run directory with clips/ (from the crop stage)
     cfg = stage_config(run_dir, cfg)
     if not cfg.generator.arch: return {'skipped': f"pretrained generator {cfg.generator.source}: nothing to fit"}
     out = Path(run_dir)/cfg.generator.source
+    remove_stale_temps(out.parent)                                 # what a killed run left half-written
     m = fit_generator(crops or run_dir, out, cfg, progress=progress)
     G = load_generator(out)
     fig = plot_samples(G, load_tensors(out.parent/'codes.safetensors')[0]['ws'], fit_frames(crops or run_dir, G.img_resolution, cfg.generator))

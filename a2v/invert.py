@@ -11,9 +11,9 @@ import numpy as np, torch, torch.nn.functional as F
 from .core import *
 
 # %% auto #0
-__all__ = ['inversion_loss', 'lr_at', 'BatchAdam', 'initial_ws', 'frames_to_tensor', 'invert_clips', 'invert_sequence',
-           'invert_image', 'load_run_generator', 'invert_log', 'invert_run', 'inversion_report', 'plot_inversion',
-           'run_stage']
+__all__ = ['inversion_loss', 'lr_at', 'BatchAdam', 'initial_ws', 'frames_to_tensor', 'batch_for_memory', 'auto_batch_clips',
+           'invert_clips', 'invert_sequence', 'invert_image', 'load_run_generator', 'invert_log', 'invert_run',
+           'inversion_report', 'frame_losses', 'excluded_clips', 'usable_clips', 'plot_inversion', 'run_stage']
 
 # %% ../nbs/09_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -116,7 +116,7 @@ def frames_to_tensor(frames, # (F, H, W, 3) uint8 frames, or (F, 3, H, W) floats
         x = F.interpolate(x, size=(resolution, resolution), mode='bilinear', antialias=True, align_corners=False)
     return x.cpu()
 
-# %% ../nbs/09_invert.ipynb #0c974c50
+# %% ../nbs/09_invert.ipynb #1aac2bef
 class _Clip:
     "Book-keeping of one clip inside the engine."
     def __init__(self, cid, frames):
@@ -127,96 +127,243 @@ class _Clip:
         return dict(ws=torch.stack(self.ws) if self.ws and error is None else None,   # (F, num_ws, w_dim)
                     mse=mse, lpips=torch.tensor(self.lp), psnr=psnr(mse, peak=2.0), loss0=torch.tensor(self.trace),
                     error=error, steps=self.steps, seconds=time.time() - self.t0)
+    _STATE = ('cid', 'f', 's', 'n', 'lr', 'lr_end', 'mse', 'lp', 'trace', 'steps')
+    def state(self) -> dict:
+        "What a checkpoint keeps of this clip (the frames are read again on resume)."
+        return {**{k: getattr(self, k) for k in self._STATE}, 'ws': torch.stack(self.ws) if self.ws else torch.zeros(0)}
+    @classmethod
+    def from_state(cls, d:dict):
+        c = cls(d['cid'], None)
+        for k in cls._STATE: setattr(c, k, d[k])
+        c.ws = list(d['ws'].unbind(0)) if len(d['ws']) else []
+        return c
+
+def _is_oom(e:BaseException) -> bool: return isinstance(e, torch.cuda.OutOfMemoryError)
+
+def _load_clip_frames(frames, resolution:int) -> torch.Tensor:
+    "A clip's frames (F, 3, R, R) in [-1, 1]; `frames` may be a zero-argument loader."
+    x = frames_to_tensor(frames() if callable(frames) else frames, resolution)
+    if len(x) == 0: raise ValueError('no frames')
+    return x
+
+# %% ../nbs/09_invert.ipynb #5fc931d5
+class _Lockstep:
+    "The lock-step inversion of `invert_clips`: B slots, one synthesis + backward per step for all of them."
+    def __init__(self, G, clips, icfg, lpips, B:int, w_init, n_first:int, seed:int, checkpoint=None, checkpoint_s:float=0, key:str=''):
+        self.G, self.icfg, self.lpips, self.w_init, self.n_first, self.seed = G, icfg, lpips, w_init, n_first, seed
+        self.dev, self.res = _device_of(G), G.img_resolution
+        self.it, self.exhausted, self.pending, self.out, self.started = iter(clips), False, [], [], []
+        self.ckpt, self.ckpt_s, self.key = (Path(checkpoint) if checkpoint else None), checkpoint_s, key
+        self.last_ckpt, self.n_steps, self.skip = time.time(), 0, set()
+        self._alloc(B)
+
+    def _alloc(self, B:int):
+        self.B = B
+        self.W = torch.zeros(B, self.G.num_ws, self.G.w_dim, device=self.dev)  # (B, num_ws, w_dim) the codes being optimised
+        self.T = torch.zeros(B, 3, self.res, self.res, device=self.dev)       # (B, 3, H, W) their current target frames
+        self.opt, self.slots = BatchAdam(self.W.shape, self.dev), [None] * B
+
+    def loss_of(self, img, rows): return inversion_loss(img, self.T[rows], self.lpips, self.icfg.mse_weight, self.icfg.lpips_weight)
+
+    def start_frame(self, i:int):
+        c, ic = self.slots[i], self.icfg
+        self.T[i] = c.frames[c.f].to(self.dev); self.opt.reset([i]); c.s = 0
+        c.n, c.lr, c.lr_end = (self.n_first, ic.lr_first, ic.lr_first_end) if c.f == 0 else (ic.steps_next, ic.lr_next, None)
+
+    def fail(self, i:int, msg:str):
+        self.out.append((self.slots[i].cid, self.slots[i].result(msg))); self.slots[i] = None
+
+    def _next_clip(self):
+        "(clip_id, frames) of the next clip to start, or None when there is none."
+        if self.pending: return self.pending.pop(0)
+        nxt = next(self.it, None)
+        if nxt is None: self.exhausted = True
+        return nxt
+
+    def more(self) -> bool: return bool(self.pending) or not self.exhausted
+
+    def fill(self):
+        "Empty slots take the next clips; frame 0 gets its start code."
+        for i in range(self.B):
+            while self.slots[i] is None and self.more():
+                nxt = self._next_clip()
+                if nxt is None: break
+                cid, frames = nxt
+                self.slots[i] = c = _Clip(cid, None); self.started.append(cid)
+                try: c.frames = _load_clip_frames(frames, self.res)           # (F, 3, H, W)
+                except Exception as e: self.fail(i, f'cannot load frames: {type(e).__name__}: {e}'); continue
+                self.start_frame(i)
+                try: self.W[i] = self._start_code(cid, i)
+                except BaseException:                                      # (out of memory): the clip waits in the queue
+                    self.slots[i] = None; self.started.pop(); self.pending.insert(0, (cid, c.frames)); raise
+
+    def _start_code(self, cid, i):
+        ic = self.icfg
+        if self.w_init is not None and cid in self.w_init: return torch.as_tensor(self.w_init[cid]).to(self.dev).float()
+        return initial_ws(self.G, self.T[i], ic.init, ic.n_init, self.seed, cid, self.lpips, ic.mse_weight, ic.lpips_weight)
+
+    def settle(self):
+        "Close the frames whose steps are done: measure them, move on (warm start) or emit the clip."
+        while True:
+            fin = [i for i, c in enumerate(self.slots) if c is not None and c.s >= c.n]
+            if not fin: return
+            idx = torch.tensor(fin, device=self.dev)
+            with torch.no_grad(): loss, mse, lp = self.loss_of(self.G.synthesis(self.W[idx], noise_mode='const'), idx)
+            for k, i in enumerate(fin):
+                c = self.slots[i]
+                if not math.isfinite(loss[k].item()): self.fail(i, f'non-finite loss at frame {c.f} (end of its steps)'); continue
+                c.ws.append(self.W[i].detach().cpu().clone()); c.mse.append(mse[k].item()); c.lp.append(lp[k].item())
+                c.f += 1
+                if c.f == len(c.frames): self.out.append((c.cid, c.result())); self.slots[i] = None
+                else:
+                    self.start_frame(i)
+                    if self.icfg.warm_start == 'first': self.W[i] = c.ws[0].to(self.dev)   # every frame from frame 0's code
+
+    def step(self):
+        "One synthesis + loss + backward for all occupied slots, then one BatchAdam step."
+        rows = [i for i, c in enumerate(self.slots) if c is not None]
+        if not rows: return
+        idx = torch.tensor(rows, device=self.dev)
+        w = self.W[idx].detach().requires_grad_(True)                 # (b, num_ws, w_dim)
+        loss, mse, lp = self.loss_of(self.G.synthesis(w, noise_mode='const'), idx)
+        ok = torch.isfinite(loss)
+        ok_l, loss_l = ok.tolist(), loss.detach().tolist()
+        good = ok.nonzero()[:, 0]
+        if 0 < len(good) < len(rows):          # a NaN row would poison the backward pass (NaN·0): redo without it
+            w = self.W[idx[good]].detach().requires_grad_(True)
+            loss = self.loss_of(self.G.synthesis(w, noise_mode='const'), idx[good])[0]
+        if len(good):
+            loss.sum().backward()              # rows are independent: d(sum)/d(w_k) = d(loss_k)/d(w_k)
+            lrs = torch.tensor([lr_at(self.slots[i].s, self.slots[i].n, self.slots[i].lr, self.slots[i].lr_end) for i in rows], device=self.dev)
+            self.opt.step(self.W, w.grad, idx[good], lrs[good])
+        for k, i in enumerate(rows):
+            c = self.slots[i]
+            if not ok_l[k]: self.fail(i, f'non-finite loss ({loss_l[k]}) at frame {c.f}, step {c.s}'); continue
+            if c.f == 0: c.trace.append(loss_l[k])
+            c.s += 1; c.steps += 1
+        self.n_steps += 1
+
+# %% ../nbs/09_invert.ipynb #c42ae7dc
+class _Engine(_Lockstep):
+    "`_Lockstep` that survives a kill (checkpoint, resume) and running out of GPU memory (halve the batch)."
+    def halve(self):
+        "Out of GPU memory: keep the first B/2 slots; the clips of the others go back to the queue and start again."
+        if self.B == 1: raise A2VError('out of GPU memory with one clip per step; free the GPU or use a smaller generator')
+        keep = self.B // 2
+        back = [(c.cid, c.frames) for c in self.slots[keep:] if c is not None]
+        self.started = [s for s in self.started if s not in {cid for cid, _ in back}]
+        self.pending = back + self.pending
+        W, T, opt, slots = self.W, self.T, self.opt, self.slots
+        self._alloc(keep)
+        self.W[:], self.T[:], self.slots = W[:keep], T[:keep], slots[:keep]
+        self.opt.m[:], self.opt.v[:], self.opt.t[:] = opt.m[:keep], opt.v[:keep], opt.t[:keep]
+        if self.dev.type == 'cuda': torch.cuda.empty_cache()
+
+    def save_checkpoint(self):
+        "The in-flight state (codes, Adam moments, each clip's frame, step and results so far), written atomically."
+        state = dict(key=self.key, B=self.B, W=self.W.cpu(), m=self.opt.m.cpu(), v=self.opt.v.cpu(), t=self.opt.t.cpu(),
+                     slots=[c.state() if c is not None else None for c in self.slots], started=list(self.started))
+        with atomic_path(self.ckpt) as tmp: torch.save(state, tmp)
+        self.last_ckpt = time.time()
+
+    def restore(self) -> bool:
+        "Resume from the checkpoint when there is one of this very inversion; its clips' frames are loaded again."
+        if self.ckpt is None or not self.ckpt.exists(): return False
+        try: st = torch.load(self.ckpt, map_location='cpu', weights_only=True)
+        except Exception: return False                                   # damaged: start over (it is rewritten)
+        if not isinstance(st, dict) or st.get('key') != self.key: return False
+        self._alloc(st['B'])
+        self.W[:], self.opt.m[:], self.opt.v[:], self.opt.t[:] = st['W'], st['m'], st['v'], st['t']
+        self.slots = [_Clip.from_state(d) if d is not None else None for d in st['slots']]
+        self.started = list(st['started'])
+        want, done = {c.cid: i for i, c in enumerate(self.slots) if c is not None}, set(self.started)
+        while want:                                                      # find the in-flight clips' frames in the queue
+            nxt = next(self.it, None)
+            if nxt is None: break
+            cid, frames = nxt
+            if cid in want:
+                i = want.pop(cid); c = self.slots[i]
+                c.frames = _load_clip_frames(frames, self.res); self.T[i] = c.frames[c.f].to(self.dev)
+            elif cid not in done: self.pending.append(nxt)
+        for i in want.values(): self.slots[i] = None                    # no longer asked for
+        self.skip = done
+        return True
+
+    def run(self, stop_after_steps:int|None=None) -> Iterator[tuple[str, dict]]:
+        "Yield `(clip_id, result)` as each clip finishes; checkpoint every `checkpoint_s` seconds."
+        resumed = self.restore()
+        if resumed: self.it = (x for x in self.it if x[0] not in self.skip)
+        while True:
+            try: self.fill(); self.settle()
+            except Exception as e:
+                if not _is_oom(e): raise
+                self.halve(); continue
+            while self.out: yield self.out.pop(0)
+            if not any(self.slots):
+                if not self.more(): break
+                continue
+            try: self.step()
+            except Exception as e:
+                if not _is_oom(e): raise
+                self.halve(); continue
+            if self.ckpt is not None and self.ckpt_s > 0 and not self.out and time.time() - self.last_ckpt >= self.ckpt_s:
+                self.save_checkpoint()
+            if stop_after_steps is not None and self.n_steps >= stop_after_steps: raise KeyboardInterrupt('stop_after_steps')
+        if self.ckpt is not None: self.ckpt.unlink(missing_ok=True)
+
+# %% ../nbs/09_invert.ipynb #4c7c9dd7
+def batch_for_memory(free_bytes:int, # free device memory
+                     per_image:int, # measured peak bytes of one inversion step at batch 1
+                     cap:int=256, # never more clips than this
+                     margin:float=0.8, # fraction of the free memory to plan for
+                    ) -> int:
+    "How many clips fit in one lock-step batch."
+    return int(max(1, min(cap, margin * free_bytes // max(per_image, 1))))
+
+def auto_batch_clips(G, lpips, icfg, # generator, LPIPS module, `InvertConfig`
+                     cpu_default:int=8, # the batch on a CPU (or MPS): memory is rarely what limits it there
+                    ) -> int:
+    "`invert.batch_clips='auto'`: on CUDA, free memory over one probe step's measured peak; elsewhere `cpu_default`."
+    dev = _device_of(G)
+    if dev.type != 'cuda': return cpu_default
+    torch.cuda.synchronize(dev); torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated(dev); torch.cuda.reset_peak_memory_stats(dev)
+    w = G.mapping.w_avg.detach().float().to(dev).expand(1, G.num_ws, -1).clone().requires_grad_(True)   # (1, num_ws, w_dim)
+    x = torch.zeros(1, 3, G.img_resolution, G.img_resolution, device=dev)
+    inversion_loss(G.synthesis(w, noise_mode='const'), x, lpips, icfg.mse_weight, icfg.lpips_weight)[0].sum().backward()
+    per_image = torch.cuda.max_memory_allocated(dev) - base
+    del w, x; torch.cuda.empty_cache()
+    return batch_for_memory(torch.cuda.mem_get_info(dev)[0], per_image)
+
+def _engine_key(icfg, seed:int, n_first:int, G, w_init) -> str:
+    "What must match for a checkpoint to be resumed: the inversion settings, seed and generator shape."
+    skip = ('batch_clips', 'checkpoint_s', 'max_loss')
+    return json.dumps(jsonable(dict(invert={k: v for k, v in vars(icfg).items() if k not in skip}, seed=seed, steps_first=n_first,
+                                    G=[G.num_ws, G.w_dim, G.img_resolution], w_init=sorted(w_init or {}))), sort_keys=True)
 
 def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, `img_resolution`
                  clips, # {clip_id: frames} or an iterable of (clip_id, frames); frames may be a zero-argument loader
                  cfg, # `Config` (uses .invert and .seed) or `InvertConfig`
                  lpips=None, # LPIPS module (None: `a2v.weights.get_lpips(cfg.lpips_net)`)
-                 batch_size:int|None=None, # clips advanced in lock-step (None: cfg.batch_clips)
+                 batch_size:int|None=None, # clips advanced in lock-step (None: cfg.batch_clips, which may be 'auto')
                  w_init:dict|None=None, # optional {clip_id: (num_ws, w_dim)} start of frame 0
                  steps_first:int|None=None, # override cfg.steps_first
                  seed:int|None=None, # seed of the random starts (None: cfg.seed)
+                 checkpoint=None, # file for the in-flight state, saved every cfg.checkpoint_s s and resumed from (None: none)
+                 stop_after_steps:int|None=None, # tests: raise KeyboardInterrupt after this many steps (as a kill would)
                 ) -> Iterator[tuple[str, dict]]:
     "Invert many clips in lock-step batches; yields `(clip_id, result)` as each clip finishes (or fails)."
     icfg = getattr(cfg, 'invert', cfg)
     if icfg.warm_start not in ('previous', 'first'): raise ValueError(f"warm_start must be 'previous' or 'first', got {icfg.warm_start!r}")
     seed = getattr(cfg, 'seed', 0) if seed is None else seed
-    B = batch_size or icfg.batch_clips
     n_first = icfg.steps_first if steps_first is None else steps_first
-    dev = _device_of(G)
     G.eval().requires_grad_(False)
-    if lpips is None: lpips = _get_lpips(icfg.lpips_net, dev)
-    res, it, exhausted = G.img_resolution, iter(clips.items() if isinstance(clips, Mapping) else clips), False
-    W = torch.zeros(B, G.num_ws, G.w_dim, device=dev)               # (B, num_ws, w_dim) the codes being optimised
-    T = torch.zeros(B, 3, res, res, device=dev)                     # (B, 3, H, W) their current target frames
-    opt, slots, out = BatchAdam(W.shape, dev), [None] * B, []
-    loss_of = lambda img, rows: inversion_loss(img, T[rows], lpips, icfg.mse_weight, icfg.lpips_weight)
-
-    def start_frame(i):
-        c = slots[i]; T[i] = c.frames[c.f].to(dev); opt.reset([i]); c.s = 0
-        c.n, c.lr, c.lr_end = (n_first, icfg.lr_first, icfg.lr_first_end) if c.f == 0 else (icfg.steps_next, icfg.lr_next, None)
-
-    def fail(i, msg):
-        out.append((slots[i].cid, slots[i].result(msg))); slots[i] = None
-
-    def fill():
-        nonlocal exhausted
-        for i in range(B):
-            while slots[i] is None and not exhausted:
-                nxt = next(it, None)
-                if nxt is None: exhausted = True; break
-                cid, frames = nxt
-                slots[i] = c = _Clip(cid, None)
-                try:
-                    c.frames = frames_to_tensor(frames() if callable(frames) else frames, res)   # (F, 3, H, W)
-                    if len(c.frames) == 0: raise ValueError('no frames')
-                except Exception as e: fail(i, f'cannot load frames: {type(e).__name__}: {e}'); continue
-                start_frame(i)
-                if w_init is not None and cid in w_init: W[i] = torch.as_tensor(w_init[cid]).to(dev).float()
-                else: W[i] = initial_ws(G, T[i], icfg.init, icfg.n_init, seed, cid, lpips, icfg.mse_weight, icfg.lpips_weight)
-
-    def settle():
-        "Close the frames whose steps are done: measure them, move on (warm start) or emit the clip."
-        while True:
-            fin = [i for i, c in enumerate(slots) if c is not None and c.s >= c.n]
-            if not fin: return
-            idx = torch.tensor(fin, device=dev)
-            with torch.no_grad(): loss, mse, lp = loss_of(G.synthesis(W[idx], noise_mode='const'), idx)
-            for k, i in enumerate(fin):
-                c = slots[i]
-                if not math.isfinite(loss[k].item()): fail(i, f'non-finite loss at frame {c.f} (end of its steps)'); continue
-                c.ws.append(W[i].detach().cpu().clone()); c.mse.append(mse[k].item()); c.lp.append(lp[k].item())
-                c.f += 1
-                if c.f == len(c.frames): out.append((c.cid, c.result())); slots[i] = None
-                else:
-                    start_frame(i)
-                    if icfg.warm_start == 'first': W[i] = c.ws[0].to(dev)   # every frame from frame 0's code
-
-    while True:
-        fill(); settle()
-        while out: yield out.pop(0)
-        rows = [i for i, c in enumerate(slots) if c is not None]
-        if not rows:
-            if exhausted: return
-            continue
-        idx = torch.tensor(rows, device=dev)
-        w = W[idx].detach().requires_grad_(True)                    # (b, num_ws, w_dim)
-        loss, mse, lp = loss_of(G.synthesis(w, noise_mode='const'), idx)
-        ok = torch.isfinite(loss)
-        ok_l, loss_l = ok.tolist(), loss.detach().tolist()
-        good = ok.nonzero()[:, 0]
-        if 0 < len(good) < len(rows):          # a NaN row would poison the backward pass (NaN·0): redo without it
-            w = W[idx[good]].detach().requires_grad_(True)
-            loss = loss_of(G.synthesis(w, noise_mode='const'), idx[good])[0]
-        if len(good):
-            loss.sum().backward()              # rows are independent: d(sum)/d(w_k) = d(loss_k)/d(w_k)
-            lrs = torch.tensor([lr_at(slots[i].s, slots[i].n, slots[i].lr, slots[i].lr_end) for i in rows], device=dev)
-            opt.step(W, w.grad, idx[good], lrs[good])
-        for k, i in enumerate(rows):
-            c = slots[i]
-            if not ok_l[k]: fail(i, f'non-finite loss ({loss_l[k]}) at frame {c.f}, step {c.s}'); continue
-            if c.f == 0: c.trace.append(loss_l[k])
-            c.s += 1; c.steps += 1
+    if lpips is None: lpips = _get_lpips(icfg.lpips_net, _device_of(G))
+    B = batch_size or icfg.batch_clips
+    if B == 'auto': B = auto_batch_clips(G, lpips, icfg)
+    eng = _Engine(G, clips.items() if isinstance(clips, Mapping) else clips, icfg, lpips, int(B), w_init, n_first, seed,
+                  checkpoint, icfg.checkpoint_s, _engine_key(icfg, seed, n_first, G, w_init))
+    return eng.run(stop_after_steps)
 
 # %% ../nbs/09_invert.ipynb #5772910d
 def invert_sequence(G, # generator
@@ -277,6 +424,7 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
                progress:bool=True, # show a progress bar
                G=None, # generator (None: `load_run_generator`)
                lpips=None, # LPIPS module (None: cfg.invert.lpips_net)
+               stop_after_steps:int|None=None, # tests: stop (KeyboardInterrupt) after this many engine steps
               ) -> dict:
     "Invert every kept clip of a run into `latents/<id>.safetensors`; resumable, and sharded by rank under torchrun."
     import torch.distributed as dist
@@ -291,7 +439,10 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
     mine = ids[rank::world]                                   # a fixed shard: no two ranks ever take one clip
     for cid in mine:                                          # temp files of a killed run are never read: drop them
         for tmp in (rd.root/'latents').glob(f'.{cid}.safetensors.*'): tmp.unlink(missing_ok=True)
+    remove_stale_temps(rd.root/'latents')
+    ckpt = rd.root/'latents'/('.inflight.pt' if world == 1 else f'.inflight-rank{rank}.pt')
     todo = [c for c in mine if not _latents_done(rd.latents(c))]
+    if not todo: ckpt.unlink(missing_ok=True)
     done, failed, t0, n_frames = [], {}, time.time(), 0
     if todo:
         G = G if G is not None else load_run_generator(run_dir, cfg, dev)
@@ -301,7 +452,8 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
                    position=rank if world > 1 else None, unit='clip')
         meta = dict(init=icfg.init, steps_first=icfg.steps_first, steps_next=icfg.steps_next, lpips_net=icfg.lpips_net,
                     generator=cfg.generator.source, seed=cfg.seed)
-        for cid, r in invert_clips(G, ((c, lambda c=c: _load_frames(rd, c)) for c in todo), cfg, lpips):
+        clips = ((c, lambda c=c: _load_frames(rd, c)) for c in todo)
+        for cid, r in invert_clips(G, clips, cfg, lpips, checkpoint=ckpt, stop_after_steps=stop_after_steps):
             err_path = rd.root/'latents'/f'{cid}.error.json'
             row = dict(clip=cid, rank=rank, seconds=round(r['seconds'], 3), frames=len(r['mse']))
             if r['error']:
@@ -331,7 +483,7 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
 def _read_latents(rd:RunDir, ids) -> dict:
     out = {}
     for cid in ids:
-        if _latents_done(rd.latents(cid)): out[cid] = load_tensors(rd.latents(cid))[0]
+        if _latents_done(rd.latents(cid)): out[cid] = load_tensors(rd.latents(cid), made_by='a2v invert')[0]
     return out
 
 def inversion_report(run_dir, # a run whose invert stage has (partly) run
@@ -365,10 +517,44 @@ def inversion_report(run_dir, # a run whose invert stage has (partly) run
     r = dict(clips=len(lat), frames=len(lp), failed=len(list((rd.root/'latents').glob('*.error.json'))),
              lpips_mean=f(lp), psnr_mean=f(ps), lpips_frame0=f(lp0), psnr_frame0=f(ps0),
              lpips_later=f(lpn), psnr_later=f(psn), w_avg_lpips=f(b_lp), w_avg_psnr=f(psnr(b_mse, peak=2.0)))
+    r['excluded'] = excluded_clips(run_dir, cfg)
     r['beats_w_avg'] = r['lpips_mean'] < r['w_avg_lpips']
     r['later_over_frame0_lpips'] = round(r['lpips_later'] / max(r['lpips_frame0'], 1e-12), 4) if later else None
     r['later_within_10pct'] = r['later_over_frame0_lpips'] is not None and r['later_over_frame0_lpips'] <= 1.1
     return r
+
+# %% ../nbs/09_invert.ipynb #85deff7a
+def frame_losses(t:dict, # a latents file's tensors (needs 'mse' and 'lpips', (F,) each)
+                 icfg, # `InvertConfig`: the loss weights
+                ) -> torch.Tensor:  # (F,) the final loss L of every frame
+    "§3.2's reconstruction loss L = mse_weight·MSE + lpips_weight·LPIPS of every frame's final code."
+    L = icfg.mse_weight * t['mse'].double()
+    return L + icfg.lpips_weight * t['lpips'].double() if icfg.lpips_weight else L
+
+def excluded_clips(run_dir, cfg=None) -> dict:
+    "{clip: reason} of the finished clips that fail the quality gate `invert.max_loss` (empty when it is off)."
+    from safetensors import safe_open
+    rd = RunDir(run_dir); cfg = cfg or rd.load_config(); icfg = cfg.invert
+    if icfg.max_loss is None: return {}
+    out = {}
+    for cid in rd.clip_ids():
+        p = rd.root/'latents'/f'{cid}.safetensors'
+        if not _latents_done(p): continue
+        with safe_open(str(p), framework='pt') as f: L = frame_losses({k: f.get_tensor(k) for k in ('mse', 'lpips')}, icfg)
+        worst = int(L.argmax())
+        if not L[worst] <= icfg.max_loss:                       # NaN fails too
+            out[cid] = f'frame {worst}: loss {float(L[worst]):.4g} > invert.max_loss {icfg.max_loss:g}'
+    return out
+
+def usable_clips(run_dir, cfg=None) -> list[str]:
+    "Kept clips with finished latents that pass the quality gate, in manifest order: what the VAE and Embed2Lat learn from."
+    rd = RunDir(run_dir); bad, out = excluded_clips(run_dir, cfg), []
+    for c in rd.clip_ids():
+        p = rd.root/'latents'/f'{c}.safetensors'
+        if c in bad or not p.exists(): continue                   # excluded, or not inverted (invert_log.jsonl says why)
+        if not _latents_done(p): raise bad_input(p, 'not a readable latents file; delete it or run `a2v invert`')
+        out.append(c)
+    return out
 
 # %% ../nbs/09_invert.ipynb #0bafec03
 def plot_inversion(run_dir, # a run with latents
@@ -387,7 +573,7 @@ def plot_inversion(run_dir, # a run with latents
     fig, axs = plt.subplots(2 * len(ids), n_frames, figsize=(1.6 * n_frames, 3.4 * len(ids)), squeeze=False)
     to_np = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     for r, cid in enumerate(ids):
-        t, _ = load_tensors(rd.latents(cid))
+        t, _ = load_tensors(rd.latents(cid), made_by='a2v invert')
         x = frames_to_tensor(_load_frames(rd, cid), G.img_resolution)
         fi = np.unique(np.linspace(0, len(t['ws']) - 1, n_frames).round().astype(int))
         with torch.no_grad(): rec = G.synthesis(t['ws'][fi].to(dev).float(), noise_mode='const').cpu()
@@ -416,6 +602,7 @@ def run_stage(run_dir, # run directory with clips/ and manifest.jsonl (from the 
              ) -> dict:  # the inversion summary, with the quality report when it was made
     "The invert stage (§3.2): W+ codes of every frame, the quality report and Fig. 2."
     cfg = stage_config(run_dir, cfg)
+    remove_stale_temps(Path(run_dir)/'figures')                    # (latents/: invert_run)
     out = invert_run(run_dir, cfg, clip_ids=clip_ids, progress=progress)
     if dist_env()[1] == 1 and RunDir(run_dir).root.joinpath('latents').exists():
         out['report'] = inversion_report(run_dir, cfg)

@@ -50,6 +50,11 @@ def upstream(name:str) -> list[str]:
         if s not in seen: seen.add(s); todo += STAGE_INPUTS[s]
     return [n for n, *_ in STAGES if n in seen]
 
+def _marker_key(marker:Path):
+    "The config a stage's marker recorded (None when the marker is damaged: the stage runs again)."
+    try: return read_run_json(marker, 'a2v pipeline').get('config')
+    except A2VError: return None
+
 def _stage_key(cfg, name:str, skip=()) -> dict:
     "The config a stage's outputs depend on: its own sections and those of every stage upstream (except `skip`)."
     d, secs = config_to_dict(cfg), {n: s for n, _, _, s in STAGES}
@@ -108,7 +113,7 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
         key = _stage_key(cfg, name, skip=('sample-data',) if own_videos else ())
         stale = [u for u in upstream(name) if u in ran]                 # re-made upstream in this call
         if marker.exists():
-            if name != 'render' and name not in force and not stale and json.loads(marker.read_text()).get('config') == key:
+            if name != 'render' and name not in force and not stale and _marker_key(marker) == key:
                 log(f"[a2v] {name}: done, skipped"); continue
             _remove_outputs(run, name); marker.unlink()
         elif stale: _remove_outputs(run, name)                          # a half-done stage built on old inputs

@@ -73,9 +73,8 @@ def find_faces(image:np.ndarray, path='photo', min_face:int=20, min_prob:float=0
     if len(boxes) == 0: raise bad_input(path, 'no face found in the photo')
     return boxes[np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
 
-def crop_photo(image, cfg:Config, resolution:int, face_index:int|None=None) -> tuple[np.ndarray, np.ndarray]:
-    "The face crop (R, R, 3) uint8 of a photo (a path or an RGB array) and its box in the photo."
-    from a2v.crop import crop_square
+def _check_faces(image, cfg:Config, face_index:int|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "The photo (H, W, 3) and the box of the face to use; one line naming the photo when there is none or a choice to make."
     path = image if isinstance(image, (str, Path)) else 'photo'
     img = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
     boxes = find_faces(img, path, min_prob=cfg.crop.min_prob)
@@ -83,7 +82,13 @@ def crop_photo(image, cfg:Config, resolution:int, face_index:int|None=None) -> t
         raise bad_input(path, f'{len(boxes)} faces found; choose one with --face-index 0..{len(boxes) - 1} (largest first)')
     i = face_index or 0
     if not 0 <= i < len(boxes): raise bad_input(path, f'--face-index {i} out of range: {len(boxes)} face(s) found')
-    return crop_square(img, boxes[i], cfg.crop.margin, resolution), boxes[i]
+    return img, boxes[i]
+
+def crop_photo(image, cfg:Config, resolution:int, face_index:int|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "The face crop (R, R, 3) uint8 of a photo (a path or an RGB array) and its box in the photo."
+    from a2v.crop import crop_square
+    img, box = _check_faces(image, cfg, face_index)
+    return crop_square(img, box, cfg.crop.margin, resolution), box
 
 # %% ../nbs/14_render.ipynb #4a6c6557
 def _train_val(run, cfg) -> dict:
@@ -99,7 +104,8 @@ def calibrate(run, cfg:Config, embed2lat=None) -> dict:
     model_file = rd.require('embed2lat/model.safetensors', 'a2v train-embed2lat')
     stamp = os.path.getmtime(model_file)
     if path.exists():
-        c = json.loads(path.read_text())
+        try: c = read_run_json(path, 'a2v render')
+        except A2VError: c = {}                          # a damaged cache is made again
         if c.get('model_mtime') == stamp and 'r' in c: return c
     model = embed2lat or load_embed2lat(run)[0]
     def predict(ids):
@@ -157,6 +163,15 @@ class TalkingFace:
     mu: torch.Tensor        # (F, latent_dim): Embed2Lat's raw predictions μ'
     ws: torch.Tensor        # (F, num_ws, w_dim): the codes synthesised
 
+def _output_place(out) -> Path:
+    "`out` as a Path whose folder exists and is writable, or a one-line error naming it."
+    out = Path(out)
+    if out.is_dir(): raise bad_input(out, 'is a folder; --out names the mp4 to write')
+    try: out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise bad_input(out, f'cannot create the output folder ({e.strerror})') from None
+    if not os.access(out.parent, os.W_OK): raise bad_input(out, 'output folder is not writable')
+    return out
+
 class Renderer:
     "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
     def __init__(self, run, cfg:Config|None=None, device=None):
@@ -201,7 +216,8 @@ class Renderer:
         mu2 = magnify_latents(mu, mode, r.magnify if magnify is None else magnify, cal, smooth)
         return latents_to_ws(mu2, w0, self.vae)
 
-    def _speech(self, audio):
+    @staticmethod
+    def _speech(audio):
         wave = load_audio(audio, 16000) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
         if len(wave) < 400: raise bad_input(audio if isinstance(audio, (str, Path)) else 'audio',
                                             f'speech too short ({len(wave) / 16000:.3f} s; at least 0.025 s)')
@@ -220,10 +236,7 @@ class Renderer:
         "Render to an mp4 (streamed, bounded memory) and write `<out>.metrics.json`; returns the metrics."
         from a2v.metrics import render_metrics
         from tqdm.auto import tqdm
-        out = Path(out)
-        try: out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e: raise bad_input(out, f'cannot create the output folder ({e.strerror})') from None
-        if not os.access(out.parent, os.W_OK): raise bad_input(out, 'output folder is not writable')
+        out = _output_place(out)
         wave = self._speech(audio)
         crop, w0 = self.photo_code(image, face_index)
         mu = self.motion(wave); ws = self.codes(mu, w0, mode, magnify)
@@ -247,6 +260,10 @@ def render_video(image, audio, out, run, cfg:Config|None=None, face_index:int|No
     "Photo + speech → mp4 at `out` using the trained models of run directory `run`; returns the metrics."
     for p, what in ((image, 'photo'), (audio, 'speech')):
         if isinstance(p, (str, Path)) and not Path(p).exists(): raise bad_input(p, f'no such file ({what})')
+    _output_place(out)                                  # the inputs are checked before seconds of model loading
+    cfg = cfg or RunDir(run).load_config()
+    if isinstance(audio, (str, Path)): Renderer._speech(audio)
+    if isinstance(image, (str, Path)): _check_faces(image, cfg, face_index)
     return Renderer(run, cfg).render(image, audio, out, face_index=face_index, **kw)
 
 # %% ../nbs/14_render.ipynb #f159e011
@@ -277,7 +294,7 @@ def render_panel(run, cfg:Config|None=None):
     go.on_click(_go)
     return W.VBox([W.HBox([photo, up_photo]), W.HBox([speech, up_speech]), W.HBox([mode, mag, go]), out])
 
-# %% ../nbs/14_render.ipynb #f8cf9bf4
+# %% ../nbs/14_render.ipynb #fdc56dbc
 def _trace_panel(mouth:np.ndarray, loud:np.ndarray, t:int, size:tuple, window:int=50) -> np.ndarray:  # (H, W, 3) uint8
     "A scrolling plot of two standardised signals (F,) around frame `t` (±`window` frames), drawn with PIL."
     from PIL import Image, ImageDraw
@@ -323,7 +340,7 @@ def heldout_pair(run, cfg:Config|None=None) -> tuple:
     photo = next((p for p in sorted(d.glob('photo.*'))), None)
     speech = next((p for p in sorted(d.glob('speech.*')) if p.suffix != '.json'), None)
     if photo is not None and speech is not None:
-        return photo, speech, next((json.loads(p.read_text()) for p in sorted(d.glob('*.json'))), None)
+        return photo, speech, next((read_run_json(p, 'a2v sample-data') for p in sorted(d.glob('*.json'))), None)
     from a2v.crop import load_clip
     tv = _train_val(run, cfg or rd.load_config())
     ids = (tv['val'] + tv['train']) or rd.clip_ids()                    # held-out clips first
@@ -368,7 +385,7 @@ def run_summary(run, G=None) -> dict:
     except Exception as e: out['inversion'] = {'error': f'{type(e).__name__}: {e}'}
     for stage in ('vae', 'embed2lat'):
         p = rd.root/stage/'metrics.json'
-        if p.exists(): out[stage] = json.loads(p.read_text())
+        if p.exists(): out[stage] = read_run_json(p, f'a2v {"train-vae" if stage == "vae" else "train-embed2lat"}')
     return out
 
 # %% ../nbs/14_render.ipynb #82aec60e
@@ -386,7 +403,7 @@ def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, 
     fig, axes = plt.subplots(2 * len(ids), n_frames, figsize=(1.6 * n_frames, 3.3 * len(ids)), squeeze=False)
     for k, cid in enumerate(ids):
         clip = load_clip(RunDir(run).clip_dir(cid))
-        w0 = load_tensors(RunDir(run).latents(cid))[0]['ws'][0]
+        w0 = load_tensors(RunDir(run).latents(cid), made_by='a2v invert')[0]['ws'][0]
         e, _ = load_embedding(run, cid)
         mu = predict_latents(e, r.embed2lat, n_frames=len(clip.frames))
         ws = r.codes(mu, w0, mode)
@@ -419,7 +436,7 @@ def make_figures(run, cfg:Config|None=None, renderer:Renderer|None=None) -> list
         fig4_full_flow(run, cfg, r, path=figs/'fig4_full_flow_calibrated.png', mode='calibrated'); made.append(figs/'fig4_full_flow_calibrated.png')
     m = rd.stage('renders')/'demo_calibrated.metrics.json'
     if m.exists():
-        d = json.loads(m.read_text())
+        d = read_run_json(m, 'a2v render')
         _, _, truth = heldout_pair(run, cfg)
         lipsync_plot(np.array(d['mouth_opening']), np.array(d['loudness_db']), path=figs/'lipsync.png',
                      truth=np.array(truth['mouth_opening']) if truth and 'mouth_opening' in truth else None)
@@ -438,6 +455,8 @@ def run_stage(run_dir, # run directory with the trained models
              ) -> dict:  # the render's metrics (one render), or the run's metrics.json (the held-out pair)
     "The render stage (§4.4): photo + speech → talking-face mp4."
     cfg = stage_config(run_dir, cfg)
+    for d in ('render', 'renders', 'figures'): remove_stale_temps(Path(run_dir)/d)   # what a killed run left half-written
+    if out is not None: remove_stale_temps(Path(out).parent, prefix=Path(out).name)
     if photo is None and speech is None: return render_demo(run_dir, cfg, progress=progress)
     if photo is None or speech is None or out is None: raise A2VError("render needs a photo, a speech recording and an output path")
     return render_video(photo, speech, out, run_dir, cfg, face_index=face_index, progress=progress)

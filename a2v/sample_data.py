@@ -695,6 +695,7 @@ def run_stage(run_dir, # run directory (the clips go to RUN/data/), or None with
         raise A2VError(f"the {cfg.preset} preset makes no sample clips (sample_data.clips = {sd.clips}); "
                        "set sample_data.clips=N, or give real videos (a2v pipeline --data DIR)")
     out = Path(out) if out is not None else Path(run_dir)/'data'
+    remove_stale_temps(out, recursive=True)                        # what a killed run left half-written
     rows = make_sample_data(out, clips=sd.clips, seed=cfg.seed, seconds=sd.seconds, bad=sd.bad,
                             faces_dir=sd.faces_dir or None, head_motion=sd.head_motion)
     return {'clips': len(rows), 'out': str(out)}

@@ -50,11 +50,16 @@ def save_model(path, model, model_config:dict, extra:dict|None=None):
     save_tensors(path, {k: v.detach() for k, v in m.state_dict().items()}, {'config': model_config, **(extra or {})})
     atomic_write_json(Path(path).with_suffix('.json'), {'config': model_config, **(extra or {})})
 
-def load_model(path, cls, device='cpu'):
+def load_model(path, cls, device='cpu',
+               made_by:str|None=None, # the command that writes it (named in the one-line errors)
+              ):
     "A model of class `cls` rebuilt from `save_model`'s file (no pickle involved)."
-    tensors, meta = load_tensors(path, device=str(device))
-    model = cls(**meta['config'])
-    model.load_state_dict(tensors)
+    tensors, meta = load_tensors(path, device=str(device), made_by=made_by)
+    hint = f'; delete it or run `{made_by}`' if made_by else ''
+    if not isinstance(meta.get('config'), dict): raise bad_input(path, f'no model config in its metadata{hint}')
+    try: model = cls(**meta['config']); model.load_state_dict(tensors)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise bad_input(path, f"weights do not fit {cls.__name__} ({str(e).strip().splitlines()[0][:120]}){hint}") from None
     return model.to(device).eval(), meta
 
 def plot_curves(history:list, path=None, title:str=''):
@@ -124,7 +129,8 @@ def _resume(last:Path, model, opt, model_config:dict, device, seed:int) -> tuple
     if not last.exists():
         torch.manual_seed(seed)
         return [], 0, (float('inf'), -1)
-    ck = torch.load(last, map_location=device, weights_only=True)
+    try: ck = torch.load(last, map_location=device, weights_only=True)
+    except Exception as e: raise bad_input(last, f'not a readable checkpoint ({type(e).__name__}); delete it to start over') from None
     if ck.get('config') != jsonable(model_config):
         raise bad_input(last, f"is a checkpoint of another model ({ck.get('config')}); delete {last.parent} to start over")
     model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])

@@ -73,7 +73,7 @@ class DeltaWDataset(torch.utils.data.Dataset):
         self.clip_ids, self.layers, self.lengths = list(clip_ids), tuple(layers), []
         dws = []
         for c in self.clip_ids:
-            ws = load_tensors(rd.require(f'latents/{c}.safetensors', 'a2v invert'))[0]['ws']   # (F, num_ws, w_dim)
+            ws = load_tensors(rd.root/'latents'/f'{c}.safetensors', made_by='a2v invert')[0]['ws']   # (F, num_ws, w_dim)
             dws.append(delta_w(ws, self.layers)); self.lengths.append(len(dws[-1]))
         self.raw = torch.cat(dws) if dws else torch.zeros(0, 0)                                   # (N, D)
         self.stats = stats or code_stats(dws)
@@ -171,12 +171,13 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
     vd = _vae_dir(run_dir)
     metrics_path = vd/'metrics.json'
     if metrics_path.exists():
-        m = json.loads(metrics_path.read_text())
+        m = _cached_metrics(metrics_path)                 # a damaged one counts as absent: it is rewritten below
         if m.get('epochs') == cfg.vae.epochs and m.get('vae') == jsonable(config_to_dict(cfg.vae)): return m
-    ids = [c for c in rd.clip_ids() if rd.latents(c).exists()]
+    from a2v.invert import usable_clips
+    ids = usable_clips(run_dir, cfg)
     if not ids: raise MissingStageOutputError(f"{rd.root/'latents'}: no latents of kept clips; run `a2v invert` first")
     split_path = vd/'split.json'
-    split = json.loads(split_path.read_text()) if split_path.exists() else split_clips(ids, cfg.vae.val_fraction, cfg.seed)
+    split = read_run_json(split_path, 'a2v train-vae', ('train', 'val')) if split_path.exists() else split_clips(ids, cfg.vae.val_fraction, cfg.seed)
     split = {k: [c for c in v if c in ids] for k, v in split.items()}
     new = sorted(set(ids) - set(split['train']) - set(split['val']))
     split['train'] = sorted(split['train'] + new)        # clips added later go to training, the val set stays fixed
@@ -204,7 +205,12 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
     atomic_write_json(metrics_path, m)
     return jsonable(m)
 
-def _load_ws(rd, clip_id): return load_tensors(rd.require(f'latents/{clip_id}.safetensors', 'a2v invert'))[0]['ws']
+def _load_ws(rd, clip_id): return load_tensors(rd.root/'latents'/f'{clip_id}.safetensors', made_by='a2v invert')[0]['ws']
+
+def _cached_metrics(path) -> dict:
+    "A stage's metrics.json that marks it done, or {} when absent or damaged (the stage then runs again)."
+    try: return read_run_json(path, 'the stage') if Path(path).exists() else {}
+    except A2VError: return {}
 
 # %% ../nbs/11_vae.ipynb #a1769140
 class TrainedVAE:
@@ -224,8 +230,8 @@ class TrainedVAE:
 def load_vae(run_dir, device='cpu') -> TrainedVAE:
     "The VAE that `train_vae` wrote into `run_dir/vae/`."
     rd = RunDir(run_dir)
-    model, meta = load_model(rd.require('vae/model.safetensors', 'a2v train-vae'), LatentVAE, device)
-    stats = json.loads(rd.require('vae/stats.json', 'a2v train-vae').read_text())
+    model, meta = load_model(rd.root/'vae'/'model.safetensors', LatentVAE, device, made_by='a2v train-vae')
+    stats = read_run_json(rd.root/'vae'/'stats.json', 'a2v train-vae', ('layers', 'sigma_code'))
     return TrainedVAE(model, stats, stats['layers'])
 
 def encode_clip(vae:TrainedVAE, ws:torch.Tensor) -> torch.Tensor:
@@ -234,11 +240,11 @@ def encode_clip(vae:TrainedVAE, ws:torch.Tensor) -> torch.Tensor:
 
 def load_split(run_dir) -> dict:
     "The train/val clip split that `train_vae` fixed for the run (Embed2Lat and reports use the same one)."
-    return json.loads(RunDir(run_dir).require('vae/split.json', 'a2v train-vae').read_text())
+    return read_run_json(RunDir(run_dir).root/'vae'/'split.json', 'a2v train-vae', ('train', 'val'))
 
 def load_mu(run_dir, clip_id:str) -> torch.Tensor:
     "Cached μ* (F, latent_dim) of a clip (written by `train_vae`)."
-    return load_tensors(RunDir(run_dir).require(f'vae/mu/{clip_id}.safetensors', 'a2v train-vae'))[0]['mu']
+    return load_tensors(RunDir(run_dir).root/'vae'/'mu'/f'{clip_id}.safetensors', made_by='a2v train-vae')[0]['mu']
 
 def reconstruct(vae:TrainedVAE, w0, dws): return vae.reconstruct(w0, dws)
 
@@ -255,7 +261,7 @@ def plot_roundtrip(run_dir, clip_id:str, path=None):
     "Δw of a clip on the first principal direction of the training Δw, before and after the VAE round trip."
     import matplotlib.pyplot as plt
     rd, vae = RunDir(run_dir), load_vae(run_dir)
-    split = json.loads(rd.require('vae/split.json', 'a2v train-vae').read_text())
+    split = load_split(run_dir)
     tr = DeltaWDataset(run_dir, split['train'][:50], vae.layers, vae.stats).x                 # (N, D) normalised
     pc = torch.linalg.svd(tr - tr.mean(0), full_matrices=False)[2][0]                          # (D,)
     x = normalise(delta_w(_load_ws(rd, clip_id), vae.layers), vae.stats)                      # (F, D)
@@ -286,7 +292,7 @@ def vae_lpips(run_dir, G, # generator with `synthesis(ws)` (`a2v.stylegan3.load_
     if lpips_fn is None:
         from a2v.lpips import get_lpips
         lpips_fn = get_lpips(net)
-    if clip_ids is None: clip_ids = json.loads(rd.require('vae/split.json', 'a2v train-vae').read_text())['val']
+    if clip_ids is None: clip_ids = load_split(run_dir)['val']
     d, p, n = [], [], 0
     for c in clip_ids:
         ws = _load_ws(rd, c)
@@ -307,7 +313,7 @@ def fig3_vae(run_dir, G, # generator
     import matplotlib.pyplot as plt
     rd, vae = RunDir(run_dir), load_vae(run_dir)
     if clip_id is None:
-        split = json.loads(rd.require('vae/split.json', 'a2v train-vae').read_text())
+        split = load_split(run_dir)
         clip_id = (split['val'] or split['train'])[0]
     ws = _load_ws(rd, clip_id)
     idx = torch.linspace(0, len(ws) - 1, n + 1).round().long()[1:]     # skip frame 0 (Δw = 0 there)
@@ -420,6 +426,7 @@ def run_stage(run_dir, # run directory with latents/ (from the invert stage)
              ) -> dict:  # the VAE's metrics (val/train MSE, and LPIPS/PSNR of the round trip when a generator loads)
     "The train-vae stage (§3.3): the VAE, μ* of every clip, image-space metrics and Fig. 3."
     cfg = stage_config(run_dir, cfg)
+    for d in ('vae', 'vae/mu', 'figures'): remove_stale_temps(Path(run_dir)/d)   # what a killed run left half-written
     metrics = train_vae(run_dir, cfg, progress=progress)
     if dist_env()[0] != 0: return metrics
     from a2v.invert import load_run_generator

@@ -1,5 +1,5 @@
 "Tests of a2v.invert beyond the notebook: batching parity, schedule, NaN isolation, resume, torchrun sharding."
-import json, os, subprocess, sys, textwrap
+import json, os, shutil, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np, pytest, torch
 from a2v.core import *
@@ -158,6 +158,48 @@ def test_run_kill_and_resume(run, lpips, monkeypatch):
     again = inv.invert_run(run, cfg, progress=False, lpips=lpips)
     assert sorted(again['skipped']) == ['c0', 'c1', 'c2', 'c3'] and again['inverted'] == []
     assert sorted(row['clip'] for row in _log(run) if row['status'] == 'done') == ['c0', 'c1', 'c2', 'c3']
+
+def test_run_checkpoint_resume_equals_whole_run(run, tmp_path, G, clips, lpips):
+    "A run stopped mid-batch (a kill) and run again gives the latents of a run never stopped (item 5 of #15)."
+    cfg = _cfg(**EQ, **{'invert.batch_clips': 2, 'invert.checkpoint_s': 1e-9})
+    whole = tmp_path/'whole'; shutil.copytree(run, whole)
+    inv.invert_run(whole, cfg, progress=False, lpips=lpips)
+    with pytest.raises(KeyboardInterrupt): inv.invert_run(run, cfg, progress=False, lpips=lpips, stop_after_steps=6)
+    assert (run/'latents'/'.inflight.pt').exists()
+    st = torch.load(run/'latents'/'.inflight.pt', weights_only=True)             # no code runs from it
+    assert st['B'] == 2 and any(s is not None and s['f'] + s['s'] > 0 for s in st['slots'])
+    r = inv.invert_run(run, cfg, progress=False, lpips=lpips)
+    assert not (run/'latents'/'.inflight.pt').exists() and not list((run/'latents').glob('.*tmp*'))
+    assert sorted(r['inverted'] + r['skipped']) == sorted(clips)
+    for cid in clips:
+        a, b = load_tensors(RunDir(run).latents(cid))[0], load_tensors(RunDir(whole).latents(cid))[0]
+        for k in ('ws', 'mse', 'lpips'): assert (a[k] - b[k]).abs().max() <= 1e-6, (cid, k)
+
+def test_checkpoint_of_other_settings_is_ignored(tmp_path, G, clips, lpips):
+    ck = tmp_path/'.inflight.pt'
+    cfg = _cfg(**EQ, **{'invert.checkpoint_s': 1e-9})
+    with pytest.raises(KeyboardInterrupt): list(inv.invert_clips(G, clips, cfg, lpips, batch_size=2, checkpoint=ck, stop_after_steps=3))
+    other = _cfg(**{**EQ, 'invert.steps_next': 2, 'invert.checkpoint_s': 1e-9})
+    fresh = dict(inv.invert_clips(G, clips, other, lpips, batch_size=2))
+    resumed = dict(inv.invert_clips(G, clips, other, lpips, batch_size=2, checkpoint=ck))
+    for cid in clips: assert torch.equal(fresh[cid]['ws'], resumed[cid]['ws'])
+    ck.write_bytes(b'garbage')                                                      # a damaged one: start over
+    assert sorted(dict(inv.invert_clips(G, clips, cfg, lpips, batch_size=2, checkpoint=ck))) == sorted(clips)
+
+def test_oom_halves_the_batch(G, clips, lpips, singles):
+    "A fake CUDA out-of-memory above 2 images per synthesis call: the batch of 4 halves, every clip comes out right."
+    class SmallGPU(torch.nn.Module):
+        def __init__(self):
+            super().__init__(); self.G, self.calls = G, []
+            self.mapping, self.num_ws, self.w_dim, self.z_dim, self.img_resolution = G.mapping, G.num_ws, G.w_dim, G.z_dim, G.img_resolution
+        def synthesis(self, ws, **kw):
+            self.calls.append(len(ws))
+            if len(ws) > 2: raise torch.cuda.OutOfMemoryError('fake')
+            return self.G.synthesis(ws, **kw)
+    g = SmallGPU()
+    r = dict(inv.invert_clips(g, clips, _cfg(**EQ), lpips, batch_size=4))
+    assert max(g.calls) > 2 and sorted(r) == sorted(clips)
+    for cid in clips: assert r[cid]['error'] is None; assert_same_inversion(G, r[cid], singles[cid])
 
 def test_run_records_bad_clip(run, lpips):
     (RunDir(run).clip_dir('c2')/'frames.mp4').unlink()
