@@ -1,7 +1,7 @@
 """The paper preset's code path at the paper's shapes, end to end, without downloads (issue #13, item 4).
 
 A generator built in-process with the official r-256 layout (16 ws of 512, 256 px; narrower channels so that 2 CPU
-cores can invert it), a Wav2Vec2 with the *base* config and random weights saved to a temp folder, the paper's VAE
+cores can invert it) and written as an NVIDIA-format network pickle (read by the allow-listed loader), a Wav2Vec2 with the *base* config and random weights saved to a temp folder, the paper's VAE
 (1536 → 768 → 384 → 192 → 96) and Embed2Lat (12 layers × 768): `a2v pipeline --preset paper --data DIR` from a folder
 of speech videos to an H.264 + AAC mp4, Figs. 2–4 and metrics.json. Steps and epochs are cut with `--set`."""
 import json, os, subprocess, sys
@@ -22,15 +22,19 @@ def _a2v(*args, timeout=1200):
 @pytest.fixture(scope='module')
 def paper_run(tmp_path_factory):
     from transformers import Wav2Vec2Config, Wav2Vec2Model
-    from a2v.stylegan3 import Generator, R256_ARCH, save_generator
+    from a2v.stylegan3 import Generator
+    from nvidia_pickle import write_nvidia_style_pickle
     d = tmp_path_factory.mktemp('paper')
     torch.manual_seed(0)
-    G = Generator(**dict(R256_ARCH, channel_base=512, channel_max=16, lrelu_upsampling=1))   # 16 ws × 512, 256 px
+    kwargs = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3, mapping_kwargs=dict(num_layers=2),
+                  channel_base=512, channel_max=16, conv_kernel=1, use_radial_filters=True, lrelu_upsampling=1,
+                  magnitude_ema_beta=0.5 ** (32 / 20e3))     # NVIDIA's r-256 kwargs (train.py), narrower, lrelu ×1
+    G = Generator(**kwargs)
     assert (G.num_ws, G.w_dim, G.img_resolution) == (16, 512, 256)
-    save_generator(G, d/'g256.safetensors')
+    write_nvidia_style_pickle(G, kwargs, d/'network-snapshot-r256.pkl')
     Wav2Vec2Model(Wav2Vec2Config()).save_pretrained(d/'wav2vec2-base')                       # base config, random init
     _a2v('sample-data', '--out', d/'data', '--clips', 2, '--no-bad', '--set', 'sample_data.seconds=[1.0, 1.1]')
-    sets = ['generator.source=' + str(d/'g256.safetensors'), 'audio.model=' + str(d/'wav2vec2-base'),
+    sets = ['generator.source=' + str(d/'network-snapshot-r256.pkl'), 'audio.model=' + str(d/'wav2vec2-base'),
             'crop.min_face=60', 'crop.min_seconds=0.5', 'invert.steps_first=2', 'invert.steps_next=1',
             'invert.lpips_net=alex',                    # the paper's VGG costs minutes per clip on 2 CPU cores
             'vae.epochs=2', 'embed2lat.epochs=1', 'embed2lat.dropout=0.0']
