@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #b5528f3c
 from __future__ import annotations
-import json, os, time
+import time
 from pathlib import Path
 import torch, torch.nn as nn
 from .core import *
