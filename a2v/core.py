@@ -81,6 +81,7 @@ class GeneratorConfig:
     fit_lr_g: float = 2e-3
     fit_lr_w: float = 1e-2
     fit_minutes: float = 10.0                  # wall-clock budget for fitting
+    fit_lr_end: float = 1.0                    # both learning rates fall (cosine) to this fraction of their start by fit_steps (1: constant)
     fit_max_frames: int = 600                  # frames fitted (evenly spaced over all clips; 0: all)
     fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 06_stylegan3)
     fit_init: Literal['pca', 'random'] = 'pca'                    # codes start at the frames' principal components ('pca') or 'random'
@@ -263,7 +264,7 @@ _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Eve
                               'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
                               'generator.fit_init_scale', 'sample_data.head_motion', 'seed', 'invert.checkpoint_s',
                               'invert.max_loss')},
-    'crop.min_prob': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
+    'crop.min_prob': (0, 1), 'generator.fit_lr_end': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
 }
 
 def check_config(cfg:Config):

@@ -154,6 +154,13 @@ class _AutoDecoder:
         self.opt_g.load_state_dict(ck['opt_g']); self.opt_w.load_state_dict(ck['opt_w'])
         self.step, self.elapsed, self.history = ck['step'], ck['elapsed'], json.loads(ck['history'])
 
+    def set_lr(self, gc):
+        "Cosine decay of both learning rates from their start to `fit_lr_end` of it at `fit_steps` (a fixed horizon, so resumable)."
+        t = min(self.step / gc.fit_steps, 1.0) if gc.fit_steps > 0 else 0.0
+        scale = gc.fit_lr_end + (1 - gc.fit_lr_end) * 0.5 * (1 + math.cos(math.pi * t))
+        for opt, lr in ((self.opt_g, gc.fit_lr_g), (self.opt_w, gc.fit_lr_w)):
+            for g in opt.param_groups: g['lr'] = lr * scale
+
     def train_step(self, x:torch.Tensor, idx:torch.Tensor, lp, lw:float) -> torch.Tensor:
         "One step on the frames `x` (B, 3, R, R) with codes `idx` (B,): MSE (+ lw·LPIPS); returns the MSE."
         y = self.G.synthesis(self.codes(idx).view(len(idx), *self.shape), update_emas=True)
@@ -216,7 +223,7 @@ def fit_generator(
         if pos + B > ad.n: perm, pos = torch.randperm(ad.n, generator=gen), 0
         idx = perm[pos:pos + B].to(dev); pos += B
         ad.elapsed = start_elapsed + time.time() - t_start
-        ad.train_step(X[idx], idx, lp, gc.fit_lpips_weight); steps_here += 1
+        ad.set_lr(gc); ad.train_step(X[idx], idx, lp, gc.fit_lpips_weight); steps_here += 1
         ad.elapsed = start_elapsed + time.time() - t_start
         bar.update(1)
         if ad.history: bar.set_postfix(psnr=f"{ad.history[-1]['psnr']:.1f}")
