@@ -147,12 +147,14 @@ def crop_cmd(videos, out, list_file, avspeech_csv, videos_dir, use_hint, workers
 
 @a2v.command('fit-generator')
 @click.option('--crops', type=click.Path(exists=True, file_okay=False), default=None, help='Crop folder (default: --run).')
+@click.option('--steps', type=click.IntRange(1), default=None, help='Auto-decoder steps (default: generator.fit_steps, or 2000 when it is 0).')
 @_run_opts
-def fit_generator_cmd(crops, run, preset, sets):
-    "Fit the tiny preset's small StyleGAN3-R to the cropped clips (auto-decoder, MSE only by default)."
-    cfg = resolve_config(run, preset, sets, need_run=crops is None)
-    if not cfg.generator.arch: raise A2VError(f"the {cfg.preset} preset uses a pretrained generator ({cfg.generator.source}); nothing to fit")
-    _stage('fit-generator', run, cfg, crops=crops)
+def fit_generator_cmd(crops, steps, run, preset, sets):
+    "Fit a small StyleGAN3-R to the cropped clips (auto-decoder, MSE only by default); the run then uses it."
+    cfg = resolve_config(run, preset, sets, save=False, need_run=crops is None)
+    if steps or cfg.generator.fit_steps <= 0:                 # asked for: the run fits (and then uses) its own generator
+        sets = tuple(sets) + (f'generator.fit_steps={steps or FIT_STEPS}',)
+    _stage('fit-generator', run, resolve_config(run, preset, sets, need_run=crops is None), crops=crops)
 
 @a2v.command('invert')
 @click.option('--clips', 'clip_ids', multiple=True, help='Only these clip ids.')

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 # %% auto #0
-__all__ = ['PRESETS', 'A2VError', 'BadInputError', 'MissingWeightsError', 'MissingStageOutputError', 'UnsafePickleError',
-           'bad_input', 'CropConfig', 'GeneratorArch', 'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig',
-           'Embed2LatConfig', 'RenderConfig', 'SampleDataConfig', 'Config', 'check_config', 'get_config',
-           'config_to_dict', 'config_from_dict', 'flatten_config', 'RunDir', 'stage_config', 'get_device',
-           'seed_everything', 'dist_env', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'append_jsonl', 'read_run_json', 'remove_stale_temps', 'read_jsonl', 'jsonable', 'psnr', 'save_tensors',
-           'load_tensors', 'figures_dir', 'save_figure']
+__all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputError', 'MissingWeightsError',
+           'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'CropConfig', 'GeneratorArch',
+           'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig', 'Embed2LatConfig', 'RenderConfig',
+           'SampleDataConfig', 'Config', 'generator_source', 'check_config', 'get_config', 'config_to_dict',
+           'config_from_dict', 'flatten_config', 'RunDir', 'stage_config', 'get_device', 'seed_everything', 'dist_env',
+           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl',
+           'read_run_json', 'remove_stale_temps', 'read_jsonl', 'jsonable', 'psnr', 'save_tensors', 'load_tensors',
+           'figures_dir', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -73,10 +74,10 @@ class GeneratorArch:
 
 @dataclass
 class GeneratorConfig:
-    "§3.2: which StyleGAN3 to use; `arch` and `fit_*` only matter for `a2v fit-generator` (tiny preset)."
-    source: str = 'stylegan3-r-ffhqu-256x256'  # registry name, path to an NVIDIA pickle, or our saved generator
-    arch: GeneratorArch | None = None          # hyper-parameters of a generator we fit ourselves (None: pretrained)
-    fit_steps: int = 0                         # auto-decoder steps (0: use `source` as it is)
+    "§3.2: which StyleGAN3 to use; `arch` and `fit_*` only matter when a run fits its own (`a2v fit-generator`)."
+    source: str = 'stylegan3-r-ffhqu-256x256'  # registry name, path to an NVIDIA pickle or our saved generator, or a path inside the run
+    arch: GeneratorArch | None = None          # hyper-parameters of a generator we fit ourselves (None: R-256's)
+    fit_steps: int = 0                         # > 0: the run fits its own generator (FITTED_GENERATOR) and uses it instead of `source`
     fit_batch: int = 8
     fit_lr_g: float = 2e-3
     fit_lr_w: float = 1e-2
@@ -182,9 +183,9 @@ def _tiny() -> Config:
         preset='tiny',
         crop=CropConfig(resolution=64, min_face=48),
         generator=GeneratorConfig(
-            source='generator/generator.safetensors',   # relative to the run directory: made by fit-generator
-            arch=GeneratorArch(),                             # 64 px, 16 ws of 128, config R
-            fit_steps=2000, fit_minutes=8.0, fit_mirror=True),
+            source='a2v-tiny-generator-v1',   # shipped in the package (07_fit_generator): fitted once, long, to the sample data
+            arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
+            fit_steps=0, fit_minutes=8.0, fit_mirror=True),
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
                             lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 09_invert
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
@@ -198,6 +199,13 @@ def _tiny() -> Config:
         sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}
+
+FITTED_GENERATOR = 'generator/generator.safetensors'   # where a run's own generator goes (inside the run directory)
+FIT_STEPS = 2000   # steps of a run's own fit when it is asked for without a number (`a2v fit-generator`, other faces)
+
+def generator_source(cfg:Config) -> str:
+    "What a run's stages load: the run's own fitted generator when `generator.fit_steps` > 0, else `generator.source`."
+    return FITTED_GENERATOR if cfg.generator.fit_steps > 0 else cfg.generator.source
 
 # %% ../nbs/00_core.ipynb #93073095
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')

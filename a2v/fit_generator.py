@@ -269,10 +269,10 @@ def run_stage(run_dir, # run directory with clips/ (from the crop stage)
               crops=None, # another folder of crops to fit (default: the run's)
               progress:bool=True,
              ) -> dict:  # fit metrics (psnr, lpips, steps, ...), or {'skipped': why}
-    "The fit-generator stage: fit the tiny preset's generator to the crops (nothing to do for a pretrained one)."
+    "The fit-generator stage: fit the run's own generator to its crops when `generator.fit_steps` > 0 (else nothing to do)."
     cfg = stage_config(run_dir, cfg)
-    if not cfg.generator.arch: return {'skipped': f"pretrained generator {cfg.generator.source}: nothing to fit"}
-    out = Path(run_dir)/cfg.generator.source
+    if cfg.generator.fit_steps <= 0: return {'skipped': f"uses the generator {cfg.generator.source} as it is (generator.fit_steps = 0)"}
+    out = Path(run_dir)/FITTED_GENERATOR
     remove_stale_temps(out.parent)                                 # what a killed run left half-written
     m = fit_generator(crops or run_dir, out, cfg, progress=progress)
     G = load_generator(out)

@@ -395,9 +395,9 @@ def invert_image(G, # generator
 
 # %% ../nbs/09_invert.ipynb #99f5a528
 def load_run_generator(run_dir, cfg, device=None):
-    "The generator named by `cfg.generator.source` (a path inside the run, a path, or a registry name), frozen."
+    "The run's generator (`generator_source`: its own fit, a path inside the run, a path, or a registry name), frozen."
     from a2v.stylegan3 import load_generator
-    src = cfg.generator.source
+    src = generator_source(cfg)
     p = Path(run_dir)/src
     if p.exists(): src = str(p)
     elif not Path(src).exists() and ('/' in src or Path(src).suffix):
@@ -451,7 +451,7 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
         bar = tqdm(total=len(todo), desc=f'invert (rank {rank})' if world > 1 else 'invert', disable=not progress,
                    position=rank if world > 1 else None, unit='clip')
         meta = dict(init=icfg.init, steps_first=icfg.steps_first, steps_next=icfg.steps_next, lpips_net=icfg.lpips_net,
-                    generator=cfg.generator.source, seed=cfg.seed)
+                    generator=generator_source(cfg), seed=cfg.seed)
         clips = ((c, lambda c=c: _load_frames(rd, c)) for c in todo)
         for cid, r in invert_clips(G, clips, cfg, lpips, checkpoint=ckpt, stop_after_steps=stop_after_steps):
             err_path = rd.root/'latents'/f'{cid}.error.json'

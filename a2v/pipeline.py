@@ -91,12 +91,20 @@ def _record_videos(run:Path, data) -> bool:
         atomic_write_text(run/'videos.txt', '\n'.join(vids) + '\n')
     return (run/'videos.txt').exists()
 
+def _fit_for_other_faces(cfg:Config, own_videos:bool, log=print) -> Config:
+    "A shipped generator we fitted (tiny preset) knows only the sample data's faces: other faces get the run's own fit."
+    g = cfg.generator
+    if g.arch is None or g.fit_steps > 0 or not (own_videos or cfg.sample_data.faces_dir): return cfg
+    log(f"[a2v] {g.source} has only seen the sample data's faces: fitting this run's own generator (generator.fit_steps={FIT_STEPS})")
+    return get_config(cfg.preset, **{**flatten_config(cfg), 'generator.fit_steps': FIT_STEPS})
+
 def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stages=None, log=print,
                  photo=None, speech=None, # the closing render's photo and speech (default: see `a2v.render.heldout_pair`)
                 ):
     "Run the stages of `STAGES` (or the named subset) on run directory `run`, skipping finished ones."
-    run = Path(run); run.mkdir(parents=True, exist_ok=True); RunDir(run).save_config(cfg)
+    run = Path(run); run.mkdir(parents=True, exist_ok=True)
     own_videos = _record_videos(run, data)
+    cfg = _fit_for_other_faces(cfg, own_videos, log); RunDir(run).save_config(cfg)
     if (photo is None) != (speech is None): raise A2VError('give both --photo and --speech (or neither)')
     if photo is not None:
         for p in (photo, speech):
@@ -124,3 +132,21 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
         else: run_stage(name, run, cfg)
         atomic_write_json(marker, dict(config=key, seconds=round(time.time() - t0, 1)))
         log(f"[a2v] {name}: {time.time() - t0:.0f} s")
+    _record_times(run, log)
+
+def _record_times(run:Path, log=print):
+    "Each stage's time (from its marker) in one line, and in RUN/metrics.json (`stage_seconds`) when it exists."
+    secs = {}
+    for name, *_ in STAGES:
+        m = run/'stages'/f'{name}.json'
+        if m.exists():
+            try: secs[name] = read_run_json(m, 'a2v pipeline').get('seconds')
+            except A2VError: pass
+    if not secs: return
+    log('[a2v] stage times: ' + ', '.join(f'{k} {v:.0f} s' for k, v in secs.items() if v is not None)
+        + f' (total {sum(v for v in secs.values() if v) / 60:.1f} min)')
+    p = run/'metrics.json'
+    if p.exists():
+        try: m = read_run_json(p, 'a2v render')
+        except A2VError: return
+        atomic_write_json(p, {**m, 'stage_seconds': secs})

@@ -15,7 +15,8 @@ from .media import load_image, load_audio, VideoWriter
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
            'calibrate', 'predict_windowed', 'TalkingFace', 'Renderer', 'render_video', 'render_panel', 'side_by_side',
-           'heldout_pair', 'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures', 'run_stage']
+           'heldout_pair', 'side_by_side_stills', 'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures',
+           'run_stage']
 
 # %% ../nbs/14_render.ipynb #e9261e5b
 def latents_to_ws(mu:torch.Tensor, # motion latents μ (F, latent_dim)
@@ -351,13 +352,31 @@ def heldout_pair(run, cfg:Config|None=None) -> tuple:
     with atomic_path(photo, suffix='.png') as tmp: __import__('PIL.Image', fromlist=['Image']).fromarray(frame).save(tmp, format='PNG')
     return photo, rd.clip_dir(b)/'audio.wav', None
 
-def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int) -> Path:
-    "`renders/demo_side_by_side.mp4` from a finished render and its metrics (mouth opening, loudness)."
+def side_by_side_stills(video, # a video written by `side_by_side`
+                        mouth:np.ndarray, # its measured mouth opening per frame (F,)
+                        n:int=3, fps:float=25.0):
+    "Figure (for the README): `n` frames of a side-by-side video, from the most closed to the most open measured mouth."
+    import matplotlib.pyplot as plt
+    from a2v.media import read_video
+    frames = read_video(video, fps=fps).frames                                   # (F, S, 3S, 3)
+    m = np.asarray(mouth, float)[:len(frames)]; m = np.where(np.isfinite(m), m, np.nanmedian(m))
+    pick = np.argsort(m, kind='stable')[np.linspace(0, len(m) - 1, n).round().astype(int)]
+    fig, axs = plt.subplots(n, 1, figsize=(7.5, 2.6 * n), squeeze=False)
+    for ax, k in zip(axs[:, 0], pick):
+        ax.imshow(frames[k]); ax.axis('off'); ax.set_title(f"t = {k / fps:.2f} s: measured mouth opening {m[k]:.2f}", fontsize=9, loc='left')
+    fig.tight_layout()
+    return fig
+
+def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int, run=None) -> Path:
+    "`renders/demo_side_by_side.mp4` from a finished render and its metrics (mouth opening, loudness), and its stills."
     from a2v.media import read_video
     d = json.loads(render.with_suffix('.metrics.json').read_text())
-    return side_by_side(crop_photo(photo, cfg, resolution)[0], read_video(render, fps=cfg.crop.fps).frames,
-                        np.array(d['mouth_opening'], float), np.array(d['loudness_db'], float), load_audio(speech),
-                        render.with_name('demo_side_by_side.mp4'), cfg.crop.fps)
+    mouth = np.array(d['mouth_opening'], float)
+    out = side_by_side(crop_photo(photo, cfg, resolution)[0], read_video(render, fps=cfg.crop.fps).frames,
+                       mouth, np.array(d['loudness_db'], float), load_audio(speech), render.with_name('demo_side_by_side.mp4'), cfg.crop.fps)
+    import matplotlib.pyplot as plt
+    fig = side_by_side_stills(out, mouth, fps=cfg.crop.fps); save_figure(fig, '14_side_by_side.png', run); plt.close(fig)
+    return out
 
 def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     "Render the held-out photo + sentence in both magnification modes; write RUN/metrics.json and the figures."
@@ -370,8 +389,8 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
         m = r.render(photo, speech, rd.stage('renders')/f'demo_{mode}.mp4', mode=mode, truth_opening=opening, progress=progress)
         renders[mode] = {k: m[k] for k in ('out', 'frames', 'seconds', 'magnify', 'flicker_background', 'flicker_face', 'lipsync', 'lse') if k in m}
         if 'truth' in m: renders[mode]['truth'] = m['truth']
-    _side_by_side_of(rd.stage('renders')/'demo_calibrated.mp4', photo, speech, cfg, r.G.img_resolution)
-    metrics = dict(renders=renders, **run_summary(run, r.G))
+    _side_by_side_of(rd.stage('renders')/'demo_calibrated.mp4', photo, speech, cfg, r.G.img_resolution, run)
+    metrics = dict(renders=renders, motion=motion_report(run, cfg, r), **run_summary(run, r.G))
     atomic_write_json(rd.metrics, metrics)
     make_figures(run, cfg, renderer=r)
     return metrics

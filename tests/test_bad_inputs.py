@@ -80,7 +80,7 @@ def readme_table() -> str:
 
 # ---- the inputs
 SMALL = {'invert.steps_first': 2, 'invert.steps_next': 1, 'vae.epochs': 2, 'embed2lat.epochs': 2, 'crop.resolution': 32,
-         'device': 'cpu', 'render.batch_size': 4, 'vae.layers': [1, 2, 3]}
+         'device': 'cpu', 'render.batch_size': 4, 'vae.layers': [1, 2, 3], 'generator.source': 'generator/generator.safetensors'}
 ARCH = dict(z_dim=32, w_dim=32, img_resolution=32, channel_base=512, channel_max=32, num_layers=4, conv_kernel=1,
             use_radial_filters=True, lrelu_upsampling=1)
 

@@ -10,7 +10,7 @@ from a2v.lpips import get_lpips
 torch.set_num_threads(min(2, torch.get_num_threads()))
 ARCH = dict(z_dim=32, w_dim=32, img_resolution=32, channel_base=512, channel_max=32, num_layers=4, conv_kernel=1,
             use_radial_filters=True, lrelu_upsampling=1)    # a fast random-init StyleGAN3-R (6 W+ rows, 32 px)
-OVR = {'invert.steps_first': 6, 'invert.steps_next': 2, 'device': 'cpu'}
+OVR = {'invert.steps_first': 6, 'invert.steps_next': 2, 'device': 'cpu', 'generator.source': 'generator/generator.safetensors'}
 EQ = {'invert.steps_first': 3, 'invert.steps_next': 1}   # parity checks: short, see the notebook on Adam and rounding
 
 @pytest.fixture(scope='module')

@@ -6,8 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 A2V = str(Path(sys.executable).parent/'a2v')
-MICRO = ['sample_data.clips=3', 'sample_data.seconds=[2.0, 3.0]',
-         'generator.fit_steps=40', 'generator.fit_minutes=1.5',
+MICRO = ['sample_data.clips=3', 'sample_data.seconds=[2.0, 3.0]',          # the shipped generator, as the demo
          'invert.steps_first=12', 'invert.steps_next=2',
          'vae.epochs=4', 'embed2lat.epochs=3']
 
@@ -38,11 +37,13 @@ def test_every_stage_leaves_its_outputs(micro_run):
         e = load_tensors(run/'audio'/f'{cid}.safetensors')[0]['e']
         assert ws.shape[1:] == (16, cfg.generator.arch['w_dim']) and np.isfinite(ws.numpy()).all()
         assert abs(len(e) / 50 - len(ws) / 25) < 0.1     # 50 audio vectors and 25 frames per second
-    for p in ['generator/generator.safetensors', 'vae/model.safetensors', 'embed2lat/model.safetensors',
+    for p in ['vae/model.safetensors', 'embed2lat/model.safetensors', 'figures/14_side_by_side.png',
               'figures/fig2_inversion.png', 'figures/fig3_vae.png', 'figures/fig4_full_flow.png',
-              'notebooks/09_invert.ipynb', 'notebooks/14_render.ipynb', 'figures/07_samples.png', 'embed2lat/lipsync.json',
+              'notebooks/09_invert.ipynb', 'notebooks/14_render.ipynb', 'embed2lat/lipsync.json',
               'renders/demo_side_by_side.mp4']:
         assert (run/p).exists(), p
+    assert not (run/'generator').exists()                                  # nothing fitted: the shipped generator
+    assert load_tensors(run/'latents'/f'{kept[0]}.safetensors')[1]['generator'] == 'a2v-tiny-generator-v1'
 
 @pytest.mark.slow
 def test_render_mp4_and_metrics(micro_run):
@@ -152,3 +153,19 @@ def test_render_short_silent_and_unwritable(micro_run, renderer, tmp_path):
     with pytest.raises(BadInputError, match='too short'): renderer.render(photo, np.zeros(100, np.float32), tmp_path/'x.mp4')
     (tmp_path/'file').write_text('x')
     with pytest.raises(BadInputError, match='file/out.mp4'): renderer.render(photo, np.zeros(8000, np.float32), tmp_path/'file'/'out.mp4')
+
+@pytest.mark.slow
+def test_fit_generator_command_gives_the_run_its_own(micro_run, tmp_path):
+    "Asked for, fit-generator fits the run's own generator (the run records it), and the next stages use it."
+    import shutil
+    from a2v.core import RunDir, generator_source, FITTED_GENERATOR, load_tensors
+    run = tmp_path/'own'
+    shutil.copytree(micro_run[0]/'clips', run/'clips')
+    for f in ('config.json', 'manifest.jsonl'): shutil.copy(micro_run[0]/f, run/f)
+    _a2v('fit-generator', '--run', run, '--steps', 3, '--set', 'generator.fit_max_frames=8', '--set', 'generator.fit_batch=2')
+    cfg = RunDir(run).load_config()
+    assert cfg.generator.fit_steps == 3 and generator_source(cfg) == FITTED_GENERATOR and (run/FITTED_GENERATOR).exists()
+    assert json.loads((run/'generator'/'fit_metrics.json').read_text())['steps'] == 3
+    _a2v('invert', '--run', run, '--set', 'invert.steps_first=2', '--set', 'invert.steps_next=1')
+    cid = next(p.stem for p in (run/'latents').glob('*.safetensors'))
+    assert load_tensors(run/'latents'/f'{cid}.safetensors')[1]['generator'] == FITTED_GENERATOR
