@@ -103,7 +103,8 @@ class InvertConfig:
     lpips_net: Literal['vgg', 'alex'] = 'vgg'  # 'vgg' (Image2StyleGAN) or 'alex'
     init: Literal['random', 'w_avg', 'best_of_n'] = 'random'  # 'random' (paper), 'w_avg', or 'best_of_n'
     n_init: int = 1                 # candidates for 'best_of_n'
-    batch_clips: int | Literal['auto'] = 8  # clips advanced in lock-step; 'auto': as many as free GPU memory allows (CPU: 8)
+    batch_clips: int | Literal['auto'] = 8  # images (clips, or with warm_start='first' frames of a clip) advanced in lock-step
+                                            # 'auto': as many as free GPU memory allows (CPU: 8)
     checkpoint_s: float = 60.0      # save the in-flight batch every this many seconds (0: never); a kill loses at most this
     max_loss: float | None = None   # §3.2's L_thres: a clip with a frame whose final loss exceeds it is excluded (None: off)
 

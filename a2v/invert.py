@@ -118,25 +118,36 @@ def frames_to_tensor(frames, # (F, H, W, 3) uint8 frames, or (F, 3, H, W) floats
 
 # %% ../nbs/09_invert.ipynb #1aac2bef
 class _Clip:
-    "Book-keeping of one clip inside the engine."
-    def __init__(self, cid, frames):
-        self.cid, self.frames, self.f, self.s, self.t0 = cid, frames, 0, 0, time.time()
-        self.ws, self.mse, self.lp, self.trace, self.steps = [], [], [], [], 0
+    "Book-keeping of one clip inside the engine: its frames and the results of the frames done so far."
+    def __init__(self, cid, frames=None):
+        self.cid, self.frames, self.t0, self.trace, self.steps = cid, frames, time.time(), [], 0
+        self.ws, self.mse, self.lp = [], [], []          # per frame: (num_ws, w_dim), MSE, LPIPS; None until it is done
+    def load(self, frames, resolution:int):
+        "Read the frames (F, 3, R, R); a new clip gets an empty result for each."
+        self.frames = _load_clip_frames(frames, resolution)
+        if not self.ws: self.ws, self.mse, self.lp = ([None] * len(self.frames) for _ in range(3))
+    def done(self) -> bool: return all(w is not None for w in self.ws)
     def result(self, error=None) -> dict:
-        mse = torch.tensor(self.mse)
-        return dict(ws=torch.stack(self.ws) if self.ws and error is None else None,   # (F, num_ws, w_dim)
-                    mse=mse, lpips=torch.tensor(self.lp), psnr=psnr(mse, peak=2.0), loss0=torch.tensor(self.trace),
-                    error=error, steps=self.steps, seconds=time.time() - self.t0)
-    _STATE = ('cid', 'f', 's', 'n', 'lr', 'lr_end', 'mse', 'lp', 'trace', 'steps')
+        fs = [f for f, w in enumerate(self.ws) if w is not None]                        # the frames done, in order
+        mse = torch.tensor([self.mse[f] for f in fs])
+        return dict(ws=torch.stack(self.ws) if self.ws and error is None else None,    # (F, num_ws, w_dim)
+                    mse=mse, lpips=torch.tensor([self.lp[f] for f in fs]), psnr=psnr(mse, peak=2.0),
+                    loss0=torch.tensor(self.trace), error=error, steps=self.steps, seconds=time.time() - self.t0)
+    _STATE = ('cid', 'ws', 'mse', 'lp', 'trace', 'steps')
     def state(self) -> dict:
         "What a checkpoint keeps of this clip (the frames are read again on resume)."
-        return {**{k: getattr(self, k) for k in self._STATE}, 'ws': torch.stack(self.ws) if self.ws else torch.zeros(0)}
+        return {k: getattr(self, k) for k in self._STATE}
     @classmethod
     def from_state(cls, d:dict):
-        c = cls(d['cid'], None)
+        c = cls(d['cid'])
         for k in cls._STATE: setattr(c, k, d[k])
-        c.ws = list(d['ws'].unbind(0)) if len(d['ws']) else []
         return c
+
+class _Job:
+    "Frame `f` of clip `c` in the engine: at step `s` of its `n`, learning rate `lr` (then `lr_end`, see `lr_at`)."
+    def __init__(self, c:_Clip, f:int, n:int, lr:float, lr_end:float|None, s:int=0):
+        self.c, self.f, self.n, self.lr, self.lr_end, self.s = c, f, n, lr, lr_end, s
+    def state(self) -> dict: return dict(cid=self.c.cid, f=self.f, s=self.s, n=self.n, lr=self.lr, lr_end=self.lr_end)
 
 def _is_oom(e:BaseException) -> bool: return isinstance(e, torch.cuda.OutOfMemoryError)
 
@@ -148,11 +159,12 @@ def _load_clip_frames(frames, resolution:int) -> torch.Tensor:
 
 # %% ../nbs/09_invert.ipynb #5fc931d5
 class _Lockstep:
-    "The lock-step inversion of `invert_clips`: B slots, one synthesis + backward per step for all of them."
+    "The lock-step inversion of `invert_clips`: B slots, each a (clip, frame) job, one synthesis + backward per step for all."
     def __init__(self, G, clips, icfg, lpips, B:int, w_init, n_first:int, seed:int, checkpoint=None, checkpoint_s:float=0, key:str=''):
         self.G, self.icfg, self.lpips, self.w_init, self.n_first, self.seed = G, icfg, lpips, w_init, n_first, seed
         self.dev, self.res = _device_of(G), G.img_resolution
         self.it, self.exhausted, self.pending, self.out, self.started = iter(clips), False, [], [], []
+        self.jobs = []                                  # frames waiting for a slot (of clips already started)
         self.ckpt, self.ckpt_s, self.key = (Path(checkpoint) if checkpoint else None), checkpoint_s, key
         self.last_ckpt, self.n_steps, self.skip = time.time(), 0, set()
         self._alloc(B)
@@ -165,13 +177,24 @@ class _Lockstep:
 
     def loss_of(self, img, rows): return inversion_loss(img, self.T[rows], self.lpips, self.icfg.mse_weight, self.icfg.lpips_weight)
 
-    def start_frame(self, i:int):
-        c, ic = self.slots[i], self.icfg
-        self.T[i] = c.frames[c.f].to(self.dev); self.opt.reset([i]); c.s = 0
-        c.n, c.lr, c.lr_end = (self.n_first, ic.lr_first, ic.lr_first_end) if c.f == 0 else (ic.steps_next, ic.lr_next, None)
+    def job(self, c:_Clip, f:int) -> _Job:
+        "Frame `f` of clip `c` with its schedule: frame 0 `n_first` steps at lr_first, later frames steps_next at lr_next."
+        ic = self.icfg
+        return _Job(c, f, self.n_first, ic.lr_first, ic.lr_first_end) if f == 0 else _Job(c, f, ic.steps_next, ic.lr_next, None)
 
-    def fail(self, i:int, msg:str):
-        self.out.append((self.slots[i].cid, self.slots[i].result(msg))); self.slots[i] = None
+    def start(self, i:int, j:_Job):
+        "Slot `i` takes job `j` with a fresh Adam state; a later frame starts from frame f-1's code, or frame 0's ('first')."
+        self.T[i] = j.c.frames[j.f].to(self.dev); self.opt.reset([i])
+        if j.f > 0: self.W[i] = j.c.ws[0 if self.icfg.warm_start == 'first' else j.f - 1].to(self.dev)
+        else: self.W[i] = self._start_code(j.c.cid, i)
+        self.slots[i], j.s = j, 0                                      # (only once nothing can fail: out of memory)
+
+    def drop(self, c:_Clip):
+        "Forget every job of clip `c`, in the slots and in the queue."
+        self.slots = [None if j is not None and j.c is c else j for j in self.slots]
+        self.jobs = [j for j in self.jobs if j.c is not c]
+
+    def fail(self, c:_Clip, msg:str): self.out.append((c.cid, c.result(msg))); self.drop(c)
 
     def _next_clip(self):
         "(clip_id, frames) of the next clip to start, or None when there is none."
@@ -180,22 +203,22 @@ class _Lockstep:
         if nxt is None: self.exhausted = True
         return nxt
 
-    def more(self) -> bool: return bool(self.pending) or not self.exhausted
+    def _more_clips(self) -> bool: return bool(self.pending) or not self.exhausted
+    def more(self) -> bool: return bool(self.jobs) or self._more_clips()
 
     def fill(self):
-        "Empty slots take the next clips; frame 0 gets its start code."
+        "Empty slots take the queued frames first, then the next clips' frame 0 (with its start code)."
         for i in range(self.B):
-            while self.slots[i] is None and self.more():
+            if self.slots[i] is None and self.jobs: self.start(i, self.jobs[0]); self.jobs.pop(0)
+            while self.slots[i] is None and self._more_clips():
                 nxt = self._next_clip()
                 if nxt is None: break
-                cid, frames = nxt
-                self.slots[i] = c = _Clip(cid, None); self.started.append(cid)
-                try: c.frames = _load_clip_frames(frames, self.res)           # (F, 3, H, W)
-                except Exception as e: self.fail(i, f'cannot load frames: {type(e).__name__}: {e}'); continue
-                self.start_frame(i)
-                try: self.W[i] = self._start_code(cid, i)
+                c = _Clip(nxt[0]); self.started.append(c.cid)
+                try: c.load(nxt[1], self.res)                                # (F, 3, H, W)
+                except Exception as e: self.fail(c, f'cannot load frames: {type(e).__name__}: {e}'); continue
+                try: self.start(i, self.job(c, 0))
                 except BaseException:                                      # (out of memory): the clip waits in the queue
-                    self.slots[i] = None; self.started.pop(); self.pending.insert(0, (cid, c.frames)); raise
+                    self.started.pop(); self.pending.insert(0, (c.cid, c.frames)); raise
 
     def _start_code(self, cid, i):
         ic = self.icfg
@@ -203,27 +226,32 @@ class _Lockstep:
         return initial_ws(self.G, self.T[i], ic.init, ic.n_init, self.seed, cid, self.lpips, ic.mse_weight, ic.lpips_weight)
 
     def settle(self):
-        "Close the frames whose steps are done: measure them, move on (warm start) or emit the clip."
+        "Fill the empty slots; close the frames whose steps are done (measure, record, start what follows); repeat."
         while True:
-            fin = [i for i, c in enumerate(self.slots) if c is not None and c.s >= c.n]
+            self.fill()
+            fin = [i for i, j in enumerate(self.slots) if j is not None and j.s >= j.n]
             if not fin: return
             idx = torch.tensor(fin, device=self.dev)
             with torch.no_grad(): loss, mse, lp = self.loss_of(self.G.synthesis(self.W[idx], noise_mode='const'), idx)
             for k, i in enumerate(fin):
-                c = self.slots[i]
-                if not math.isfinite(loss[k].item()): self.fail(i, f'non-finite loss at frame {c.f} (end of its steps)'); continue
-                c.ws.append(self.W[i].detach().cpu().clone()); c.mse.append(mse[k].item()); c.lp.append(lp[k].item())
-                c.f += 1
-                if c.f == len(c.frames): self.out.append((c.cid, c.result())); self.slots[i] = None
-                else:
-                    self.start_frame(i)
-                    if self.icfg.warm_start == 'first': self.W[i] = c.ws[0].to(self.dev)   # every frame from frame 0's code
+                j = self.slots[i]
+                if j is None: continue                                     # its clip failed in this loop
+                if not math.isfinite(loss[k].item()): self.fail(j.c, f'non-finite loss at frame {j.f} (end of its steps)'); continue
+                self.finish(i, j, mse[k].item(), lp[k].item())
+
+    def finish(self, i:int, j:_Job, mse:float, lp:float):
+        "Record job `j`'s code (slot `i`); then emit the clip, or go on: frame f+1 here ('previous'), frames 1.. queued ('first')."
+        c = j.c; c.ws[j.f], c.mse[j.f], c.lp[j.f] = self.W[i].detach().cpu().clone(), mse, lp
+        self.slots[i] = None
+        if c.done(): self.out.append((c.cid, c.result()))
+        elif self.icfg.warm_start == 'previous': self.start(i, self.job(c, j.f + 1))
+        elif j.f == 0: self.jobs += [self.job(c, f) for f in range(1, len(c.frames))]   # frames 1.. side by side
 
     def step(self):
         "One synthesis + loss + backward for all occupied slots, then one BatchAdam step."
-        rows = [i for i, c in enumerate(self.slots) if c is not None]
+        rows = [i for i, j in enumerate(self.slots) if j is not None]
         if not rows: return
-        idx = torch.tensor(rows, device=self.dev)
+        idx, jobs = torch.tensor(rows, device=self.dev), [self.slots[i] for i in rows]
         w = self.W[idx].detach().requires_grad_(True)                 # (b, num_ws, w_dim)
         loss, mse, lp = self.loss_of(self.G.synthesis(w, noise_mode='const'), idx)
         ok = torch.isfinite(loss)
@@ -234,35 +262,42 @@ class _Lockstep:
             loss = self.loss_of(self.G.synthesis(w, noise_mode='const'), idx[good])[0]
         if len(good):
             loss.sum().backward()              # rows are independent: d(sum)/d(w_k) = d(loss_k)/d(w_k)
-            lrs = torch.tensor([lr_at(self.slots[i].s, self.slots[i].n, self.slots[i].lr, self.slots[i].lr_end) for i in rows], device=self.dev)
+            lrs = torch.tensor([lr_at(j.s, j.n, j.lr, j.lr_end) for j in jobs], device=self.dev)   # (b,)
             self.opt.step(self.W, w.grad, idx[good], lrs[good])
-        for k, i in enumerate(rows):
-            c = self.slots[i]
-            if not ok_l[k]: self.fail(i, f'non-finite loss ({loss_l[k]}) at frame {c.f}, step {c.s}'); continue
-            if c.f == 0: c.trace.append(loss_l[k])
-            c.s += 1; c.steps += 1
+        for k, (i, j) in enumerate(zip(rows, jobs)):
+            if self.slots[i] is not j: continue                            # its clip failed at an earlier row
+            if not ok_l[k]: self.fail(j.c, f'non-finite loss ({loss_l[k]}) at frame {j.f}, step {j.s}'); continue
+            if j.f == 0: j.c.trace.append(loss_l[k])
+            j.s += 1; j.c.steps += 1
         self.n_steps += 1
 
 # %% ../nbs/09_invert.ipynb #c42ae7dc
 class _Engine(_Lockstep):
     "`_Lockstep` that survives a kill (checkpoint, resume) and running out of GPU memory (halve the batch)."
     def halve(self):
-        "Out of GPU memory: keep the first B/2 slots; the clips of the others go back to the queue and start again."
+        "Out of GPU memory: keep the first B/2 slots; the frames of the others go back to the queue (a frame 0: its clip)."
         if self.B == 1: raise A2VError('out of GPU memory with one clip per step; free the GPU or use a smaller generator')
         keep = self.B // 2
-        back = [(c.cid, c.frames) for c in self.slots[keep:] if c is not None]
-        self.started = [s for s in self.started if s not in {cid for cid, _ in back}]
-        self.pending = back + self.pending
+        gone = [j for j in self.slots[keep:] if j is not None]
+        again = {j.c.cid: j.c for j in gone if j.f == 0}                  # clips that start again
+        self.jobs = [j for j in gone if j.f > 0] + self.jobs
+        self.started = [s for s in self.started if s not in again]
+        self.pending = [(c.cid, c.frames) for c in again.values()] + self.pending
         W, T, opt, slots = self.W, self.T, self.opt, self.slots
         self._alloc(keep)
         self.W[:], self.T[:], self.slots = W[:keep], T[:keep], slots[:keep]
         self.opt.m[:], self.opt.v[:], self.opt.t[:] = opt.m[:keep], opt.v[:keep], opt.t[:keep]
         if self.dev.type == 'cuda': torch.cuda.empty_cache()
 
+    def inflight(self) -> list[_Clip]:
+        "The clips with a frame in a slot or in the queue, once each."
+        return list({j.c.cid: j.c for j in self.slots + self.jobs if j is not None}.values())
+
     def save_checkpoint(self):
-        "The in-flight state (codes, Adam moments, each clip's frame, step and results so far), written atomically."
+        "The in-flight state (codes, Adam moments, every job's frame and step, each clip's results so far), written atomically."
         state = dict(key=self.key, B=self.B, W=self.W.cpu(), m=self.opt.m.cpu(), v=self.opt.v.cpu(), t=self.opt.t.cpu(),
-                     slots=[c.state() if c is not None else None for c in self.slots], started=list(self.started))
+                     clips=[c.state() for c in self.inflight()], slots=[j.state() if j is not None else None for j in self.slots],
+                     jobs=[j.state() for j in self.jobs], started=list(self.started))
         with atomic_path(self.ckpt) as tmp: torch.save(state, tmp)
         self.last_ckpt = time.time()
 
@@ -274,18 +309,18 @@ class _Engine(_Lockstep):
         if not isinstance(st, dict) or st.get('key') != self.key: return False
         self._alloc(st['B'])
         self.W[:], self.opt.m[:], self.opt.v[:], self.opt.t[:] = st['W'], st['m'], st['v'], st['t']
-        self.slots = [_Clip.from_state(d) if d is not None else None for d in st['slots']]
-        self.started = list(st['started'])
-        want, done = {c.cid: i for i, c in enumerate(self.slots) if c is not None}, set(self.started)
+        clips = {d['cid']: _Clip.from_state(d) for d in st['clips']}
+        job = lambda d: _Job(clips[d['cid']], d['f'], d['n'], d['lr'], d['lr_end'], d['s'])
+        self.slots, self.jobs = [job(d) if d is not None else None for d in st['slots']], [job(d) for d in st['jobs']]
+        self.started, want, done = list(st['started']), dict(clips), set(st['started'])
         while want:                                                      # find the in-flight clips' frames in the queue
             nxt = next(self.it, None)
             if nxt is None: break
-            cid, frames = nxt
-            if cid in want:
-                i = want.pop(cid); c = self.slots[i]
-                c.frames = _load_clip_frames(frames, self.res); self.T[i] = c.frames[c.f].to(self.dev)
-            elif cid not in done: self.pending.append(nxt)
-        for i in want.values(): self.slots[i] = None                    # no longer asked for
+            if nxt[0] in want: want.pop(nxt[0]).load(nxt[1], self.res)
+            elif nxt[0] not in done: self.pending.append(nxt)
+        for c in want.values(): self.drop(c)                            # no longer asked for
+        for i, j in enumerate(self.slots):
+            if j is not None: self.T[i] = j.c.frames[j.f].to(self.dev)
         self.skip = done
         return True
 
@@ -294,7 +329,7 @@ class _Engine(_Lockstep):
         resumed = self.restore()
         if resumed: self.it = (x for x in self.it if x[0] not in self.skip)
         while True:
-            try: self.fill(); self.settle()
+            try: self.settle()
             except Exception as e:
                 if not _is_oom(e): raise
                 self.halve(); continue
@@ -339,20 +374,10 @@ def _engine_key(icfg, seed:int, n_first:int, G, w_init) -> str:
     "What must match for a checkpoint to be resumed: the inversion settings, seed and generator shape."
     skip = ('batch_clips', 'checkpoint_s', 'max_loss')
     return json.dumps(jsonable(dict(invert={k: v for k, v in vars(icfg).items() if k not in skip}, seed=seed, steps_first=n_first,
-                                    G=[G.num_ws, G.w_dim, G.img_resolution], w_init=sorted(w_init or {}))), sort_keys=True)
+                                    G=[G.num_ws, G.w_dim, G.img_resolution], w_init=sorted(w_init or {}), state=2)), sort_keys=True)
 
-def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, `img_resolution`
-                 clips, # {clip_id: frames} or an iterable of (clip_id, frames); frames may be a zero-argument loader
-                 cfg, # `Config` (uses .invert and .seed) or `InvertConfig`
-                 lpips=None, # LPIPS module (None: `a2v.weights.get_lpips(cfg.lpips_net)`)
-                 batch_size:int|None=None, # clips advanced in lock-step (None: cfg.batch_clips, which may be 'auto')
-                 w_init:dict|None=None, # optional {clip_id: (num_ws, w_dim)} start of frame 0
-                 steps_first:int|None=None, # override cfg.steps_first
-                 seed:int|None=None, # seed of the random starts (None: cfg.seed)
-                 checkpoint=None, # file for the in-flight state, saved every cfg.checkpoint_s s and resumed from (None: none)
-                 stop_after_steps:int|None=None, # tests: raise KeyboardInterrupt after this many steps (as a kill would)
-                ) -> Iterator[tuple[str, dict]]:
-    "Invert many clips in lock-step batches; yields `(clip_id, result)` as each clip finishes (or fails)."
+def _engine_for(G, clips, cfg, lpips=None, batch_size=None, w_init=None, steps_first=None, seed=None, checkpoint=None) -> _Engine:
+    "The engine of `invert_clips` (same arguments), not yet started."
     icfg = getattr(cfg, 'invert', cfg)
     if icfg.warm_start not in ('previous', 'first'): raise ValueError(f"warm_start must be 'previous' or 'first', got {icfg.warm_start!r}")
     seed = getattr(cfg, 'seed', 0) if seed is None else seed
@@ -361,9 +386,22 @@ def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, 
     if lpips is None: lpips = _get_lpips(icfg.lpips_net, _device_of(G))
     B = batch_size or icfg.batch_clips
     if B == 'auto': B = auto_batch_clips(G, lpips, icfg)
-    eng = _Engine(G, clips.items() if isinstance(clips, Mapping) else clips, icfg, lpips, int(B), w_init, n_first, seed,
-                  checkpoint, icfg.checkpoint_s, _engine_key(icfg, seed, n_first, G, w_init))
-    return eng.run(stop_after_steps)
+    return _Engine(G, clips.items() if isinstance(clips, Mapping) else clips, icfg, lpips, int(B), w_init, n_first, seed,
+                   checkpoint, icfg.checkpoint_s, _engine_key(icfg, seed, n_first, G, w_init))
+
+def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, `img_resolution`
+                 clips, # {clip_id: frames} or an iterable of (clip_id, frames); frames may be a zero-argument loader
+                 cfg, # `Config` (uses .invert and .seed) or `InvertConfig`
+                 lpips=None, # LPIPS module (None: `a2v.weights.get_lpips(cfg.lpips_net)`)
+                 batch_size:int|None=None, # images advanced in lock-step (None: cfg.batch_clips, which may be 'auto')
+                 w_init:dict|None=None, # optional {clip_id: (num_ws, w_dim)} start of frame 0
+                 steps_first:int|None=None, # override cfg.steps_first
+                 seed:int|None=None, # seed of the random starts (None: cfg.seed)
+                 checkpoint=None, # file for the in-flight state, saved every cfg.checkpoint_s s and resumed from (None: none)
+                 stop_after_steps:int|None=None, # tests: raise KeyboardInterrupt after this many steps (as a kill would)
+                ) -> Iterator[tuple[str, dict]]:
+    "Invert many clips in lock-step batches; yields `(clip_id, result)` as each clip finishes (or fails)."
+    return _engine_for(G, clips, cfg, lpips, batch_size, w_init, steps_first, seed, checkpoint).run(stop_after_steps)
 
 # %% ../nbs/09_invert.ipynb #5772910d
 def invert_sequence(G, # generator

@@ -159,15 +159,19 @@ def test_run_kill_and_resume(run, lpips, monkeypatch):
     assert sorted(again['skipped']) == ['c0', 'c1', 'c2', 'c3'] and again['inverted'] == []
     assert sorted(row['clip'] for row in _log(run) if row['status'] == 'done') == ['c0', 'c1', 'c2', 'c3']
 
-def test_run_checkpoint_resume_equals_whole_run(run, tmp_path, G, clips, lpips):
-    "A run stopped mid-batch (a kill) and run again gives the latents of a run never stopped (item 5 of #15)."
-    cfg = _cfg(**EQ, **{'invert.batch_clips': 2, 'invert.checkpoint_s': 1e-9})
+@pytest.mark.parametrize('warm', ['previous', 'first'])
+def test_run_checkpoint_resume_equals_whole_run(run, tmp_path, G, clips, lpips, warm):
+    "A run stopped mid-batch (a kill) and run again gives the latents of a run never stopped (item 5 of #15); 'first': mid-frames."
+    cfg = _cfg(**{**EQ, 'invert.steps_next': 2, 'invert.batch_clips': 2, 'invert.checkpoint_s': 1e-9, 'invert.warm_start': warm})
     whole = tmp_path/'whole'; shutil.copytree(run, whole)
     inv.invert_run(whole, cfg, progress=False, lpips=lpips)
-    with pytest.raises(KeyboardInterrupt): inv.invert_run(run, cfg, progress=False, lpips=lpips, stop_after_steps=6)
+    stop = 4 if warm == 'first' else 6                 # 'first': frame 0 of c0 and c1 take steps 1-3, then c1's frames 1, 2
+    with pytest.raises(KeyboardInterrupt): inv.invert_run(run, cfg, progress=False, lpips=lpips, stop_after_steps=stop)
     assert (run/'latents'/'.inflight.pt').exists()
     st = torch.load(run/'latents'/'.inflight.pt', weights_only=True)             # no code runs from it
     assert st['B'] == 2 and any(s is not None and s['f'] + s['s'] > 0 for s in st['slots'])
+    if warm == 'first':                                                           # two frames of c1 side by side, 1 step in
+        assert [(s['cid'], s['f'], s['s']) for s in st['slots']] == [('c1', 1, 1), ('c1', 2, 1)], st['slots']
     r = inv.invert_run(run, cfg, progress=False, lpips=lpips)
     assert not (run/'latents'/'.inflight.pt').exists() and not list((run/'latents').glob('.*tmp*'))
     assert sorted(r['inverted'] + r['skipped']) == sorted(clips)
