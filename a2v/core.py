@@ -145,6 +145,7 @@ class Embed2LatConfig:
     batch_size: int = 256
     epochs: int = 100
     max_seconds: float = 10.0       # training windows (AVSpeech clips are 3-10 s)
+    keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
 
 @dataclass
 class RenderConfig:
@@ -195,7 +196,7 @@ def _tiny() -> Config:
                           intermediate_size=192, conv_dim=[64]*7, num_conv_pos_embeddings=32,
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
-                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=6.0),
+                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=300, max_seconds=1.5, keep='last'),   # 13_embed2lat
         render=RenderConfig(magnify=1.0, mode='paper'),
         sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0), head_motion=0.25))
 

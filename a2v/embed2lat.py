@@ -155,7 +155,7 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
     mc = embed2lat_config(c, in_dim, latent)
     seed_everything(cfg.seed)
     res = fit(Embed2Lat(**mc), embed2lat_loss, train, val, out, mc, epochs=c.epochs, lr=c.lr,
-              batch_size=c.batch_size, seed=cfg.seed, device=cfg.device, progress=progress, title='Embed2Lat')
+              batch_size=c.batch_size, seed=cfg.seed, device=cfg.device, progress=progress, title='Embed2Lat', keep=c.keep)
     if dist_env()[0] != 0: return res
     model, _ = load_embed2lat(run_dir)
     full_train = PairDataset(run_dir, train_ids)
@@ -216,7 +216,12 @@ def lipsync_report(run_dir, # run with vae/, audio/, embed2lat/ trained
     rs = np.array([abs(_r(Mt[:, k], Ot)) if Mt[:, k].std() > 0 else 0 for k in range(Mt.shape[1])])
     k = int(np.nanargmax(rs)); sk = np.sign(_r(Mt[:, k], Ot)) or 1.
     Mv, Pv, Ov = np.concatenate(Mv), np.concatenate(Pv), np.concatenate(Ov)
+    U = np.linalg.svd(Mt - mean, full_matrices=False)[2][:8]                       # (8, latent) main motion directions
+    A = np.c_[(Mt - mean) @ U.T, np.ones(len(Mt))]
+    w = np.linalg.solve(A.T @ A + np.eye(A.shape[1]), A.T @ Ot)                     # ridge readout μ* → opening (train)
+    read = lambda M: np.c_[(M - mean) @ U.T, np.ones(len(M))] @ w
     return {'val_clips': len(split['val']), 'val_frames': len(Ov),
+            'r_pred_readout': _r(read(Pv), Ov), 'r_true_readout': _r(read(Mv), Ov),
             'r_pred_pc1': _r(sign * ((Pv - mean) @ pc), Ov), 'r_pred_best_dim': _r(sk * Pv[:, k], Ov),
             'r_true_pc1': _r(sign * ((Mv - mean) @ pc), Ov), 'r_true_best_dim': _r(sk * Mv[:, k], Ov),
             'best_dim': k, 'r_train_best_dim': float(rs[k])}

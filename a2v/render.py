@@ -113,7 +113,7 @@ def calibrate(run, cfg:Config, embed2lat=None) -> dict:
         preds, trues = [], []
         for cid in ids:
             e, _ = load_embedding(run, cid); mu = load_mu(run, cid)
-            preds.append(predict_latents(e, model, n_frames=len(mu))); trues.append(mu)
+            preds.append(predict_windowed(e, model, len(mu), cfg.embed2lat.max_seconds)); trues.append(mu)   # as rendered
         return (torch.cat(preds).float(), torch.cat(trues).float()) if ids else (None, None)
     split = _train_val(run, cfg)
     p, t = predict(split['train'])                                       # (N, D) each
