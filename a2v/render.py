@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import *
-from .media import load_image, load_audio, VideoWriter
+from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS
 
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
            'calibrate', 'predict_windowed', 'TalkingFace', 'Renderer', 'render_video', 'render_panel', 'side_by_side',
-           'heldout_pair', 'side_by_side_stills', 'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures',
-           'run_stage']
+           'heldout_pair', 'side_by_side_stills', 'render_demo', 'run_summary', 'training_amplitude', 'motion_report',
+           'fig4_full_flow', 'make_figures', 'run_stage']
 
 # %% ../nbs/14_render.ipynb #e9261e5b
 def latents_to_ws(mu:torch.Tensor, # motion latents μ (F, latent_dim)
@@ -406,6 +406,46 @@ def run_summary(run, G=None) -> dict:
         p = rd.root/stage/'metrics.json'
         if p.exists(): out[stage] = read_run_json(p, f'a2v {"train-vae" if stage == "vae" else "train-embed2lat"}')
     return out
+
+def training_amplitude(run, max_clips:int=8) -> float:
+    "Mouth-opening amplitude of the training clips: std over frames of `mouth_opening` on their frames, mean over clips."
+    from a2v.crop import load_clip
+    from a2v.metrics import render_metrics
+    ids = _train_val(run, None)['train'][:max_clips]
+    if not ids: raise MissingStageOutputError(f"{RunDir(run).root}: no training clips; run `a2v train-vae` first")
+    rd = RunDir(run)
+    return float(np.mean([np.std(render_metrics(load_clip(rd.clip_dir(c)).frames, np.zeros(1600, np.float32), syncnet=None)['mouth_opening'])
+                          for c in ids]))
+
+def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
+                  photos=tuple(SAMPLE_PHOTOS), # built-in photos to animate
+                  sentences=None, # what they say (default: the sample data's held-out sentences, never trained on)
+                  mode:str='calibrated', max_lag:int=10) -> dict:
+    "Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and vs the true opening."
+    from a2v.media import sample_photo
+    from a2v.metrics import render_metrics, lipsync
+    from a2v.sample_data import synth_speech, mouth_curves, HELDOUT_SENTENCES, HELDOUT_VOICE
+    r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps
+    ref = training_amplitude(run); rows = []
+    for name in photos:
+        crop, w0 = r.photo_code(sample_photo(name))
+        for s in (sentences or HELDOUT_SENTENCES):
+            speech, ph = synth_speech(s, HELDOUT_VOICE, 155, 55, 50)
+            pad = np.zeros(int(0.3 * 16000), np.float32); wave = np.concatenate([pad, speech, pad])  # (S,) as the held-out pair
+            mu = r.motion(wave)                                                                       # (F, latent)
+            frames = np.stack(list(synthesize_frames(r.G, r.codes(mu, w0, mode), r.cfg.render.batch_size)))
+            truth, _ = mouth_curves([(p, a + 0.3, b + 0.3) for p, a, b in ph], fps, len(frames), wave)
+            m = render_metrics(frames, wave, fps=fps, truth_opening=truth, max_lag=max_lag, syncnet=None)
+            vs_truth = lipsync(m['mouth_opening'], truth, max_lag)
+            rows.append(dict(photo=name, sentence=s, frames=len(frames), amplitude=float(np.std(m['mouth_opening'])),
+                             amplitude_ratio=float(np.std(m['mouth_opening'])) / max(ref, 1e-9),
+                             r_loudness=m['lipsync']['r_best'], lag_loudness=m['lipsync']['best_lag'],
+                             r_truth=vs_truth['r_best'], lag_truth=vs_truth['best_lag']))
+    rows = jsonable(rows)                                      # an r of a mouth that never moves is undefined: None
+    worst = lambda k, f=min: None if any(x[k] is None for x in rows) else f(x[k] for x in rows)
+    return dict(mode=mode, training_amplitude=ref, renders=rows, min_amplitude_ratio=worst('amplitude_ratio'),
+                min_r_truth=worst('r_truth'), min_r_loudness=worst('r_loudness'),
+                max_abs_lag_truth=worst('lag_truth', lambda v: max(abs(x) for x in v)))
 
 # %% ../nbs/14_render.ipynb #82aec60e
 def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, n_frames:int=4, path=None,
