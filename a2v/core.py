@@ -197,7 +197,7 @@ def _tiny() -> Config:
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
                                   conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=300, max_seconds=1.5, keep='last'),   # 13_embed2lat
-        render=RenderConfig(magnify=1.0, mode='paper'),
+        render=RenderConfig(magnify=4.0, mode='paper'),   # the paper's ×500 is for its Δw scale; ×4 here (14_render)
         sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}

@@ -15,7 +15,7 @@ from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
            'calibrate', 'predict_windowed', 'TalkingFace', 'Renderer', 'render_video', 'render_panel', 'side_by_side',
-           'heldout_pair', 'side_by_side_stills', 'render_demo', 'run_summary', 'training_amplitude', 'motion_report',
+           'side_by_side_stills', 'heldout_pair', 'render_demo', 'run_summary', 'training_amplitude', 'motion_report',
            'fig4_full_flow', 'make_figures', 'run_stage']
 
 # %% ../nbs/14_render.ipynb #e9261e5b
@@ -328,6 +328,21 @@ def side_by_side(photo_crop:np.ndarray, # the photo's face crop (R, R, 3) uint8
             w.write(np.concatenate([photo, big, _trace_panel(mouth, loud, t, (S, S))], 1))      # (S, 3S, 3)
     return Path(out)
 
+def side_by_side_stills(video, # a video written by `side_by_side`
+                        mouth:np.ndarray, # its measured mouth opening per frame (F,)
+                        n:int=3, fps:float=25.0):
+    "Figure (for the README): `n` frames of a side-by-side video, from the most closed to the most open measured mouth."
+    import matplotlib.pyplot as plt
+    from a2v.media import read_video
+    frames = read_video(video, fps=fps).frames                                   # (F, S, 3S, 3)
+    m = np.asarray(mouth, float)[:len(frames)]; m = np.where(np.isfinite(m), m, np.nanmedian(m))
+    pick = np.argsort(m, kind='stable')[np.linspace(0, len(m) - 1, n).round().astype(int)]
+    fig, axs = plt.subplots(n, 1, figsize=(7.5, 2.6 * n), squeeze=False)
+    for ax, k in zip(axs[:, 0], pick):
+        ax.imshow(frames[k]); ax.axis('off'); ax.set_title(f"t = {k / fps:.2f} s: measured mouth opening {m[k]:.2f}", fontsize=9, loc='left')
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/14_render.ipynb #ecb58d9d
 def heldout_pair(run, cfg:Config|None=None) -> tuple:
     """The closing render's photo, speech and ground truth (or None), in this order of preference:
@@ -352,21 +367,6 @@ def heldout_pair(run, cfg:Config|None=None) -> tuple:
     with atomic_path(photo, suffix='.png') as tmp: __import__('PIL.Image', fromlist=['Image']).fromarray(frame).save(tmp, format='PNG')
     return photo, rd.clip_dir(b)/'audio.wav', None
 
-def side_by_side_stills(video, # a video written by `side_by_side`
-                        mouth:np.ndarray, # its measured mouth opening per frame (F,)
-                        n:int=3, fps:float=25.0):
-    "Figure (for the README): `n` frames of a side-by-side video, from the most closed to the most open measured mouth."
-    import matplotlib.pyplot as plt
-    from a2v.media import read_video
-    frames = read_video(video, fps=fps).frames                                   # (F, S, 3S, 3)
-    m = np.asarray(mouth, float)[:len(frames)]; m = np.where(np.isfinite(m), m, np.nanmedian(m))
-    pick = np.argsort(m, kind='stable')[np.linspace(0, len(m) - 1, n).round().astype(int)]
-    fig, axs = plt.subplots(n, 1, figsize=(7.5, 2.6 * n), squeeze=False)
-    for ax, k in zip(axs[:, 0], pick):
-        ax.imshow(frames[k]); ax.axis('off'); ax.set_title(f"t = {k / fps:.2f} s: measured mouth opening {m[k]:.2f}", fontsize=9, loc='left')
-    fig.tight_layout()
-    return fig
-
 def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int, run=None) -> Path:
     "`renders/demo_side_by_side.mp4` from a finished render and its metrics (mouth opening, loudness), and its stills."
     from a2v.media import read_video
@@ -389,7 +389,7 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
         m = r.render(photo, speech, rd.stage('renders')/f'demo_{mode}.mp4', mode=mode, truth_opening=opening, progress=progress)
         renders[mode] = {k: m[k] for k in ('out', 'frames', 'seconds', 'magnify', 'flicker_background', 'flicker_face', 'lipsync', 'lse') if k in m}
         if 'truth' in m: renders[mode]['truth'] = m['truth']
-    _side_by_side_of(rd.stage('renders')/'demo_calibrated.mp4', photo, speech, cfg, r.G.img_resolution, run)
+    _side_by_side_of(rd.stage('renders')/f'demo_{cfg.render.mode}.mp4', photo, speech, cfg, r.G.img_resolution, run)
     metrics = dict(renders=renders, motion=motion_report(run, cfg, r), **run_summary(run, r.G))
     atomic_write_json(rd.metrics, metrics)
     make_figures(run, cfg, renderer=r)
@@ -420,12 +420,12 @@ def training_amplitude(run, max_clips:int=8) -> float:
 def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
                   photos=tuple(SAMPLE_PHOTOS), # built-in photos to animate
                   sentences=None, # what they say (default: the sample data's held-out sentences, never trained on)
-                  mode:str='calibrated', max_lag:int=10) -> dict:
+                  mode:str|None=None, max_lag:int=10) -> dict:   # mode: None = cfg.render.mode
     "Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and vs the true opening."
     from a2v.media import sample_photo
     from a2v.metrics import render_metrics, lipsync
     from a2v.sample_data import synth_speech, mouth_curves, HELDOUT_SENTENCES, HELDOUT_VOICE
-    r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps
+    r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps; mode = mode or r.cfg.render.mode
     ref = training_amplitude(run); rows = []
     for name in photos:
         crop, w0 = r.photo_code(sample_photo(name))
