@@ -49,7 +49,7 @@ def test_list_weights(cache):
     rows = list_weights()
     assert [r['name'] for r in rows] == list(REGISTRY)
     assert set(rows[0]) == {'name', 'present', 'size', 'licence', 'path'}
-    assert not any(r['present'] for r in rows)            # empty cache
+    assert all(r['present'] == REGISTRY[r['name']].bundled for r in rows)   # empty cache: only what the package ships
 
 
 def test_import_downloads_nothing(tmp_path):
