@@ -599,6 +599,46 @@ class SynthesisInput(nn.Module):
     def extra_repr(self): return f'w_dim={self.w_dim}, channels={self.channels}, size={list(self.size)}, sampling_rate={self.sampling_rate:g}, bandwidth={self.bandwidth:g}'
 
 # %% ../nbs/06_stylegan3.ipynb #b5175acb
+class _ModConvLReLU(torch.autograd.Function):
+    """A 1×1 modulated convolution, bias, leaky ReLU and clamp as one op. Autograd keeps its input, the per-sample
+    weights and its output (the next layer keeps that anyway), not the pre-activation: the leaky ReLU's derivative is
+    read off the output's sign, the clamp's off |y| < clamp."""
+    @staticmethod
+    def forward(ctx, xf, wn, b, nhwc:bool, slope:float, clamp:float|None):
+        # xf (N, HW, I) if nhwc else (N, I, HW); wn (N, O, I); b (O,) or None -> y (N, HW, O) or (N, O, HW)
+        O = wn.shape[1]
+        if nhwc: y = torch.bmm(xf, wn.transpose(1, 2)) if b is None else torch.baddbmm(b.view(1, 1, O), xf, wn.transpose(1, 2))
+        else:    y = torch.bmm(wn, xf) if b is None else torch.baddbmm(b.view(1, O, 1), wn, xf)
+        y = F.leaky_relu_(y, slope)
+        clamped = False
+        if clamp is not None:
+            clamped = True
+            if y.device.type == 'cpu':          # a GPU would have to wait for the answer: clamp there always
+                lo, hi = torch.aminmax(y)
+                clamped = float(lo) < -clamp or float(hi) > clamp
+            if clamped: y = y.clamp_(-clamp, clamp)
+        ctx.save_for_backward(xf, wn, y)
+        ctx.cfg = nhwc, slope, clamp if clamped else None, b is not None
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        xf, wn, y = ctx.saved_tensors
+        nhwc, slope, clamp, has_b = ctx.cfg
+        g = torch.ops.aten.leaky_relu_backward(dy, y, slope, False)   # y > 0 exactly where the pre-activation is
+        if clamp is not None: g = g * (y.abs() < clamp)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        if nhwc:   # g (N, HW, O)
+            dx = torch.bmm(g, wn) if need_x else None                     # (N, HW, I)
+            dw = torch.bmm(g.transpose(1, 2), xf) if need_w else None     # (N, O, I)
+            db = g.sum((0, 1)) if has_b and need_b else None
+        else:      # g (N, O, HW)
+            dx = torch.bmm(wn.transpose(1, 2), g) if need_x else None     # (N, I, HW)
+            dw = torch.bmm(g, xf.transpose(1, 2)) if need_w else None     # (N, O, I)
+            db = g.sum((0, 2)) if has_b and need_b else None
+        return dx, dw, db, None, None, None
+
 def modulated_conv(
     x:torch.Tensor,          # input (N, I, H, W)
     weight:torch.Tensor,     # (O, I, k, k)
@@ -608,8 +648,10 @@ def modulated_conv(
     input_gain=None,         # scalar tensor: 1/RMS of the input (magnitude EMA)
     bias:torch.Tensor|None=None, # (O,) added after the convolution
     out_scale:float=1.0,     # multiplies the result (bias included)
+    slope:float|None=None,   # then a leaky ReLU with this slope (None: none)...
+    clamp:float|None=None,   # ...and a clamp to ±clamp (only with a slope)
 ) -> torch.Tensor:           # (N, O, H + 2·padding − k + 1, ...)
-    "out_scale · (modulated conv(x) + bias), without building per-sample kernels for k > 1."
+    "out_scale · (modulated conv(x) + bias) [→ leaky ReLU → clamp], without building per-sample kernels for k > 1."
     O, I, kh, kw = weight.shape
     N = x.shape[0]
     if demodulate:
@@ -622,17 +664,17 @@ def modulated_conv(
     if kh == kw == 1 and padding == 0:      # one batched matrix product with per-sample weights
         H, W = x.shape[2:]
         wn = (weight.view(1, O, I) * s.unsqueeze(1) * dcoefs.unsqueeze(2)).to(x.dtype)            # (N, O, I)
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            xf = x.permute(0, 2, 3, 1).reshape(N, H * W, I)                                      # (N, HW, I), a view
-            wt = wn.transpose(1, 2)                                                              # (N, I, O)
-            y = torch.bmm(xf, wt) if b is None else torch.baddbmm(b.view(1, 1, O), xf, wt)     # (N, HW, O)
-            return y.view(N, H, W, O).permute(0, 3, 1, 2)                                        # channels-last
-        xf = x.reshape(N, I, H * W)
-        y = torch.bmm(wn, xf) if b is None else torch.baddbmm(b.view(1, O, 1), wn, xf)
-        return y.view(N, O, H, W)
+        nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        xf = x.permute(0, 2, 3, 1).reshape(N, H * W, I) if nhwc else x.reshape(N, I, H * W)   # (N, HW, I) or (N, I, HW): views
+        if slope is not None:
+            y = _ModConvLReLU.apply(xf, wn, b, nhwc, float(slope), None if clamp is None else float(clamp))
+        elif nhwc: y = torch.bmm(xf, wn.transpose(1, 2)) if b is None else torch.baddbmm(b.view(1, 1, O), xf, wn.transpose(1, 2))
+        else:      y = torch.bmm(wn, xf) if b is None else torch.baddbmm(b.view(1, O, 1), wn, xf)
+        return y.view(N, H, W, O).permute(0, 3, 1, 2) if nhwc else y.view(N, O, H, W)          # (N, O, H, W)
     x = F.conv2d(x * s.to(x.dtype).view(N, I, 1, 1), weight.to(x.dtype), padding=padding)
     d = dcoefs.to(x.dtype).view(N, O, 1, 1)
-    return x * d if b is None else torch.addcmul(b.view(1, O, 1, 1), x, d)
+    x = x * d if b is None else torch.addcmul(b.view(1, O, 1, 1), x, d)
+    return x if slope is None else _clamp(F.leaky_relu_(x, slope), clamp)
 
 # %% ../nbs/06_stylegan3.ipynb #69804a43
 def _clamp(x, c):
@@ -708,6 +750,12 @@ class SynthesisLayer(nn.Module):
                                input_gain=self.magnitude_ema.rsqrt(), bias=self.bias)
             return filtered_lrelu(x, self.up_filter, self.down_filter, None, up, self.down_factor, self.padding,
                                   gain=gain, slope=0.2, clamp=self.conv_clamp, impl=impl)
+        if impl != 'reference' and not self.is_torgb and up == 1 and self.down_filter is None and max(self.padding) <= 0:
+            # no filter at all: the leaky ReLU and the clamp join the (1×1) convolution; a negative padding crops after
+            x = modulated_conv(x, self.weight, styles, demodulate=True, padding=self.conv_kernel - 1,
+                               input_gain=self.magnitude_ema.rsqrt(), bias=self.bias, out_scale=gain,
+                               slope=0.2, clamp=self.conv_clamp)
+            return upfir(x, None, 1, self.padding)
         # reference path: filtered_lrelu(modulated_conv(x), ...) with its linear gains (√2, up²) folded into the convolution
         x = modulated_conv(x, self.weight, styles, demodulate=not self.is_torgb, padding=self.conv_kernel - 1,
                            input_gain=self.magnitude_ema.rsqrt(), bias=self.bias, out_scale=gain * up ** 2)

@@ -46,9 +46,10 @@ def _reference():
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     return mod.import_reference(root)
 
-def _nvidia_kwargs(arch:dict) -> dict:
-    kw = {k: v for k, v in arch.items() if k not in ('mapping_layers',)}
-    kw['mapping_kwargs'] = dict(num_layers=arch.get('mapping_layers', 2))
+def _nvidia_kwargs(arch) -> dict:
+    "NVIDIA's Generator keywords from our arch (a dict, or the tiny preset's GeneratorArch)."
+    kw = {k: arch[k] for k in arch.keys()}
+    kw['mapping_kwargs'] = dict(num_layers=kw.pop('mapping_layers', 2))
     kw.setdefault('c_dim', 0)
     return kw
 
@@ -99,11 +100,11 @@ def bench_fused() -> list[dict]:
             rows.append(dict(what=f'{what} {label} peak RSS increase', value=round(statistics.median(mb)), unit='MB',
                              note=f'spread {_spread(mb, 0)}'))
         tr = [a['s'] / b['s'] for a, b in zip(m['auto'], m['reference'])]
-        mr = [a['peak_mb'] / b['peak_mb'] for a, b in zip(m['auto'], m['reference'])]
+        mr = [a['peak_mb'] / b['peak_mb'] for a, b in zip(m['auto'], m['reference']) if b['peak_mb'] > 0]   # 0: below RSS noise
         rows.append(dict(what=f'{what} fused/reference time', value=round(statistics.median(tr), 2), unit='x',
                          note=f'same-run pairs, spread {_spread(tr, 2)}'))
-        rows.append(dict(what=f'{what} fused/reference peak memory', value=round(statistics.median(mr), 2), unit='x',
-                         note=f'same-run pairs, spread {_spread(mr, 2)}'))
+        if mr: rows.append(dict(what=f'{what} fused/reference peak memory', value=round(statistics.median(mr), 2), unit='x',
+                                note=f'same-run pairs, spread {_spread(mr, 2)}'))
     return rows
 
 def bench() -> list[dict]:

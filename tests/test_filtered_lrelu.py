@@ -114,3 +114,38 @@ def test_triton_kernels_in_interpreter():
     for case, r in zip(cases, json.loads(p.stdout.strip().splitlines()[-1])):
         assert r['shape'] and r['scale'] > 0.1, (case, r)
         assert r['y'] < 1e-5 and r['dx'] < 1e-5 and r['db'] < 1e-4, (case, r)
+
+@pytest.mark.parametrize('nhwc', [True, False])
+@pytest.mark.parametrize('clamp', [None, 0.8, 50.0])
+def test_modconv_lrelu_gradcheck(nhwc, clamp):
+    "The 1×1 modulated conv + bias + leaky ReLU + clamp op (layers without filters): its backward against finite differences."
+    from a2v.stylegan3 import _ModConvLReLU
+    g = torch.Generator().manual_seed(1)
+    N, I, O, HW = 2, 3, 4, 5
+    xf = torch.randn(*((N, HW, I) if nhwc else (N, I, HW)), generator=g, dtype=torch.float64, requires_grad=True)
+    wn = torch.randn(N, O, I, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(O, generator=g, dtype=torch.float64, requires_grad=True)
+    fn = lambda x, w, b: _ModConvLReLU.apply(x, w, b, nhwc, 0.2, clamp)
+    assert torch.autograd.gradcheck(fn, (xf, wn, b))
+    y = fn(xf, wn, b)
+    if clamp == 0.8: assert y.abs().max() == 0.8 and (y < 0).any()     # both the clamp and the negative slope were exercised
+    assert torch.autograd.gradcheck(lambda x, w: _ModConvLReLU.apply(x, w, None, nhwc, 0.2, clamp), (xf, wn))
+
+def test_tiny_synthesis_fused_matches_reference():
+    "The tiny preset's generator (no down filters: its plain layers take the op above): image and every gradient."
+    from a2v.core import get_config
+    torch.manual_seed(0)
+    G = Generator(**get_config('tiny').generator.arch).train()
+    ws = G.mapping(torch.randn(3, G.z_dim)).detach()
+    out = {}
+    for impl in ('reference', 'auto'):
+        set_filtered_lrelu_impl(G, impl); G.zero_grad()
+        w = ws.clone().requires_grad_(True)
+        img = G.synthesis(w)
+        (img * torch.linspace(-1, 1, img.numel()).view(img.shape)).sum().backward()
+        out[impl] = img.detach(), w.grad, {n: p.grad.clone() for n, p in G.synthesis.named_parameters() if p.grad is not None}
+    (i0, w0, p0), (i1, w1, p1) = out['reference'], out['auto']
+    assert (i1 - i0).abs().max() < 1e-5
+    assert (w1 - w0).abs().max() <= 1e-4 * w0.abs().max()
+    assert p0.keys() == p1.keys() and len(p0) > 20
+    for n in p0: assert (p1[n] - p0[n]).abs().max() <= 1e-4 * p0[n].abs().max() + 1e-8, n
