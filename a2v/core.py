@@ -120,6 +120,7 @@ class VAEConfig:
     lr: float = 1e-3
     epochs: int = 500
     val_fraction: float = 0.1       # split by clip, never by frame
+    threads: int = 0                # CPU threads while training (0: torch's default); a small VAE trains faster on one
 
 @dataclass
 class AudioConfig:
@@ -191,7 +192,7 @@ def _tiny() -> Config:
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
                             lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 09_invert
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
-                      val_fraction=0.2),
+                      val_fraction=0.2, threads=1),   # as fast as two when idle, 1.6× faster on a busy machine (10_train)
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=192, conv_dim=[64]*7, num_conv_pos_embeddings=32,
                           num_conv_pos_embedding_groups=4)),
@@ -273,7 +274,7 @@ _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Eve
                               'invert.mse_weight', 'invert.lpips_weight', 'vae.beta', 'render.smooth_frames', 'sample_data.clips',
                               'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
                               'generator.fit_init_scale', 'sample_data.head_motion', 'seed', 'invert.checkpoint_s',
-                              'invert.max_loss')},
+                              'invert.max_loss', 'vae.threads')},
     'crop.min_prob': (0, 1), 'generator.fit_lr_end': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
 }
 
