@@ -186,7 +186,7 @@ class Renderer:
         self.vae = load_vae(run)
         self.encoder = load_audio_encoder(self.cfg)
         self.embed2lat = load_embed2lat(run)[0]
-        self._lpips, self._calibration = None, None
+        self._lpips, self._calibration, self._codes = None, None, {}
 
     @property
     def calibration(self) -> dict:
@@ -194,13 +194,16 @@ class Renderer:
         return self._calibration
 
     def photo_code(self, image, face_index:int|None=None) -> tuple[np.ndarray, torch.Tensor]:
-        "Crop and invert a photo: (crop (R, R, 3) uint8, w_0 (num_ws, w_dim))."
+        "Crop and invert a photo: (crop (R, R, 3) uint8, w_0 (num_ws, w_dim)); a crop seen before is not inverted again."
+        import hashlib
         from a2v.invert import invert_image
         from a2v.lpips import get_lpips
         crop, _ = crop_photo(image, self.cfg, self.G.img_resolution, face_index)
-        if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
-        w0, _ = invert_image(self.G, crop, self.cfg, lpips=self._lpips)
-        return crop, w0.detach().cpu()
+        key = hashlib.sha1(crop.tobytes()).hexdigest()       # the inversion is deterministic: same crop, same w_0
+        if key not in self._codes:
+            if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
+            self._codes[key] = invert_image(self.G, crop, self.cfg, lpips=self._lpips)[0].detach().cpu()
+        return crop, self._codes[key]
 
     def motion(self, wave:np.ndarray) -> torch.Tensor:
         "Embed2Lat's μ' (F, latent_dim) for 16 kHz speech, F = the video frame count of its duration."

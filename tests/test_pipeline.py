@@ -169,3 +169,13 @@ def test_fit_generator_command_gives_the_run_its_own(micro_run, tmp_path):
     _a2v('invert', '--run', run, '--set', 'invert.steps_first=2', '--set', 'invert.steps_next=1')
     cid = next(p.stem for p in (run/'latents').glob('*.safetensors'))
     assert load_tensors(run/'latents'/f'{cid}.safetensors')[1]['generator'] == FITTED_GENERATOR
+
+@pytest.mark.slow
+def test_photo_code_inverts_a_crop_once(micro_run, renderer):
+    "The same photo (once as a path, once as pixels) is inverted once per renderer; its mirror image gets its own code."
+    before = len(renderer._codes)
+    c1, w1 = renderer.photo_code(micro_run[0]/'data'/'heldout'/'photo.png')
+    c2, w2 = renderer.photo_code(_photo(micro_run))
+    assert (c1 == c2).all() and w1 is w2 and len(renderer._codes) <= before + 1
+    c3, w3 = renderer.photo_code(np.ascontiguousarray(_photo(micro_run)[:, ::-1]))
+    assert not (c3 == c1).all() and w3 is not w1 and not (w3 == w1).all()
