@@ -12,6 +12,8 @@ from .core import *
 __all__ = ['STAGES', 'STAGE_OUTPUTS', 'STAGE_INPUTS', 'stage_module', 'run_stage', 'upstream', 'notebooks_dir', 'run_pipeline']
 
 # %% ../nbs/15_pipeline.ipynb #b02f14df
+_EXPORT = 'nbdev_export' + '('   # a notebook's closing export call (spelt in two: nbdev_test skips a cell holding it)
+
 def _is_slow(source:str) -> bool:
     "Whether a code cell's nbdev directives (its leading `#|` lines; blank lines may come first) include `slow`."
     for line in source.splitlines():
@@ -84,11 +86,11 @@ def _remove_outputs(run, name):
         elif p.exists(): p.unlink()
 
 def _run_notebook(nbs:Path, nb:str, run:Path, cfg:Config, name:str):
-    "Execute stage notebook `nb` without its `#| slow` cells with papermill on `run`; the executed copy is kept in RUN/notebooks/."
+    "Execute stage notebook `nb` with papermill on `run`, less its `#| slow` cells and closing export; the executed copy is kept in RUN/notebooks/."
     import nbformat, papermill as pm
     out = run/'notebooks'/nb; out.parent.mkdir(parents=True, exist_ok=True)
     src = nbformat.read(nbs/nb, as_version=4)
-    src.cells = [c for c in src.cells if not (c.cell_type == 'code' and _is_slow(c.source))]
+    src.cells = [c for c in src.cells if c.cell_type != 'code' or not (_is_slow(c.source) or _EXPORT in c.source)]
     nbformat.write(src, out)                                   # executed in place: papermill reads it before writing
     params = dict(run_dir=str(run.resolve()), preset=cfg.preset, overrides=json.dumps(jsonable(flatten_config(cfg))))
     try: pm.execute_notebook(str(out), str(out), parameters=params, cwd=str(nbs), progress_bar=False, kernel_name='python3', language='python')

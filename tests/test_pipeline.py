@@ -171,7 +171,7 @@ def test_fit_generator_command_gives_the_run_its_own(micro_run, tmp_path):
     assert load_tensors(run/'latents'/f'{cid}.safetensors')[1]['generator'] == FITTED_GENERATOR
 
 def test_stage_notebook_runs_without_its_slow_cells(tmp_path):
-    "The pipeline's notebook runner leaves out `#| slow` cells: here they would raise, and the cell after them must run."
+    "The pipeline's notebook runner leaves out `#| slow` cells and `nbdev_export()`: here they would raise, the others must run."
     import nbformat
     from a2v.core import get_config
     from a2v.pipeline import _run_notebook
@@ -179,9 +179,10 @@ def test_stage_notebook_runs_without_its_slow_cells(tmp_path):
     nb = v4.new_notebook(metadata={'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}}, cells=[
         v4.new_code_cell("run_dir = ''\npreset = ''\noverrides = '{}'", metadata={'tags': ['parameters']}),
         v4.new_code_cell(f"#| slow\n{boom}"), v4.new_code_cell(f"\n#| hide\n#|slow\n{boom}"),
-        v4.new_code_cell("from pathlib import Path\nPath(run_dir, 'stage.txt').write_text(preset)")])
+        v4.new_code_cell("from pathlib import Path\nPath(run_dir, 'stage.txt').write_text(preset)"),
+        v4.new_code_cell("#| hide\nimport nbdev; nbdev.nbdev_export()")])                 # raises: no nbdev project here
     (tmp_path/'nbs').mkdir(); nbformat.write(nb, tmp_path/'nbs'/'99_stage.ipynb')
     _run_notebook(tmp_path/'nbs', '99_stage.ipynb', tmp_path/'run', get_config('tiny'), 'stage')
     assert (tmp_path/'run'/'stage.txt').read_text() == 'tiny'                  # the parameters arrived, the last cell ran
     ran = nbformat.read(tmp_path/'run'/'notebooks'/'99_stage.ipynb', as_version=4)
-    assert not any(boom in c.source for c in ran.cells)                       # the executed copy has no slow cell
+    assert not any(boom in c.source or 'nbdev_export' in c.source for c in ran.cells)   # nor has the executed copy
