@@ -4,12 +4,24 @@
 
 # %% ../nbs/15_pipeline.ipynb #a3300d4c
 from __future__ import annotations
-import importlib, json, shutil, time
+import importlib, json, re, shutil, time
 from pathlib import Path
 from .core import *
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_OUTPUTS', 'STAGE_INPUTS', 'stage_module', 'run_stage', 'upstream', 'notebooks_dir', 'run_pipeline']
+
+# %% ../nbs/15_pipeline.ipynb #b02f14df
+_EXPORT = 'nbdev_export' + '('   # a notebook's closing export call (spelt in two: nbdev_test skips a cell holding it)
+
+def _is_slow(source:str) -> bool:
+    "Whether a code cell's nbdev directives (its leading `#|` lines; blank lines may come first) include `slow`."
+    for line in source.splitlines():
+        if not line.strip(): continue
+        m = re.match(r'\s*#\s*\|\s*([\w-]+)', line)
+        if m is None: return False                     # the code has started: no more directives
+        if m[1] == 'slow': return True
+    return False
 
 # %% ../nbs/15_pipeline.ipynb #7bfe2723
 STAGES = [  # (name, module whose `run_stage` runs it, its notebook, config sections its outputs depend on)
@@ -74,11 +86,14 @@ def _remove_outputs(run, name):
         elif p.exists(): p.unlink()
 
 def _run_notebook(nbs:Path, nb:str, run:Path, cfg:Config, name:str):
-    "Execute stage notebook `nb` with papermill on `run`; the executed copy is kept in RUN/notebooks/."
-    import papermill as pm
+    "Execute stage notebook `nb` with papermill on `run`, less its `#| slow` cells and closing export; the executed copy is kept in RUN/notebooks/."
+    import nbformat, papermill as pm
     out = run/'notebooks'/nb; out.parent.mkdir(parents=True, exist_ok=True)
+    src = nbformat.read(nbs/nb, as_version=4)
+    src.cells = [c for c in src.cells if c.cell_type != 'code' or not (_is_slow(c.source) or _EXPORT in c.source)]
+    nbformat.write(src, out)                                   # executed in place: papermill reads it before writing
     params = dict(run_dir=str(run.resolve()), preset=cfg.preset, overrides=json.dumps(jsonable(flatten_config(cfg))))
-    try: pm.execute_notebook(str(nbs/nb), str(out), parameters=params, cwd=str(nbs), progress_bar=False, kernel_name='python3', language='python')
+    try: pm.execute_notebook(str(out), str(out), parameters=params, cwd=str(nbs), progress_bar=False, kernel_name='python3', language='python')
     except pm.PapermillExecutionError as e:
         raise A2VError(f"stage {name} failed in {out} (cell {e.exec_count}): {e.ename}: {str(e.evalue).splitlines()[0] if e.evalue else ''}") from None
 

@@ -179,3 +179,20 @@ def test_photo_code_inverts_a_crop_once(micro_run, renderer):
     assert (c1 == c2).all() and w1 is w2 and len(renderer._codes) <= before + 1
     c3, w3 = renderer.photo_code(np.ascontiguousarray(_photo(micro_run)[:, ::-1]))
     assert not (c3 == c1).all() and w3 is not w1 and not (w3 == w1).all()
+
+def test_stage_notebook_runs_without_its_slow_cells(tmp_path):
+    "The pipeline's notebook runner leaves out `#| slow` cells and `nbdev_export()`: here they would raise, the others must run."
+    import nbformat
+    from a2v.core import get_config
+    from a2v.pipeline import _run_notebook
+    v4, boom = nbformat.v4, "raise RuntimeError('a slow cell ran')"
+    nb = v4.new_notebook(metadata={'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}}, cells=[
+        v4.new_code_cell("run_dir = ''\npreset = ''\noverrides = '{}'", metadata={'tags': ['parameters']}),
+        v4.new_code_cell(f"#| slow\n{boom}"), v4.new_code_cell(f"\n#| hide\n#|slow\n{boom}"),
+        v4.new_code_cell("from pathlib import Path\nPath(run_dir, 'stage.txt').write_text(preset)"),
+        v4.new_code_cell("#| hide\nimport nbdev; nbdev.nbdev_export()")])                 # raises: no nbdev project here
+    (tmp_path/'nbs').mkdir(); nbformat.write(nb, tmp_path/'nbs'/'99_stage.ipynb')
+    _run_notebook(tmp_path/'nbs', '99_stage.ipynb', tmp_path/'run', get_config('tiny'), 'stage')
+    assert (tmp_path/'run'/'stage.txt').read_text() == 'tiny'                  # the parameters arrived, the last cell ran
+    ran = nbformat.read(tmp_path/'run'/'notebooks'/'99_stage.ipynb', as_version=4)
+    assert not any(boom in c.source or 'nbdev_export' in c.source for c in ran.cells)   # nor has the executed copy
