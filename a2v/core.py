@@ -97,6 +97,7 @@ class InvertConfig:
     lr_first_end: float = 0.01
     steps_next: int = 5             # frames i > 0, warm-started (see warm_start)
     warm_start: Literal['previous', 'first'] = 'previous'  # frame i starts from frame i-1's code (paper) or from frame 0's ('first')
+    anchor: float = 0.0             # 'previous': frame i starts at w_{i-1} + anchor·(w_0 − w_{i-1}) (0: the paper's; 09_invert)
     lr_next: float = 0.01
     mse_weight: float = 1.0
     lpips_weight: float = 10.0
@@ -189,7 +190,7 @@ def _tiny() -> Config:
             source='a2v-tiny-generator-v1',   # shipped in the package (07_fit_generator): fitted once, long, to the sample data
             arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
-        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
+        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='previous', anchor=0.2,
                             lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 09_invert
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
                       val_fraction=0.2, threads=1),   # as fast as two when idle, 1.6× faster on a busy machine (10_train)
@@ -275,7 +276,7 @@ _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Eve
                               'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
                               'generator.fit_init_scale', 'sample_data.head_motion', 'seed', 'invert.checkpoint_s',
                               'invert.max_loss', 'vae.threads')},
-    'crop.min_prob': (0, 1), 'generator.fit_lr_end': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
+    'crop.min_prob': (0, 1), 'generator.fit_lr_end': (0, 1), 'invert.anchor': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
 }
 
 def check_config(cfg:Config):

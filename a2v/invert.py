@@ -183,9 +183,12 @@ class _Lockstep:
         return _Job(c, f, self.n_first, ic.lr_first, ic.lr_first_end) if f == 0 else _Job(c, f, ic.steps_next, ic.lr_next, None)
 
     def start(self, i:int, j:_Job):
-        "Slot `i` takes job `j` with a fresh Adam state; a later frame starts from frame f-1's code, or frame 0's ('first')."
+        "Slot `i` takes job `j` with a fresh Adam state; a later frame starts from frame f-1's code (pulled towards w_0 by `anchor`) or frame 0's ('first')."
         self.T[i] = j.c.frames[j.f].to(self.dev); self.opt.reset([i])
-        if j.f > 0: self.W[i] = j.c.ws[0 if self.icfg.warm_start == 'first' else j.f - 1].to(self.dev)
+        if j.f > 0:
+            w0 = j.c.ws[0].to(self.dev)
+            if self.icfg.warm_start == 'first': self.W[i] = w0
+            else: self.W[i] = torch.lerp(j.c.ws[j.f - 1].to(self.dev), w0, self.icfg.anchor)   # w_{f-1} + a·(w_0 − w_{f-1})
         else: self.W[i] = self._start_code(j.c.cid, i)
         self.slots[i], j.s = j, 0                                      # (only once nothing can fail: out of memory)
 
