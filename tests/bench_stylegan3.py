@@ -19,6 +19,9 @@ path (2.5× and 3.8× faster); the tiny generator 15 ms / 39 ms against 29 ms / 
 (`make bench`): R-256 at batch 1, 4.0 s / 8.4 s against NVIDIA's 11.2 s / 66.8 s (2.8× / 7.9×).
 2026-12-01, one thread, 3 alternating fresh-process runs: R-256 fwd+bwd reference path 31.0 s (22.8–49.8), fused op
 23.5 s (20.2–46.5), ratio 0.89× (0.76–0.93); peak RSS 3775 MB against 1124 MB (0.30×).
+2026-12-01, after the plain layers became one op (`_ModConvLReLU`), `A2V_BENCH_QUICK=1`, 2 threads: tiny generator
+fwd+bwd 50.6 ms per image at batch 8 and 64.2 ms at batch 1 against NVIDIA's 112.8 / 200.1 ms (0.45× / 0.32×); our
+reference path 61.5 ms at batch 8, the default 46.5 ms (0.76×, same-run pairs 0.72–0.79).
 """
 import importlib.util, json, logging, os, statistics, subprocess, sys, time
 from pathlib import Path
