@@ -748,8 +748,10 @@ class SynthesisLayer(nn.Module):
                                input_gain=self.magnitude_ema.rsqrt(), bias=self.bias)
             return filtered_lrelu(x, self.up_filter, self.down_filter, None, up, self.down_factor, self.padding,
                                   gain=gain, slope=0.2, clamp=self.conv_clamp, impl=impl)
-        if impl != 'reference' and not self.is_torgb and up == 1 and self.down_filter is None and max(self.padding) <= 0:
+        plain = up == 1 and self.down_filter is None and max(self.padding) <= 0
+        if impl != 'reference' and not self.is_torgb and plain and not torch.compiler.is_compiling():
             # no filter at all: the leaky ReLU and the clamp join the (1×1) convolution; a negative padding crops after
+            # (torch.compile traces the reference path, as with the filtered op)
             x = modulated_conv(x, self.weight, styles, demodulate=True, padding=self.conv_kernel - 1,
                                input_gain=self.magnitude_ema.rsqrt(), bias=self.bias, out_scale=gain,
                                slope=0.2, clamp=self.conv_clamp)
