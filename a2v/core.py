@@ -121,7 +121,7 @@ class VAEConfig:
     lr: float = 1e-3
     epochs: int = 500
     val_fraction: float = 0.1       # split by clip, never by frame
-    threads: int = 0                # CPU threads while training (0: torch's default); a small VAE trains faster on one
+    threads: int = 0                # CPU threads while training (0: torch's default); see 10_train
 
 @dataclass
 class AudioConfig:

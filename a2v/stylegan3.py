@@ -601,6 +601,12 @@ class SynthesisInput(nn.Module):
     def extra_repr(self): return f'w_dim={self.w_dim}, channels={self.channels}, size={list(self.size)}, sampling_rate={self.sampling_rate:g}, bandwidth={self.bandwidth:g}'
 
 # %% ../nbs/06_stylegan3.ipynb #b5175acb
+def _conv1x1(xf, wn, b, nhwc:bool) -> torch.Tensor:
+    "Per-sample 1×1 convolution as one batched product: xf (N, HW, I) → (N, HW, O) if nhwc, else (N, I, HW) → (N, O, HW)."
+    O = wn.shape[1]
+    if nhwc: return torch.bmm(xf, wn.transpose(1, 2)) if b is None else torch.baddbmm(b.view(1, 1, O), xf, wn.transpose(1, 2))
+    return torch.bmm(wn, xf) if b is None else torch.baddbmm(b.view(1, O, 1), wn, xf)
+
 class _ModConvLReLU(torch.autograd.Function):
     """A 1×1 modulated convolution, bias, leaky ReLU and clamp as one op. Autograd keeps its input, the per-sample
     weights and its output (the next layer keeps that anyway), not the pre-activation: the leaky ReLU's derivative is
@@ -608,10 +614,7 @@ class _ModConvLReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xf, wn, b, nhwc:bool, slope:float, clamp:float|None):
         # xf (N, HW, I) if nhwc else (N, I, HW); wn (N, O, I); b (O,) or None -> y (N, HW, O) or (N, O, HW)
-        O = wn.shape[1]
-        if nhwc: y = torch.bmm(xf, wn.transpose(1, 2)) if b is None else torch.baddbmm(b.view(1, 1, O), xf, wn.transpose(1, 2))
-        else:    y = torch.bmm(wn, xf) if b is None else torch.baddbmm(b.view(1, O, 1), wn, xf)
-        y = F.leaky_relu_(y, slope)
+        y = F.leaky_relu_(_conv1x1(xf, wn, b, nhwc), slope)
         clamped = False
         if clamp is not None:
             clamped = y.device.type != 'cpu' or not _within(y, clamp)   # a GPU would have to wait for the answer: clamp there always
@@ -665,10 +668,8 @@ def modulated_conv(
         wn = (weight.view(1, O, I) * s.unsqueeze(1) * dcoefs.unsqueeze(2)).to(x.dtype)            # (N, O, I)
         nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
         xf = x.permute(0, 2, 3, 1).reshape(N, H * W, I) if nhwc else x.reshape(N, I, H * W)   # (N, HW, I) or (N, I, HW): views
-        if slope is not None:
-            y = _ModConvLReLU.apply(xf, wn, b, nhwc, float(slope), None if clamp is None else float(clamp))
-        elif nhwc: y = torch.bmm(xf, wn.transpose(1, 2)) if b is None else torch.baddbmm(b.view(1, 1, O), xf, wn.transpose(1, 2))
-        else:      y = torch.bmm(wn, xf) if b is None else torch.baddbmm(b.view(1, O, 1), wn, xf)
+        y = _conv1x1(xf, wn, b, nhwc) if slope is None else \
+            _ModConvLReLU.apply(xf, wn, b, nhwc, float(slope), None if clamp is None else float(clamp))
         return y.view(N, H, W, O).permute(0, 3, 1, 2) if nhwc else y.view(N, O, H, W)          # (N, O, H, W)
     x = F.conv2d(x * s.to(x.dtype).view(N, I, 1, 1), weight.to(x.dtype), padding=padding)
     d = dcoefs.to(x.dtype).view(N, O, 1, 1)

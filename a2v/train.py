@@ -88,7 +88,7 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
         progress:bool=True, # show a progress bar
         title:str='', # title of the curves figure
         keep:str='best', # which weights model.safetensors holds: 'best' (lowest val loss) or 'last' epoch
-        threads:int=0, # CPU threads while training (0: leave torch's setting); small models train faster on one
+        threads:int=0, # CPU threads while training (0: leave torch's setting); one suits small models on a busy machine
        ) -> dict:  # {'best_val_loss', 'best_epoch' (the epoch kept), 'epochs', 'history', 'samples_per_s', 'rank'}
     "Train with Adam; validate every epoch; keep the best (or last) weights; resume from `out_dir/last.pt`."
     if keep not in ('best', 'last'): raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
