@@ -89,6 +89,7 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
         title:str='', # title of the curves figure
         keep:str='best', # which weights model.safetensors holds: 'best' (lowest val loss) or 'last' epoch
         threads:int=0, # CPU threads while training (0: leave torch's setting); one suits small models on a busy machine
+        checkpoint_s:float=30., # write last.pt (and the kept weights) when this much time has passed, and after the last epoch (0: every epoch)
        ) -> dict:  # {'best_val_loss', 'best_epoch' (the epoch kept), 'epochs', 'history', 'samples_per_s', 'rank'}
     "Train with Adam; validate every epoch; keep the best (or last) weights; resume from `out_dir/last.pt`."
     if keep not in ('best', 'last'): raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
@@ -96,7 +97,7 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
     if threads > 0:   # the same fit with torch's thread count set for its duration
         before = torch.get_num_threads(); torch.set_num_threads(threads)
         try: return fit(model, loss_fn, train_data, val_data, out_dir, model_config, epochs, lr, batch_size, weight_decay,
-                        seed, device, progress, title, keep)
+                        seed, device, progress, title, keep, 0, checkpoint_s)
         finally: torch.set_num_threads(before)
     out_dir = Path(out_dir); rank, world, own_pg = _dist()
     device = torch.device(device) if device is not None else get_device()
@@ -109,7 +110,7 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
         from torch.nn.parallel import DistributedDataParallel as DDP
         net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
     bar = tqdm(range(start, epochs), desc=title or 'fit', disable=not progress or rank != 0, initial=start, total=epochs)
-    n_seen, t_train = 0, 0.
+    n_seen, t_train, t_saved, kept = 0, 0., time.monotonic(), None
     for epoch in bar:
         t0 = time.perf_counter()
         rec, n = _train_epoch(net, loss_fn, opt, train_data, batch_size, seed, epoch, rank, world, device)
@@ -117,9 +118,13 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
         if val_data is not None and len(val_data):
             rec.update(evaluate(net, loss_fn, val_data, batch_size, device, rank, world))
         crit = rec.get('val_loss', rec['train_loss'])
-        if crit < best[0] or keep == 'last': best = (crit, epoch)
+        if crit < best[0] or keep == 'last':
+            best = (crit, epoch)   # a copy of the best weights waits in memory for the next checkpoint
+            if keep == 'best': kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
         history.append(rec)
-        if rank == 0: _save_epoch(out_dir, model, opt, model_config, epoch, history, best, crit)
+        if rank == 0 and (epoch == epochs - 1 or time.monotonic() - t_saved >= checkpoint_s):
+            _save_epoch(out_dir, model, opt, model_config, epoch, history, best, kept)
+            kept, t_saved = None, time.monotonic()
         bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k.endswith('loss')})
     if rank == 0 and history:
         import matplotlib.pyplot as plt
@@ -155,9 +160,13 @@ def _train_epoch(net, loss_fn, opt, data, batch_size:int, seed:int, epoch:int, r
     return {'epoch': epoch, 'train_loss': _allmean(tot, n, world, device),
             **{f'train_{k}': _allmean(v, n, world, device) for k, v in parts_sum.items()}}, n
 
-def _save_epoch(out_dir:Path, model, opt, model_config:dict, epoch:int, history:list, best:tuple, crit:float):
-    "Rank 0 after each epoch: the kept weights (when this epoch is kept) and `last.pt`, both atomically."
-    if best[1] == epoch: save_model(out_dir/'model.safetensors', model, model_config, {'epoch': epoch, 'val_loss': crit})
+def _save_epoch(out_dir:Path, model, opt, model_config:dict, epoch:int, history:list, best:tuple, kept:dict|None):
+    """Rank 0 at a checkpoint: the kept weights (this epoch's, or `kept`, the best epoch's since the last checkpoint)
+    and then `last.pt`, both atomically: a kill between the two re-runs the epochs since the last checkpoint."""
+    if best[1] == epoch: save_model(out_dir/'model.safetensors', model, model_config, {'epoch': epoch, 'val_loss': best[0]})
+    elif kept is not None:
+        save_tensors(out_dir/'model.safetensors', kept, {'config': model_config, 'epoch': best[1], 'val_loss': best[0]})
+        atomic_write_json(out_dir/'model.json', {'config': model_config, 'epoch': best[1], 'val_loss': best[0]})
     with atomic_path(out_dir/'last.pt') as tmp:
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'epoch': epoch, 'history': history,
                     'config': jsonable(model_config), 'best': list(best), 'rng': torch.get_rng_state()}, tmp)
