@@ -190,8 +190,8 @@ def _tiny() -> Config:
             source='a2v-tiny-generator-v1',   # shipped in the package (07_fit_generator): fitted once, long, to the sample data
             arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
-        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=5, warm_start='first',
-                            lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # MSE only: 09_invert
+        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=2, warm_start='previous',
+                            anchor=0.2, lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # 09_invert: a pulled warm start, MSE only
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
                       val_fraction=0.2, threads=1),   # as fast as two when idle, 1.6× faster on a busy machine (10_train)
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
