@@ -156,6 +156,7 @@ class RenderConfig:
     mode: Literal['paper', 'calibrated'] = 'paper'  # 'paper' or a flicker-reducing alternative (see 14_render)
     smooth_frames: int = 0          # temporal smoothing of μ' (0: none)
     batch_size: int = 8             # frames synthesised at once
+    photo_steps_factor: float = 1.0 # the photo's inversion runs this many times invert.steps_first (a clip's frame 0 runs 1×)
 
 @dataclass
 class SampleDataConfig:
@@ -199,7 +200,7 @@ def _tiny() -> Config:
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
                                   conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=300, max_seconds=1.5, keep='last'),   # 13_embed2lat
-        render=RenderConfig(magnify=4.0, mode='paper'),   # the paper's ×500 is for its Δw scale; ×4 here (14_render)
+        render=RenderConfig(magnify=4.0, mode='paper', photo_steps_factor=3.0),   # ×500 is for the paper's Δw scale; ×4 here; the photo: 14_render
         sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}
@@ -275,7 +276,7 @@ _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Eve
                               'invert.mse_weight', 'invert.lpips_weight', 'vae.beta', 'render.smooth_frames', 'sample_data.clips',
                               'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
                               'generator.fit_init_scale', 'sample_data.head_motion', 'seed', 'invert.checkpoint_s',
-                              'invert.max_loss', 'vae.threads')},
+                              'invert.max_loss', 'vae.threads', 'render.photo_steps_factor')},
     'crop.min_prob': (0, 1), 'generator.fit_lr_end': (0, 1), 'invert.anchor': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
 }
 

@@ -202,7 +202,8 @@ class Renderer:
         key = hashlib.sha1(crop.tobytes()).hexdigest()       # the inversion is deterministic: same crop, same w_0
         if key not in self._codes:
             if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
-            self._codes[key] = invert_image(self.G, crop, self.cfg, lpips=self._lpips)[0].detach().cpu()
+            steps = round(self.cfg.render.photo_steps_factor * self.cfg.invert.steps_first)
+            self._codes[key] = invert_image(self.G, crop, self.cfg, lpips=self._lpips, steps=steps)[0].detach().cpu()
         return crop, self._codes[key]
 
     def motion(self, wave:np.ndarray) -> torch.Tensor:

@@ -180,6 +180,18 @@ def test_photo_code_inverts_a_crop_once(micro_run, renderer):
     c3, w3 = renderer.photo_code(np.ascontiguousarray(_photo(micro_run)[:, ::-1]))
     assert not (c3 == c1).all() and w3 is not w1 and not (w3 == w1).all()
 
+def test_photo_inversion_takes_its_own_steps(micro_run, monkeypatch):
+    "The photo is inverted with render.photo_steps_factor × invert.steps_first steps (a clip's frame 0: 1×)."
+    import a2v.invert
+    from a2v.core import RunDir
+    from a2v.render import Renderer
+    seen, real = [], a2v.invert.invert_image
+    monkeypatch.setattr(a2v.invert, 'invert_image', lambda *a, **k: (seen.append(k.get('steps')), real(*a, **k))[1])
+    cfg = RunDir(micro_run[0]).load_config()
+    cfg.invert.steps_first, cfg.render.photo_steps_factor = 4, 2.5
+    crop, w = Renderer(micro_run[0], cfg).photo_code(_photo(micro_run))
+    assert seen == [10] and w.shape[0] > 1
+
 def test_stage_notebook_runs_without_its_slow_cells(tmp_path):
     "The pipeline's notebook runner leaves out `#| slow` cells and `nbdev_export()`: here they would raise, the others must run."
     import nbformat
