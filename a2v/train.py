@@ -45,9 +45,9 @@ def _loader(data, batch_size, shuffle, seed, epoch, rank, world):
     return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate)
 
 def save_model(path, model, model_config:dict, extra:dict|None=None):
-    "Atomically write a model's weights and constructor arguments (safetensors metadata + `<path>.json`)."
-    m = getattr(model, 'module', model)
-    save_tensors(path, {k: v.detach() for k, v in m.state_dict().items()}, {'config': model_config, **(extra or {})})
+    "Atomically write a model's weights (or a state dict) and constructor arguments (safetensors metadata + `<path>.json`)."
+    sd = model if isinstance(model, dict) else getattr(model, 'module', model).state_dict()
+    save_tensors(path, {k: v.detach() for k, v in sd.items()}, {'config': model_config, **(extra or {})})
     atomic_write_json(Path(path).with_suffix('.json'), {'config': model_config, **(extra or {})})
 
 def load_model(path, cls, device='cpu',
@@ -163,10 +163,8 @@ def _train_epoch(net, loss_fn, opt, data, batch_size:int, seed:int, epoch:int, r
 def _save_epoch(out_dir:Path, model, opt, model_config:dict, epoch:int, history:list, best:tuple, kept:dict|None):
     """Rank 0 at a checkpoint: the kept weights (this epoch's, or `kept`, the best epoch's since the last checkpoint)
     and then `last.pt`, both atomically: a kill between the two re-runs the epochs since the last checkpoint."""
-    if best[1] == epoch: save_model(out_dir/'model.safetensors', model, model_config, {'epoch': epoch, 'val_loss': best[0]})
-    elif kept is not None:
-        save_tensors(out_dir/'model.safetensors', kept, {'config': model_config, 'epoch': best[1], 'val_loss': best[0]})
-        atomic_write_json(out_dir/'model.json', {'config': model_config, 'epoch': best[1], 'val_loss': best[0]})
+    if best[1] == epoch or kept is not None:
+        save_model(out_dir/'model.safetensors', model if best[1] == epoch else kept, model_config, {'epoch': best[1], 'val_loss': best[0]})
     with atomic_path(out_dir/'last.pt') as tmp:
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'epoch': epoch, 'history': history,
                     'config': jsonable(model_config), 'best': list(best), 'rng': torch.get_rng_state()}, tmp)
