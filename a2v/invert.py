@@ -12,8 +12,9 @@ from .core import *
 
 # %% auto #0
 __all__ = ['inversion_loss', 'lr_at', 'BatchAdam', 'initial_ws', 'frames_to_tensor', 'batch_for_memory', 'auto_batch_clips',
-           'invert_clips', 'invert_sequence', 'invert_image', 'load_run_generator', 'invert_log', 'invert_run',
-           'inversion_report', 'frame_losses', 'excluded_clips', 'usable_clips', 'plot_inversion', 'run_stage']
+           'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'load_run_generator', 'invert_log',
+           'invert_run', 'inversion_report', 'frame_losses', 'excluded_clips', 'usable_clips', 'plot_inversion',
+           'run_stage']
 
 # %% ../nbs/09_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -433,6 +434,23 @@ def invert_image(G, # generator
     r = invert_sequence(G, x[None], cfg, lpips, w_init, seed_name, steps_first=steps)
     if r['error']: raise A2VError(f"inversion failed: {r['error']}")
     return r['ws'][0], r['loss0']
+
+def invert_images(G, # generator
+                  images, # photos, each (H, W, 3) uint8 or (3, H, W) in [-1, 1]
+                  cfg, # `Config` or `InvertConfig`: the frame-0 schedule is used
+                  lpips=None, # LPIPS module (None: from cfg)
+                  steps:int|None=None, # optimisation steps (None: cfg.steps_first)
+                  names:list|None=None, # one distinct name per photo; with cfg.seed it seeds its random start
+                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    "Invert several photos in one lock-step batch: per photo its W+ code (num_ws, w_dim) and loss at every step (steps,)."
+    names = [str(n) for n in names] if names is not None else [f'image{i}' for i in range(len(images))]
+    if len(set(names)) != len(names) or len(names) != len(images): raise ValueError('invert_images needs one distinct name per photo')
+    if not images: return []
+    xs = [x if isinstance(x, torch.Tensor) else torch.tensor(np.asarray(x)) for x in images]
+    res = dict(invert_clips(G, [(n, x[None]) for n, x in zip(names, xs)], cfg, lpips, batch_size=len(xs), steps_first=steps))
+    for n in names:
+        if res[n]['error']: raise A2VError(f"inversion of photo {n} failed: {res[n]['error']}")
+    return [(res[n]['ws'][0], res[n]['loss0']) for n in names]
 
 # %% ../nbs/09_invert.ipynb #99f5a528
 def load_run_generator(run_dir, cfg, device=None):

@@ -195,16 +195,22 @@ class Renderer:
 
     def photo_code(self, image, face_index:int|None=None) -> tuple[np.ndarray, torch.Tensor]:
         "Crop and invert a photo: (crop (R, R, 3) uint8, w_0 (num_ws, w_dim)); a crop seen before is not inverted again."
+        return self.photo_codes([image], face_index)[0]
+
+    def photo_codes(self, images, face_index:int|None=None) -> list[tuple[np.ndarray, torch.Tensor]]:
+        "`photo_code` of several photos; the crops not seen before are inverted side by side, in one batch."
         import hashlib
-        from a2v.invert import invert_image
+        from a2v.invert import invert_images
         from a2v.lpips import get_lpips
-        crop, _ = crop_photo(image, self.cfg, self.G.img_resolution, face_index)
-        key = hashlib.sha1(crop.tobytes()).hexdigest()       # the inversion is deterministic: same crop, same w_0
-        if key not in self._codes:
+        crops = [crop_photo(im, self.cfg, self.G.img_resolution, face_index)[0] for im in images]
+        keys = [hashlib.sha1(c.tobytes()).hexdigest() for c in crops]   # the inversion is deterministic: same crop, same w_0
+        new = {k: c for k, c in zip(keys, crops) if k not in self._codes}
+        if new:
             if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
             steps = round(self.cfg.render.photo_steps_factor * self.cfg.invert.steps_first)
-            self._codes[key] = invert_image(self.G, crop, self.cfg, lpips=self._lpips, steps=steps)[0].detach().cpu()
-        return crop, self._codes[key]
+            codes = invert_images(self.G, list(new.values()), self.cfg, lpips=self._lpips, steps=steps, names=list(new))
+            self._codes.update({k: w.detach().cpu() for k, (w, _) in zip(new, codes)})   # seeded by the crop's hash
+        return [(c, self._codes[k]) for c, k in zip(crops, keys)]
 
     def motion(self, wave:np.ndarray) -> torch.Tensor:
         "Embed2Lat's μ' (F, latent_dim) for 16 kHz speech, F = the video frame count of its duration."
@@ -387,7 +393,9 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     cfg = cfg or RunDir(run).load_config(); rd = RunDir(run)
     photo, speech, truth = heldout_pair(run, cfg)
     opening = (truth or {}).get('mouth_opening')
+    from a2v.media import sample_photo
     r = Renderer(run, cfg)
+    r.photo_codes([photo] + [sample_photo(n) for n in SAMPLE_PHOTOS])   # every photo of this stage, inverted in one batch
     renders = {}
     for mode in ('paper', 'calibrated'):
         m = r.render(photo, speech, rd.stage('renders')/f'demo_{mode}.mp4', mode=mode, truth_opening=opening, progress=progress)
@@ -431,8 +439,7 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
     from a2v.sample_data import synth_speech, mouth_curves, HELDOUT_SENTENCES, HELDOUT_VOICE
     r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps; mode = mode or r.cfg.render.mode
     ref = training_amplitude(run); rows = []
-    for name in photos:
-        crop, w0 = r.photo_code(sample_photo(name))
+    for name, (crop, w0) in zip(photos, r.photo_codes([sample_photo(n) for n in photos])):
         for s in (sentences or HELDOUT_SENTENCES):
             speech, ph = synth_speech(s, HELDOUT_VOICE, 155, 55, 50)
             pad = np.zeros(int(0.3 * 16000), np.float32); wave = np.concatenate([pad, speech, pad])  # (S,) as the held-out pair

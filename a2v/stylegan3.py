@@ -178,6 +178,9 @@ def _firdown_t(
 import functools, importlib.util
 def _within(x, c:float) -> bool:
     "Whether every value of `x` lies in [−c, c]: max and min, two passes that are ~3× faster than `torch.aminmax` on the CPU."
+    if not x.is_contiguous():     # a full reduction copies a strided tensor first: read a dense one (channels_last) in memory order
+        p = x.permute(sorted(range(x.dim()), key=lambda d: -x.stride(d)))
+        if p.is_contiguous(): x = p
     return float(x.max()) <= c and float(x.min()) >= -c
 
 def _act_(u, slope:float, clamp:float|None, check:bool) -> tuple:
