@@ -203,13 +203,13 @@ class Renderer:
         from a2v.invert import invert_images
         from a2v.lpips import get_lpips
         crops = [crop_photo(im, self.cfg, self.G.img_resolution, face_index)[0] for im in images]
-        keys = [hashlib.sha1(c.tobytes()).hexdigest() for c in crops]   # the inversion is deterministic: same crop, same w_0
+        keys = [hashlib.sha1(c.tobytes()).hexdigest() for c in crops]   # a crop's hash names it and seeds its start
         new = {k: c for k, c in zip(keys, crops) if k not in self._codes}
         if new:
             if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
             steps = round(self.cfg.render.photo_steps_factor * self.cfg.invert.steps_first)
             codes = invert_images(self.G, list(new.values()), self.cfg, lpips=self._lpips, steps=steps, names=list(new))
-            self._codes.update({k: w.detach().cpu() for k, (w, _) in zip(new, codes)})   # seeded by the crop's hash
+            self._codes.update({k: w.detach().cpu() for k, (w, _) in zip(new, codes)})
         return [(c, self._codes[k]) for c, k in zip(crops, keys)]
 
     def motion(self, wave:np.ndarray) -> torch.Tensor:
