@@ -407,12 +407,20 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     make_figures(run, cfg, renderer=r)
     return metrics
 
+def _inversion_summary(run, G=None) -> dict:
+    "`inversion_report` of the run: the invert stage's own copy (`latents/report.json`) when nothing it read is newer."
+    from a2v.invert import inversion_report, excluded_clips
+    rd = RunDir(run); rep = rd.root/'latents'/'report.json'
+    read = [*(rd.root/'latents').glob('*.safetensors'), rd.root/'manifest.jsonl']
+    if rep.exists() and all(p.stat().st_mtime <= rep.stat().st_mtime for p in read if p.exists()):
+        try: return dict(read_run_json(rep, 'a2v invert', keys=('psnr_mean', 'lpips_mean')), excluded=excluded_clips(run))
+        except A2VError: pass                                         # damaged: computed again
+    return inversion_report(run, G=G)
+
 def run_summary(run, G=None) -> dict:
     "Numbers of the earlier stages, gathered from their outputs (inversion, VAE, Embed2Lat)."
     rd, out = RunDir(run), {}
-    try:
-        from a2v.invert import inversion_report
-        out['inversion'] = inversion_report(run, G=G)
+    try: out['inversion'] = _inversion_summary(run, G)
     except Exception as e: out['inversion'] = {'error': f'{type(e).__name__}: {e}'}
     for stage in ('vae', 'embed2lat'):
         p = rd.root/stage/'metrics.json'

@@ -197,6 +197,21 @@ def test_photo_codes_invert_new_crops_in_one_batch(micro_run, monkeypatch):
     _, alone = Renderer(micro_run[0], cfg).photo_code(mirror)
     assert calls == [2, 1] and torch.allclose(alone, w2, atol=1e-3)          # the same start; rounding apart (09_invert)
 
+def test_run_summary_reads_the_invert_stage_report(micro_run, monkeypatch):
+    "The render's summary takes latents/report.json while no latents file is newer; after one is, it measures again."
+    import os, a2v.invert
+    from a2v.render import run_summary
+    run = micro_run[0]; rep = run/'latents'/'report.json'
+    calls, real = [], a2v.invert.inversion_report
+    monkeypatch.setattr(a2v.invert, 'inversion_report', lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    s = run_summary(run)['inversion']
+    assert calls == [] and s == json.loads(rep.read_text())
+    lat = next((run/'latents').glob('*.safetensors')); st = lat.stat()
+    os.utime(lat, (st.st_atime, rep.stat().st_mtime + 10))
+    try: s2 = run_summary(run)['inversion']
+    finally: os.utime(lat, (st.st_atime, st.st_mtime))              # the run is shared by this module's tests
+    assert calls == [1] and s2['frames'] == s['frames'] and abs(s2['psnr_mean'] - s['psnr_mean']) < 1e-3
+
 def test_photo_inversion_takes_its_own_steps(micro_run, monkeypatch):
     "The photo is inverted with render.photo_steps_factor × invert.steps_first steps (a clip's frame 0: 1×)."
     import a2v.invert
