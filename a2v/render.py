@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import *
-from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS
+from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS, sample_photo
 
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
@@ -393,7 +393,6 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     cfg = cfg or RunDir(run).load_config(); rd = RunDir(run)
     photo, speech, truth = heldout_pair(run, cfg)
     opening = (truth or {}).get('mouth_opening')
-    from a2v.media import sample_photo
     r = Renderer(run, cfg)
     r.photo_codes([photo] + [sample_photo(n) for n in SAMPLE_PHOTOS])   # every photo of this stage, inverted in one batch
     renders = {}
@@ -442,7 +441,6 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
                   sentences=None, # what they say (default: the sample data's held-out sentences, never trained on)
                   mode:str|None=None, max_lag:int=10) -> dict:   # mode: None = cfg.render.mode
     "Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and vs the true opening."
-    from a2v.media import sample_photo
     from a2v.metrics import render_metrics, lipsync
     from a2v.sample_data import synth_speech, mouth_curves, HELDOUT_SENTENCES, HELDOUT_VOICE
     r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps; mode = mode or r.cfg.render.mode
