@@ -106,6 +106,8 @@ class InvertConfig:
     n_init: int = 1                 # candidates for 'best_of_n'
     batch_clips: int | Literal['auto'] = 8  # images (clips, or with warm_start='first' frames of a clip) advanced in lock-step
                                             # 'auto': as many as free GPU memory allows (CPU: 8)
+    workers: int | Literal['auto'] = 1  # CPU processes that share the clips, each on its share of the cores ('auto': one per
+                                        # core, at most 8); always 1 on a GPU (09_invert)
     checkpoint_s: float = 60.0      # save the in-flight batch every this many seconds (0: never); a kill loses at most this
     max_loss: float | None = None   # §3.2's L_thres: a clip with a frame whose final loss exceeds it is excluded (None: off)
 
@@ -192,7 +194,7 @@ def _tiny() -> Config:
             arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=2, warm_start='previous',
-                            anchor=0.2, lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8),   # 09_invert: a pulled warm start, MSE only
+                            anchor=0.2, lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 09_invert: a pulled warm start, MSE only
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
                       val_fraction=0.2, threads=1),   # as fast as two when idle, 1.6× faster on a busy machine (10_train)
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -266,7 +268,7 @@ def _convert(value, tp, key:str):
 
 _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Every float must also be finite.
     **{k: (1, None) for k in ('crop.sample_rate', 'crop.resolution', 'crop.batch', 'generator.fit_batch', 'invert.n_init',
-                              'invert.batch_clips', 'vae.latent_dim', 'vae.batch_size', 'vae.epochs', 'embed2lat.hidden_size',
+                              'invert.batch_clips', 'invert.workers', 'vae.latent_dim', 'vae.batch_size', 'vae.epochs', 'embed2lat.hidden_size',
                               'embed2lat.num_layers', 'embed2lat.num_heads', 'embed2lat.intermediate_size', 'embed2lat.batch_size',
                               'embed2lat.epochs', 'render.batch_size', 'embed2lat.conv_pos', 'embed2lat.conv_pos_groups')},
     **{k: (1e-9, None) for k in ('crop.fps', 'crop.detect_interval_s', 'invert.lr_first', 'invert.lr_first_end', 'invert.lr_next',

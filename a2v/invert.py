@@ -13,8 +13,8 @@ from .core import *
 # %% auto #0
 __all__ = ['inversion_loss', 'lr_at', 'BatchAdam', 'initial_ws', 'frames_to_tensor', 'batch_for_memory', 'auto_batch_clips',
            'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'load_run_generator', 'invert_log',
-           'invert_run', 'inversion_report', 'frame_losses', 'excluded_clips', 'usable_clips', 'plot_inversion',
-           'run_stage']
+           'split_clips', 'cpu_cores', 'invert_workers', 'invert_run', 'inversion_report', 'frame_losses',
+           'excluded_clips', 'usable_clips', 'plot_inversion', 'run_stage']
 
 # %% ../nbs/09_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -376,7 +376,7 @@ def auto_batch_clips(G, lpips, icfg, # generator, LPIPS module, `InvertConfig`
 
 def _engine_key(icfg, seed:int, n_first:int, G, w_init) -> str:
     "What must match for a checkpoint to be resumed: the inversion settings, seed and generator shape."
-    skip = ('batch_clips', 'checkpoint_s', 'max_loss')
+    skip = ('batch_clips', 'checkpoint_s', 'max_loss', 'workers')
     return json.dumps(jsonable(dict(invert={k: v for k, v in vars(icfg).items() if k not in skip}, seed=seed, steps_first=n_first,
                                     G=[G.num_ws, G.w_dim, G.img_resolution], w_init=sorted(w_init or {}), state=2)), sort_keys=True)
 
@@ -477,15 +477,109 @@ def _load_frames(rd:RunDir, cid:str):
 
 def invert_log(run_dir) -> Path: return RunDir(run_dir).root/'latents'/'invert_log.jsonl'
 
+def _clip_cost(n_frames:int, icfg) -> float:
+    "Relative work of one clip: frame 0's steps, then `steps_next` per later frame, plus one closing measurement per frame."
+    return icfg.steps_first + max(n_frames - 1, 0) * icfg.steps_next + 0.35 * n_frames
+
+def split_clips(ids:list, # clip ids in manifest order
+                n_frames:dict, # {clip_id: frames} (missing: 1)
+                n:int, # workers
+                icfg, # `InvertConfig`: the step counts that weigh a clip
+               ) -> list[list]:
+    "Deal clips to `n` workers: the most work first, each to the least loaded one; a worker keeps manifest order."
+    load, part = [0.0] * n, {}
+    for cid in sorted(ids, key=lambda c: -_clip_cost(n_frames.get(c) or 1, icfg)):   # (stable: ties keep manifest order)
+        k = min(range(n), key=lambda k: (load[k], k))
+        part[cid] = k; load[k] += _clip_cost(n_frames.get(cid) or 1, icfg)
+    return [[c for c in ids if part[c] == k] for k in range(n)]
+
+def cpu_cores() -> int:
+    "The cores this process may run on."
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+def invert_workers(icfg, dev, n_clips:int) -> int:
+    "Processes that share a run's clips (`invert.workers`; 'auto': one per core, at most 8); one on a GPU, at most one per clip."
+    if dev.type != 'cpu' or n_clips < 2: return 1
+    n = min(cpu_cores(), 8) if icfg.workers == 'auto' else int(icfg.workers)
+    return max(1, min(n, n_clips))
+
+def _invert_todo(rd:RunDir, cfg, todo:list, dev, G=None, lpips=None, ckpt=None, stop_after_steps=None, rank:int=0,
+                 on_clip=None) -> tuple[list, dict, int]:
+    "Invert clips `todo` of run `rd` in this process, writing each one's latents (or error file) as it finishes."
+    icfg, done, failed, n_frames = cfg.invert, [], {}, 0
+    G = G if G is not None else load_run_generator(rd.root, cfg, dev)
+    if lpips is None: lpips = _get_lpips(icfg.lpips_net, _device_of(G))
+    meta = dict(init=icfg.init, steps_first=icfg.steps_first, steps_next=icfg.steps_next, lpips_net=icfg.lpips_net,
+                generator=generator_source(cfg), seed=cfg.seed)
+    clips = ((c, lambda c=c: _load_frames(rd, c)) for c in todo)
+    for cid, r in invert_clips(G, clips, cfg, lpips, checkpoint=ckpt, stop_after_steps=stop_after_steps):
+        err_path = rd.root/'latents'/f'{cid}.error.json'
+        row = dict(clip=cid, rank=rank, seconds=round(r['seconds'], 3), frames=len(r['mse']))
+        if r['error']:
+            failed[cid] = r['error']
+            atomic_write_json(err_path, dict(clip=cid, error=r['error'], frames_done=len(r['mse']), rank=rank))
+            append_jsonl(invert_log(rd.root), dict(row, status='error', error=r['error']))
+        else:
+            save_tensors(rd.latents(cid), dict(ws=r['ws'], mse=r['mse'], lpips=r['lpips'], psnr=r['psnr'], loss0=r['loss0']),
+                         dict(meta, clip=cid, frames=len(r['ws']), seconds=r['seconds'], steps=r['steps']))
+            err_path.unlink(missing_ok=True)
+            append_jsonl(invert_log(rd.root), dict(row, status='done', lpips=float(r['lpips'].mean()), psnr=float(r['psnr'].mean())))
+            done.append(cid); n_frames += len(r['ws'])
+        if on_clip is not None: on_clip(cid, bool(r['error']))
+    return done, failed, n_frames
+
+def _worker_ckpt(rd:RunDir, k:int) -> Path: return rd.root/'latents'/f'.inflight-w{k}.pt'
+
+def _invert_worker(run_dir:str, cfg, todo:list, k:int, threads:int, stop_after_steps, q):
+    "One worker process of `invert_run`: its share of the clips, on `threads` cores; reports each clip and its end on `q`."
+    torch.set_num_threads(threads)
+    rd = RunDir(run_dir)
+    try:
+        out = _invert_todo(rd, cfg, todo, torch.device('cpu'), ckpt=_worker_ckpt(rd, k), stop_after_steps=stop_after_steps,
+                           rank=k, on_clip=lambda cid, err: q.put(('clip', k, (cid, err))))
+        q.put(('end', k, out))
+    except KeyboardInterrupt: q.put(('stopped', k, None))
+    except BaseException as e: q.put(('error', k, f'{type(e).__name__}: {e}' if not isinstance(e, A2VError) else str(e)))
+
+def _invert_in_workers(rd:RunDir, cfg, parts:list, stop_after_steps, bar) -> tuple[list, dict, int]:
+    "Run `_invert_worker` on each part at once (spawned processes, the cores split between them); merge what they did."
+    import multiprocessing as mp, queue
+    import a2v.invert as mod                           # workers import the module (also when this runs in the notebook)
+    ctx = mp.get_context('spawn'); q = ctx.Queue()
+    threads = max(1, cpu_cores() // sum(map(bool, parts)))    # each worker's share of the cores
+    procs = {k: ctx.Process(target=mod._invert_worker, args=(str(rd.root), cfg, todo, k, threads, stop_after_steps, q), daemon=True)
+             for k, todo in enumerate(parts) if todo}                # worker k keeps its index (and checkpoint) when others are done
+    for p in procs.values(): p.start()
+    ends, done, failed, n_frames, n_failed, stopped, error = set(), [], {}, 0, 0, False, None
+    try:
+        while len(ends) < len(procs) and error is None:
+            try: kind, k, x = q.get(timeout=2)
+            except queue.Empty:
+                dead = [k for k, p in procs.items() if k not in ends and not p.is_alive()]
+                if dead and q.empty(): error = f'invert worker {dead[0]} died (exit code {procs[dead[0]].exitcode})'
+                continue
+            if kind == 'clip': n_failed += x[1]; bar.update(1); bar.set_postfix(failed=n_failed)
+            elif kind == 'end': ends.add(k); done += x[0]; failed.update(x[1]); n_frames += x[2]
+            elif kind == 'stopped': ends.add(k); stopped = True
+            else: error = f'invert worker {k}: {x}'
+    finally:
+        for p in procs.values():
+            if p.is_alive() and (error is not None or len(ends) < len(procs)): p.terminate()
+            p.join()
+    if error is not None: raise A2VError(error)
+    if stopped: raise KeyboardInterrupt('stop_after_steps')
+    return done, failed, n_frames
+
 def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2v crop`)
                cfg=None, # `Config` (None: the run's saved config)
                clip_ids:list|None=None, # only these clips (None: every kept clip)
                progress:bool=True, # show a progress bar
                G=None, # generator (None: `load_run_generator`)
                lpips=None, # LPIPS module (None: cfg.invert.lpips_net)
-               stop_after_steps:int|None=None, # tests: stop (KeyboardInterrupt) after this many engine steps
+               stop_after_steps:int|None=None, # tests: stop (KeyboardInterrupt) after this many engine steps (each worker)
+               workers:int|None=None, # processes sharing the clips on a CPU (None: `invert_workers`; one when G or lpips is given)
               ) -> dict:
-    "Invert every kept clip of a run into `latents/<id>.safetensors`; resumable, and sharded by rank under torchrun."
+    "Invert every kept clip of a run into `latents/<id>.safetensors`; resumable, split over CPU processes, sharded by rank under torchrun."
     import torch.distributed as dist
     rd = RunDir(run_dir); cfg = cfg or rd.load_config(); icfg = cfg.invert
     rank, world, local_rank = dist_env()
@@ -501,40 +595,35 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
     remove_stale_temps(rd.root/'latents')
     ckpt = rd.root/'latents'/('.inflight.pt' if world == 1 else f'.inflight-rank{rank}.pt')
     todo = [c for c in mine if not _latents_done(rd.latents(c))]
+    if workers is None: workers = 1 if world > 1 or G is not None or lpips is not None else invert_workers(icfg, dev, len(mine))
+    workers = max(1, min(int(workers), len(mine)))
+    parts = [todo]
+    if workers > 1:                                           # split by the manifest, not by what is left: a resumed worker has its clips
+        frames = {r['clip']: r.get('frames') for r in read_jsonl(rd.manifest) if r.get('status') == 'kept'} if rd.manifest.exists() else {}
+        parts = [[c for c in part if c in todo] for part in split_clips(mine, frames, workers, icfg)]
+    if world == 1:                                            # a checkpoint of no clip left, or of another split, goes
+        keep = {ckpt} if workers == 1 else {_worker_ckpt(rd, k) for k, part in enumerate(parts) if part}
+        for p in [ckpt, *(rd.root/'latents').glob('.inflight-w*.pt')]:
+            if p not in keep: p.unlink(missing_ok=True)
     if not todo: ckpt.unlink(missing_ok=True)
     done, failed, t0, n_frames = [], {}, time.time(), 0
     if todo:
-        G = G if G is not None else load_run_generator(run_dir, cfg, dev)
-        if lpips is None: lpips = _get_lpips(icfg.lpips_net, _device_of(G))
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(todo), desc=f'invert (rank {rank})' if world > 1 else 'invert', disable=not progress,
-                   position=rank if world > 1 else None, unit='clip')
-        meta = dict(init=icfg.init, steps_first=icfg.steps_first, steps_next=icfg.steps_next, lpips_net=icfg.lpips_net,
-                    generator=generator_source(cfg), seed=cfg.seed)
-        clips = ((c, lambda c=c: _load_frames(rd, c)) for c in todo)
-        for cid, r in invert_clips(G, clips, cfg, lpips, checkpoint=ckpt, stop_after_steps=stop_after_steps):
-            err_path = rd.root/'latents'/f'{cid}.error.json'
-            row = dict(clip=cid, rank=rank, seconds=round(r['seconds'], 3), frames=len(r['mse']))
-            if r['error']:
-                failed[cid] = r['error']
-                atomic_write_json(err_path, dict(clip=cid, error=r['error'], frames_done=len(r['mse']), rank=rank))
-                append_jsonl(invert_log(run_dir), dict(row, status='error', error=r['error']))
-            else:
-                save_tensors(rd.latents(cid), dict(ws=r['ws'], mse=r['mse'], lpips=r['lpips'], psnr=r['psnr'], loss0=r['loss0']),
-                             dict(meta, clip=cid, frames=len(r['ws']), seconds=r['seconds'], steps=r['steps']))
-                err_path.unlink(missing_ok=True)
-                append_jsonl(invert_log(run_dir), dict(row, status='done', lpips=float(r['lpips'].mean()),
-                                                       psnr=float(r['psnr'].mean())))
-                done.append(cid); n_frames += len(r['ws'])
-            bar.update(1); bar.set_postfix(failed=len(failed))
+        desc = f'invert (rank {rank})' if world > 1 else 'invert' if workers == 1 else f'invert ({workers} processes)'
+        bar = tqdm(total=len(todo), desc=desc, disable=not progress, position=rank if world > 1 else None, unit='clip')
+        if workers > 1: done, failed, n_frames = _invert_in_workers(rd, cfg, parts, stop_after_steps, bar)
+        else:
+            def tick(cid, err): bar.update(1); tick.failed += err; bar.set_postfix(failed=tick.failed)
+            tick.failed = 0
+            done, failed, n_frames = _invert_todo(rd, cfg, todo, dev, G, lpips, ckpt, stop_after_steps, rank, on_clip=tick)
         bar.close()
     out = dict(inverted=done, skipped=[c for c in mine if c not in todo], failed=failed, frames=n_frames,
-               seconds=round(time.time() - t0, 2))
+               seconds=round(time.time() - t0, 2), workers=workers)
     if world > 1 and dist.is_initialized():
         parts = [None] * world; dist.all_gather_object(parts, out)
         out = dict(inverted=sum((p['inverted'] for p in parts), []), skipped=sum((p['skipped'] for p in parts), []),
                    failed={k: v for p in parts for k, v in p['failed'].items()}, frames=sum(p['frames'] for p in parts),
-                   seconds=max(p['seconds'] for p in parts))
+                   seconds=max(p['seconds'] for p in parts), workers=1)
         if own_pg: dist.barrier(); dist.destroy_process_group()   # no rank tears gloo down mid-collective
     return dict(out, world_size=world)
 

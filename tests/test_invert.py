@@ -256,3 +256,39 @@ def test_torchrun_two_ranks(run):
         s = json.loads((run/f'summary{rank}.json').read_text())
         assert sorted(s['inverted']) == ['c0', 'c1', 'c2', 'c3'] and s['world_size'] == 2
     for cid in ('c0', 'c1', 'c2', 'c3'): assert inv._latents_done(RunDir(run).latents(cid))
+
+def test_workers_share_the_clips(run, tmp_path, G, lpips):
+    "invert.workers=2: two CPU processes each invert their part of the clips (each clip once) as one process would."
+    cfg = _cfg(**EQ, **{'invert.workers': 2})
+    one = tmp_path/'one'; shutil.copytree(run, one)
+    inv.invert_run(one, cfg, progress=False, workers=1)
+    r = inv.invert_run(run, cfg, progress=False)
+    assert r['workers'] == 2 and sorted(r['inverted']) == ['c0', 'c1', 'c2', 'c3'] and r['failed'] == {} and r['frames'] == 10
+    rows = [x for x in _log(run) if x['status'] == 'done']
+    assert sorted(x['clip'] for x in rows) == ['c0', 'c1', 'c2', 'c3'] and {x['rank'] for x in rows} == {0, 1}
+    for cid in ('c0', 'c1', 'c2', 'c3'):
+        a, b = load_tensors(RunDir(run).latents(cid))[0], load_tensors(RunDir(one).latents(cid))[0]
+        assert_same_inversion(G, a, b)
+    assert not list((run/'latents').glob('.inflight*'))
+    assert inv.invert_run(run, cfg, progress=False)['inverted'] == []                 # resume: nothing left, no process started
+
+def test_workers_kill_and_resume(run, tmp_path):
+    "Killed mid-batch, each worker leaves its own checkpoint; the run resumed gives the latents of a run never stopped."
+    cfg = _cfg(**EQ, **{'invert.workers': 2, 'invert.checkpoint_s': 1e-9})
+    whole = tmp_path/'whole'; shutil.copytree(run, whole)
+    inv.invert_run(whole, cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt): inv.invert_run(run, cfg, progress=False, stop_after_steps=2)
+    assert sorted(p.name for p in (run/'latents').glob('.inflight*')) == ['.inflight-w0.pt', '.inflight-w1.pt']
+    assert not list((run/'latents').glob('*.safetensors'))
+    inv.invert_run(run, cfg, progress=False)
+    assert not list((run/'latents').glob('.inflight*'))
+    for cid in ('c0', 'c1', 'c2', 'c3'):
+        a, b = load_tensors(RunDir(run).latents(cid))[0], load_tensors(RunDir(whole).latents(cid))[0]
+        for k in ('ws', 'mse', 'lpips'): assert (a[k] - b[k]).abs().max() <= 1e-6, (cid, k)
+
+def test_worker_error_is_one_line(run):
+    "A worker that cannot start (its generator file is gone) stops the run with the worker's own one-line message."
+    (run/'generator'/'generator.safetensors').unlink()
+    with pytest.raises(A2VError, match=r'generator\.safetensors: missing generator') as e:
+        inv.invert_run(run, _cfg(**EQ, **{'invert.workers': 2}), progress=False)
+    assert '\n' not in str(e.value)
