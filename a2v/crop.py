@@ -452,7 +452,7 @@ def _run_job(job:ClipJob, out_dir, cfg) -> dict:
 def crop_videos(videos, # video paths, or dicts {'path', 'clip', 'start', 'end', 'x', 'y'}
                 out_dir, # run directory: clips/<id>/ and manifest.jsonl
                 cfg:Config, hints:dict|None=None, # path or clip id → (x, y) or dict (AVSpeech); see `_jobs`
-                workers:int|None=None, # CPU processes (default: cores // 2, at least 1; 1 on a GPU)
+                workers:int|None=None, # CPU processes (default: one per core, at most 8; 1 on a GPU)
                 progress:bool=True) -> list[dict]:
     "Crop many videos (resumable, parallel, rank-sharded); returns the manifest rows of these inputs."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -471,7 +471,7 @@ def crop_videos(videos, # video paths, or dicts {'path', 'clip', 'start', 'end',
         import dataclasses
         cfg = dataclasses.replace(cfg, device=f"cuda:{local_rank}")
     cores = os.cpu_count() or 1
-    if workers is None: workers = 1 if dev.type != 'cpu' else max(1, cores // 2)
+    if workers is None: workers = 1 if dev.type != 'cpu' else min(cores, 8)
     workers = max(1, min(workers, len(todo) or 1))
     from tqdm.auto import tqdm
     bar = tqdm(total=len(todo), desc=f'crop (rank {rank}/{world})' if world > 1 else 'crop', disable=not progress, unit='clip')
@@ -481,12 +481,15 @@ def crop_videos(videos, # video paths, or dicts {'path', 'clip', 'start', 'end',
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_init_worker,
+        from concurrent.futures.process import BrokenProcessPool
+        import a2v.crop as mod                     # workers import the module (also when this runs in the notebook)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=mod._init_worker,
                                  initargs=(max(1, cores // workers),)) as ex:
-            futs = {ex.submit(_run_job, j, out_dir, cfg): j for j in todo}
+            futs = {ex.submit(mod._run_job, mod.ClipJob(j.path, j.clip, j.start, j.end, j.hint), out_dir, cfg): j for j in todo}
             for f in as_completed(futs):
                 j = futs[f]
                 try: r = f.result()
+                except BrokenProcessPool as e: raise A2VError(f'crop: a worker process died ({e})') from None
                 except Exception as e: r = _row(j.clip, j.path, 'error', 'exception', detail=f'{type(e).__name__}: {e}'[:300])
                 append_jsonl(part, r); bar.update()
     bar.close()
