@@ -1,8 +1,9 @@
-"""Inversion throughput on CPU: ms per optimisation step and frames/s at batch 1/8/32 (tiny) and 1 (256 px R).
+"""Inversion throughput on CPU: ms per optimisation step and frames/s at batch 1/8/32 (tiny) and 1 (256 px R), and the
+tiny step in one process with n threads against n processes with one thread each (`invert.workers`).
 
 The 256 px R architecture at batch 8 takes several minutes per step on 2 CPU cores: `bench(full=True)` or
 `A2V_BENCH_FULL=1` adds it."""
-import os, time
+import os, subprocess, sys, time
 import torch
 
 def _engine_seconds(G, lpips, cfg, batch:int, n_frames:int) -> float:
@@ -33,6 +34,39 @@ def _rows(name, G, lpips, net, batches, steps, warmup=True):
                          value=float(f'{b / (5 * ms / 1000 + t0):.3g}'), unit='frames/s'))
     return rows
 
+_STEP = """
+import sys, time, torch
+from a2v.core import get_config
+from a2v.stylegan3 import Generator
+torch.set_num_threads(int(sys.argv[1])); torch.manual_seed(0)
+G = Generator(**get_config('tiny').generator.arch).eval().requires_grad_(False)
+B = 8; w = G.mapping.w_avg.expand(B, G.num_ws, -1).clone(); x = torch.zeros(B, 3, G.img_resolution, G.img_resolution)
+def step():
+    v = w.detach().requires_grad_(True); ((G.synthesis(v, noise_mode='const') - x) ** 2).mean((1, 2, 3)).sum().backward()
+for _ in range(3): step()
+t, n = time.perf_counter(), 0
+while time.perf_counter() - t < float(sys.argv[2]): step(); n += 1
+print(1000 * (time.perf_counter() - t) / n / B)
+"""
+
+def _ms_per_image(threads:int, procs:int, seconds:float=10) -> list[float]:
+    "ms per image of a tiny batch-8 inversion step (synthesis fwd+bwd, MSE) in each of `procs` processes run side by side."
+    ps = [subprocess.Popen([sys.executable, '-c', _STEP, str(threads), str(seconds)], stdout=subprocess.PIPE, text=True)
+          for _ in range(procs)]
+    return [float(p.communicate()[0].split()[-1]) for p in ps]
+
+def _worker_rows() -> list[dict]:
+    "One process with n threads against n processes with one thread each (n: `invert.workers='auto'`), same run."
+    from a2v.invert import cpu_cores
+    n = min(cpu_cores(), 8)
+    if n < 2: return []
+    one = _ms_per_image(n, 1)[0]
+    many = _ms_per_image(1, n)
+    per_machine = 1 / sum(1 / m for m in many)                  # the images all processes finish per second, inverted
+    return [dict(what=f'invert tiny, batch 8: 1 process x {n} threads', value=round(one, 1), unit='ms/image'),
+            dict(what=f'invert tiny, batch 8: {n} processes x 1 thread, side by side', value=round(per_machine, 1), unit='ms/image',
+                 note=f'each process {min(many):.0f}-{max(many):.0f} ms/image; {per_machine / one:.2f}x the time of one process')]
+
 def bench(full:bool=bool(os.environ.get('A2V_BENCH_FULL'))) -> list[dict]:
     from a2v.core import get_config
     from a2v.stylegan3 import Generator
@@ -41,6 +75,7 @@ def bench(full:bool=bool(os.environ.get('A2V_BENCH_FULL'))) -> list[dict]:
     rows = []
     G = Generator(**get_config('tiny').generator.arch).eval().requires_grad_(False)
     rows += _rows('tiny 64 px (alex)', G, get_lpips('alex', device='cpu'), 'alex', (1, 8, 32), steps=5)
+    rows += _worker_rows()
     try: from a2v.stylegan3 import R256_ARCH as arch
     except ImportError:
         arch = dict(z_dim=512, w_dim=512, img_resolution=256, channel_base=32768, channel_max=1024, conv_kernel=1,
