@@ -195,13 +195,13 @@ def _tiny() -> Config:
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
         invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=2, warm_start='previous',
                             anchor=0.2, lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 09_invert: a pulled warm start, MSE only
-        vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=300,
+        vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=150,
                       val_fraction=0.2, threads=1),   # as fast as two when idle, 1.6× faster on a busy machine (10_train)
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=192, conv_dim=[64]*7, num_conv_pos_embeddings=32,
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
-                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=300, max_seconds=1.5, keep='last'),   # 13_embed2lat
+                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last'),   # 13_embed2lat
         render=RenderConfig(magnify=4.0, mode='paper', photo_steps_factor=3.0),   # ×500 is for the paper's Δw scale; ×4 here; the photo: 14_render
         sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0), head_motion=0.25))
 
