@@ -539,7 +539,8 @@ def _invert_worker(run_dir:str, cfg, todo:list, k:int, threads:int, stop_after_s
                            rank=k, on_clip=lambda cid, err: q.put(('clip', k, (cid, err))))
         q.put(('end', k, out))
     except KeyboardInterrupt: q.put(('stopped', k, None))
-    except BaseException as e: q.put(('error', k, f'{type(e).__name__}: {e}' if not isinstance(e, A2VError) else str(e)))
+    except A2VError as e: q.put(('error', k, e))                   # (one line, naming the file: raised as it is)
+    except BaseException as e: q.put(('error', k, A2VError(f'invert worker {k}: {type(e).__name__}: {e}')))
 
 def _invert_in_workers(rd:RunDir, cfg, parts:list, stop_after_steps, bar) -> tuple[list, dict, int]:
     "Run `_invert_worker` on each part at once (spawned processes, the cores split between them); merge what they did."
@@ -556,17 +557,17 @@ def _invert_in_workers(rd:RunDir, cfg, parts:list, stop_after_steps, bar) -> tup
             try: kind, k, x = q.get(timeout=2)
             except queue.Empty:
                 dead = [k for k, p in procs.items() if k not in ends and not p.is_alive()]
-                if dead and q.empty(): error = f'invert worker {dead[0]} died (exit code {procs[dead[0]].exitcode})'
+                if dead and q.empty(): error = A2VError(f'invert worker {dead[0]} died (exit code {procs[dead[0]].exitcode})')
                 continue
             if kind == 'clip': n_failed += x[1]; bar.update(1); bar.set_postfix(failed=n_failed)
             elif kind == 'end': ends.add(k); done += x[0]; failed.update(x[1]); n_frames += x[2]
             elif kind == 'stopped': ends.add(k); stopped = True
-            else: error = f'invert worker {k}: {x}'
+            else: error = x
     finally:
         for p in procs.values():
             if p.is_alive() and (error is not None or len(ends) < len(procs)): p.terminate()
             p.join()
-    if error is not None: raise A2VError(error)
+    if error is not None: raise error
     if stopped: raise KeyboardInterrupt('stop_after_steps')
     return done, failed, n_frames
 

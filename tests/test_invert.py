@@ -287,8 +287,9 @@ def test_workers_kill_and_resume(run, tmp_path):
         for k in ('ws', 'mse', 'lpips'): assert (a[k] - b[k]).abs().max() <= 1e-6, (cid, k)
 
 def test_worker_error_is_one_line(run):
-    "A worker that cannot start (its generator file is gone) stops the run with the worker's own one-line message."
+    "A worker that cannot start (its generator file is gone) stops the run with the error one process would raise."
     (run/'generator'/'generator.safetensors').unlink()
-    with pytest.raises(A2VError, match=r'generator\.safetensors: missing generator') as e:
+    with pytest.raises(MissingStageOutputError, match=r'generator\.safetensors: missing generator') as e:
         inv.invert_run(run, _cfg(**EQ, **{'invert.workers': 2}), progress=False)
-    assert '\n' not in str(e.value)
+    with pytest.raises(MissingStageOutputError) as one: inv.invert_run(run, _cfg(**EQ), progress=False, workers=1)
+    assert str(e.value) == str(one.value) and '\n' not in str(e.value)
