@@ -597,7 +597,7 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
     ckpt = rd.root/'latents'/('.inflight.pt' if world == 1 else f'.inflight-rank{rank}.pt')
     todo = [c for c in mine if not _latents_done(rd.latents(c))]
     if workers is None: workers = 1 if world > 1 or G is not None or lpips is not None else invert_workers(icfg, dev, len(mine))
-    workers = max(1, min(int(workers), len(mine)))
+    workers = max(1, min(int(workers), len(mine))) if dev.type == 'cpu' else 1   # (workers run on the CPU)
     parts = [todo]
     if workers > 1:                                           # split by the manifest, not by what is left: a resumed worker has its clips
         frames = {r['clip']: r.get('frames') for r in read_jsonl(rd.manifest) if r.get('status') == 'kept'} if rd.manifest.exists() else {}
