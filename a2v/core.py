@@ -14,8 +14,8 @@ __all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputErro
            'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'CropConfig', 'GeneratorArch',
            'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig', 'Embed2LatConfig', 'RenderConfig',
            'SampleDataConfig', 'Config', 'generator_source', 'check_config', 'get_config', 'config_to_dict',
-           'config_from_dict', 'flatten_config', 'RunDir', 'stage_config', 'get_device', 'seed_everything', 'dist_env',
-           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl',
+           'config_from_dict', 'flatten_config', 'RunDir', 'stage_config', 'get_device', 'seed_everything', 'cpu_cores',
+           'dist_env', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl',
            'read_run_json', 'remove_stale_temps', 'read_jsonl', 'jsonable', 'psnr', 'save_tensors', 'load_tensors',
            'figures_dir', 'save_figure']
 
@@ -394,6 +394,10 @@ def seed_everything(seed:int=0):
     "Seed Python, NumPy and torch (all devices)."
     import numpy as np, torch
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+def cpu_cores() -> int:
+    "The CPU cores this process may run on (its affinity; what a pool of worker processes should be sized by)."
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 def dist_env() -> tuple[int, int, int]:
     "(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) in a plain process."

@@ -470,7 +470,7 @@ def crop_videos(videos, # video paths, or dicts {'path', 'clip', 'start', 'end',
     if dev.type == 'cuda' and cfg.device is None and world > 1:   # torchrun: one GPU per rank
         import dataclasses
         cfg = dataclasses.replace(cfg, device=f"cuda:{local_rank}")
-    cores = os.cpu_count() or 1
+    cores = cpu_cores()
     if workers is None: workers = 1 if dev.type != 'cpu' else min(cores, 8)
     workers = max(1, min(workers, len(todo) or 1))
     from tqdm.auto import tqdm

@@ -13,8 +13,8 @@ from .core import *
 # %% auto #0
 __all__ = ['inversion_loss', 'lr_at', 'BatchAdam', 'initial_ws', 'frames_to_tensor', 'batch_for_memory', 'auto_batch_clips',
            'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'load_run_generator', 'invert_log',
-           'split_clips', 'cpu_cores', 'invert_workers', 'invert_run', 'inversion_report', 'frame_losses',
-           'excluded_clips', 'usable_clips', 'plot_inversion', 'run_stage']
+           'split_clips', 'invert_workers', 'invert_run', 'inversion_report', 'frame_losses', 'excluded_clips',
+           'usable_clips', 'plot_inversion', 'run_stage']
 
 # %% ../nbs/09_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -492,10 +492,6 @@ def split_clips(ids:list, # clip ids in manifest order
         k = min(range(n), key=lambda k: (load[k], k))
         part[cid] = k; load[k] += _clip_cost(n_frames.get(cid) or 1, icfg)
     return [[c for c in ids if part[c] == k] for k in range(n)]
-
-def cpu_cores() -> int:
-    "The cores this process may run on."
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 def invert_workers(icfg, dev, n_clips:int) -> int:
     "Processes that share a run's clips (`invert.workers`; 'auto': one per core, at most 8); one on a GPU, at most one per clip."

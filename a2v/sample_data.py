@@ -621,7 +621,7 @@ def make_sample_data(out_dir,                   # output folder: videos/, truth/
     specs = [_clip_spec(i, seed, names, (lo, hi), sentences, head_motion) for i in range(clips)]
     if bad: specs += _bad_specs(seed, names, (lo, hi), sentences, clips)
     import a2v.sample_data as mod      # workers import the module, also when this runs inside the notebook
-    workers = workers or min(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1, 8)
+    workers = workers or min(cpu_cores(), 8)
     fd = str(faces_dir) if faces_dir is not None else None
     rows = {}
     from tqdm.auto import tqdm

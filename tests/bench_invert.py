@@ -57,7 +57,7 @@ def _ms_per_image(threads:int, procs:int, seconds:float=10) -> list[float]:
 
 def _worker_rows() -> list[dict]:
     "One process with n threads against n processes with one thread each (n: `invert.workers='auto'`), same run."
-    from a2v.invert import cpu_cores
+    from a2v.core import cpu_cores
     n = min(cpu_cores(), 8)
     if n < 2: return []
     one = _ms_per_image(n, 1)[0]
