@@ -441,16 +441,43 @@ def invert_images(G, # generator
                   lpips=None, # LPIPS module (None: from cfg)
                   steps:int|None=None, # optimisation steps (None: cfg.steps_first)
                   names:list|None=None, # one distinct name per photo; with cfg.seed it seeds its random start
+                  workers:int=1, # CPU processes the photos are dealt to, each on its share of the cores (1: this one)
                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    "Invert several photos in one lock-step batch: per photo its W+ code (num_ws, w_dim) and loss at every step (steps,)."
+    "Invert several photos in lock-step batches: per photo its W+ code (num_ws, w_dim) and loss at every step (steps,)."
     names = [str(n) for n in names] if names is not None else [f'image{i}' for i in range(len(images))]
     if len(set(names)) != len(names) or len(names) != len(images): raise ValueError('invert_images needs one distinct name per photo')
     if not images: return []
     xs = [x if isinstance(x, torch.Tensor) else torch.tensor(np.asarray(x)) for x in images]
+    workers = min(int(workers), len(xs)) if _device_of(G).type == 'cpu' else 1
+    if workers > 1: return _invert_images_in_workers(G, xs, cfg, lpips, steps, names, workers)
     res = dict(invert_clips(G, [(n, x[None]) for n, x in zip(names, xs)], cfg, lpips, batch_size=len(xs), steps_first=steps))
     for n in names:
         if res[n]['error']: raise A2VError(f"inversion of photo {n} failed: {res[n]['error']}")
     return [(res[n]['ws'][0], res[n]['loss0']) for n in names]
+
+def _invert_images_worker(payload:bytes, threads:int) -> list:
+    "One process of `invert_images`: its photos in one batch, on `threads` cores; codes and losses as numpy arrays."
+    import pickle
+    torch.set_num_threads(threads)
+    G, xs, cfg, lpips, steps, names = pickle.loads(payload)
+    return [(w.numpy(), l.numpy()) for w, l in invert_images(G, xs, cfg, lpips, steps, names)]
+
+def _invert_images_in_workers(G, xs, cfg, lpips, steps, names, n:int) -> list:
+    "Deal the photos to `n` spawned processes (photo i to process i mod n); gather their codes in the photos' order."
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    import multiprocessing as mp
+    import a2v.invert as mod                       # workers import the module (also when this runs in the notebook)
+    parts = [list(range(k, len(xs), n)) for k in range(n)]
+    threads = max(1, cpu_cores() // n)
+    with ProcessPoolExecutor(n, mp_context=mp.get_context('spawn')) as pool:   # (plain pickles: no tensors shared between processes)
+        futs = [pool.submit(mod._invert_images_worker, pickle.dumps((G, [xs[i] for i in part], cfg, lpips, steps, [names[i] for i in part])),
+                            threads) for part in parts]
+        try: got = [f.result() for f in futs]
+        except BrokenProcessPool as e: raise A2VError(f'invert_images: a worker process died ({e})') from None
+    out = {i: (torch.from_numpy(w), torch.from_numpy(l)) for part, res in zip(parts, got) for i, (w, l) in zip(part, res)}
+    return [out[i] for i in range(len(xs))]
 
 # %% ../nbs/09_invert.ipynb #99f5a528
 def load_run_generator(run_dir, cfg, device=None):

@@ -14,9 +14,9 @@ from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS, sample_ph
 
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
-           'calibrate', 'predict_windowed', 'TalkingFace', 'Renderer', 'render_video', 'render_panel', 'side_by_side',
-           'side_by_side_stills', 'heldout_pair', 'render_demo', 'run_summary', 'training_amplitude', 'motion_report',
-           'fig4_full_flow', 'make_figures', 'run_stage']
+           'calibrate', 'predict_windowed', 'TalkingFace', 'photo_workers', 'Renderer', 'render_video', 'render_panel',
+           'side_by_side', 'side_by_side_stills', 'heldout_pair', 'render_demo', 'run_summary', 'training_amplitude',
+           'motion_report', 'fig4_full_flow', 'make_figures', 'run_stage']
 
 # %% ../nbs/14_render.ipynb #e9261e5b
 def latents_to_ws(mu:torch.Tensor, # motion latents μ (F, latent_dim)
@@ -173,6 +173,15 @@ def _output_place(out) -> Path:
     if not os.access(out.parent, os.W_OK): raise bad_input(out, 'output folder is not writable')
     return out
 
+def photo_workers(icfg, # `InvertConfig`: `workers` says whether a CPU may use processes
+                  dev, # the device the photos are inverted on
+                  n:int, # photos to invert
+                 ) -> int:
+    "Processes that invert `n` photos: one per photo, at most twice `invert_workers`' count (on a GPU, or with `workers=1`: one)."
+    from a2v.invert import invert_workers
+    k = invert_workers(icfg, dev, n)
+    return min(n, 2 * k) if k > 1 else 1
+
 class Renderer:
     "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
     def __init__(self, run, cfg:Config|None=None, device=None):
@@ -198,7 +207,7 @@ class Renderer:
         return self.photo_codes([image], face_index)[0]
 
     def photo_codes(self, images, face_index:int|None=None) -> list[tuple[np.ndarray, torch.Tensor]]:
-        "`photo_code` of several photos; the crops not seen before are inverted side by side, in one batch."
+        "`photo_code` of several photos; the crops not seen before are inverted at once (`photo_workers` processes on a CPU)."
         import hashlib
         from a2v.invert import invert_images
         from a2v.lpips import get_lpips
@@ -208,7 +217,8 @@ class Renderer:
         if new:
             if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
             steps = round(self.cfg.render.photo_steps_factor * self.cfg.invert.steps_first)
-            codes = invert_images(self.G, list(new.values()), self.cfg, lpips=self._lpips, steps=steps, names=list(new))
+            codes = invert_images(self.G, list(new.values()), self.cfg, lpips=self._lpips, steps=steps, names=list(new),
+                                  workers=photo_workers(self.cfg.invert, self.device, len(new)))
             self._codes.update({k: w.detach().cpu() for k, (w, _) in zip(new, codes)})
         return [(c, self._codes[k]) for c, k in zip(crops, keys)]
 
@@ -394,7 +404,7 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     photo, speech, truth = heldout_pair(run, cfg)
     opening = (truth or {}).get('mouth_opening')
     r = Renderer(run, cfg)
-    r.photo_codes([photo] + [sample_photo(n) for n in SAMPLE_PHOTOS])   # every photo of this stage, inverted in one batch
+    r.photo_codes([photo] + [sample_photo(n) for n in SAMPLE_PHOTOS])   # every photo of this stage, inverted at once
     renders = {}
     for mode in ('paper', 'calibrated'):
         m = r.render(photo, speech, rd.stage('renders')/f'demo_{mode}.mp4', mode=mode, truth_opening=opening, progress=progress)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_sample_data.ipynb #720d8fa0
 from __future__ import annotations
-import functools, hashlib, json, math, os
+import functools, hashlib, importlib.resources, json, math, os
 from fractions import Fraction
 from pathlib import Path
 import numpy as np
@@ -12,7 +12,7 @@ from .core import *
 from .media import write_video, save_wav
 
 # %% auto #0
-__all__ = ['SENTENCES', 'HELDOUT_SENTENCES', 'VOICES', 'HELDOUT_VOICE', 'VISEMES', 'FPS_CHOICES', 'SIZE_CHOICES',
+__all__ = ['SENTENCES', 'HELDOUT_SENTENCES', 'VOICES', 'HELDOUT_VOICE', 'VISEMES', 'BUILTIN_FACES', 'FPS_CHOICES', 'SIZE_CHOICES',
            'EXPECTED_STATUS', 'synth_speech', 'viseme_of', 'mouth_curves', 'builtin_faces', 'detect_face_landmarks',
            'load_faces', 'make_sample_data', 'contact_sheet', 'run_stage']
 
@@ -229,6 +229,8 @@ def detect_face_landmarks(img:np.ndarray) -> list[dict]:
            for b, p, l in zip(np.asarray(boxes, np.float32), probs, np.asarray(lms, np.float32))]
     return sorted(out, key=lambda f: -(f['box'][2] - f['box'][0]) * (f['box'][3] - f['box'][1]))
 
+BUILTIN_FACES = Path(str(importlib.resources.files('a2v')))/'data'/'builtin_faces.json'   # MTCNN's answer for the built-in photos, keyed by their hash
+
 def load_faces(cache_dir,             # where `faces/<name>.json` caches MTCNN's answer
                faces_dir=None,        # extra photos (jpg/png), one face each
               ) -> tuple[dict, list]:
@@ -242,12 +244,14 @@ def load_faces(cache_dir,             # where `faces/<name>.json` caches MTCNN's
             if p.suffix.lower() in ('.jpg', '.jpeg', '.png', '.webp', '.bmp'):
                 items.append(('user_' + ''.join(c if c.isalnum() else '_' for c in p.stem), _read_image(p), str(p)))
     faces, skipped = {}, []
+    shipped = json.loads(BUILTIN_FACES.read_text()) if BUILTIN_FACES.exists() else {}
     for name, im, src in items:
         key = hashlib.sha1(im.tobytes() + str(im.shape).encode()).hexdigest()[:16]
         cp = cache_dir/'faces'/f'{name}.json'
         rec = json.loads(cp.read_text()) if cp.exists() else None
         if rec is None or rec.get('hash') != key:
-            rec = dict(name=name, source=src, hash=key, size=[im.shape[1], im.shape[0]], faces=detect_face_landmarks(im))
+            rec = shipped.get(name) if shipped.get(name, {}).get('hash') == key else None   # a built-in photo: MTCNN's shipped answer
+            rec = rec or dict(name=name, source=src, hash=key, size=[im.shape[1], im.shape[0]], faces=detect_face_landmarks(im))
             atomic_write_json(cp, rec)
         good = [f for f in rec['faces'] if f['prob'] > 0.9 and min(f['box'][2] - f['box'][0], f['box'][3] - f['box'][1]) >= 40]
         if not good: skipped.append(f'{src}: no face of at least 40 px found'); continue

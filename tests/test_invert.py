@@ -293,3 +293,24 @@ def test_worker_error_is_one_line(run):
         inv.invert_run(run, _cfg(**EQ, **{'invert.workers': 2}), progress=False)
     with pytest.raises(MissingStageOutputError) as one: inv.invert_run(run, _cfg(**EQ), progress=False, workers=1)
     assert str(e.value) == str(one.value) and '\n' not in str(e.value)
+
+def test_photo_workers_invert_each_photo_alone(G, lpips, clips):
+    "invert_images(workers=n): the photos are dealt to n processes; with one photo each, every code is the photo inverted alone."
+    cfg = _cfg(**EQ)
+    photos = [clips['c0'][0], clips['c1'][1], clips['c3'][2]]
+    par = inv.invert_images(G, photos, cfg, lpips, names=['p', 'q', 'r'], workers=3)
+    for x, n, (w, losses) in zip(photos, 'pqr', par):
+        w1, l1 = inv.invert_image(G, x, cfg, lpips, seed_name=n)
+        assert w.shape == (G.num_ws, G.w_dim) and losses.shape == (EQ['invert.steps_first'],)
+        assert (w - w1).abs().max() < 1e-4 and (losses - l1).abs().max() < 1e-4
+    two = inv.invert_images(G, photos, cfg, lpips, names=['p', 'q', 'r'], workers=2)       # [p, r] batched, q alone
+    one = inv.invert_images(G, photos, cfg, lpips, names=['p', 'q', 'r'])
+    for (w2, l2), (w, l) in zip(two, one): assert (w2 - w).abs().max() < 1e-4 and (l2 - l).abs().max() < 1e-4
+
+def test_photo_worker_error_is_one_line(G, lpips):
+    "A photo whose loss turns non-finite in a worker raises the same one-line A2VError as in this process."
+    bad = torch.full((3, G.img_resolution, G.img_resolution), float('nan'))
+    ok = torch.zeros(3, G.img_resolution, G.img_resolution)
+    with pytest.raises(A2VError) as one: inv.invert_images(G, [ok, bad], _cfg(**EQ), lpips, names=['ok', 'bad'])
+    with pytest.raises(A2VError) as par: inv.invert_images(G, [ok, bad], _cfg(**EQ), lpips, names=['ok', 'bad'], workers=2)
+    assert str(par.value) == str(one.value) and 'bad' in str(par.value) and '\n' not in str(par.value)

@@ -167,3 +167,25 @@ def test_user_faces_dir(tmp_path):
     from a2v.sample_data import load_faces
     faces, skipped = load_faces(tmp_path/'out', fd)
     assert 'user_me' in faces and 'user_wall' not in faces and any('wall.png' in s for s in skipped)
+
+def test_shipped_builtin_faces_are_what_mtcnn_says(tmp_path, monkeypatch):
+    "a2v/data/builtin_faces.json equals MTCNN's answer on the built-in photos, and load_faces uses it without running MTCNN."
+    import hashlib
+    import a2v.sample_data as sd
+    shipped = json.loads(sd.BUILTIN_FACES.read_text())
+    for name, im in sd.builtin_faces().items():
+        rec = shipped[name]
+        assert rec['hash'] == hashlib.sha1(im.tobytes() + str(im.shape).encode()).hexdigest()[:16], name
+        fresh = sd.detect_face_landmarks(im)
+        assert len(fresh) == len(rec['faces']), name
+        for a, b in zip(fresh, rec['faces']):
+            assert np.allclose(a['box'], b['box'], atol=0.05) and abs(a['prob'] - b['prob']) < 1e-3, name
+            for k in a['landmarks']: assert np.allclose(a['landmarks'][k], b['landmarks'][k], atol=0.05), (name, k)
+    def no_mtcnn(img): raise AssertionError('MTCNN ran for a built-in photo')
+    monkeypatch.setattr(sd, 'detect_face_landmarks', no_mtcnn)
+    faces, skipped = sd.load_faces(tmp_path)
+    assert sorted(faces) == sorted(shipped) and skipped == []
+    assert json.loads((tmp_path/'faces'/'astronaut.json').read_text()) == shipped['astronaut']      # (the run's cache, as before)
+    cp = tmp_path/'faces'/'astronaut.json'; cp.write_text(json.dumps(dict(shipped['astronaut'], hash='other')))
+    monkeypatch.setattr(sd, 'BUILTIN_FACES', tmp_path/'none.json')          # no shipped answer and a stale cache: MTCNN runs
+    with pytest.raises(AssertionError, match='MTCNN ran'): sd.load_faces(tmp_path)
