@@ -213,12 +213,13 @@ def figures_cmd(publish, run, preset, sets):
 @click.option('--force', multiple=True, help='Re-run this stage even if it is done (repeatable).')
 @click.option('--photo', type=click.Path(), default=None, help='Photo of the closing render (default: a held-out clip, or the sample data).')
 @click.option('--speech', type=click.Path(), default=None, help='Speech of the closing render (with --photo).')
+@click.option('--jobs', type=click.IntRange(min=1), default=2, show_default=True, help='Stages whose inputs are done run side by side, at most this many (stage notebooks only).')
 @_run_opts
-def pipeline_cmd(data, notebooks, force, photo, speech, run, preset, sets):
-    "Run every stage in order; finished stages are skipped."
+def pipeline_cmd(data, notebooks, force, photo, speech, jobs, run, preset, sets):
+    "Run every stage in order (a stage whose inputs are done beside the one running); finished stages are skipped."
     from a2v.pipeline import run_pipeline
     run_pipeline(run, resolve_config(run, preset, sets), data=data, notebooks=notebooks, force=force, log=click.echo,
-                 photo=photo, speech=speech)
+                 photo=photo, speech=speech, jobs=jobs)
 
 @a2v.group('weights')
 def weights_grp():

@@ -9,7 +9,8 @@ from pathlib import Path
 from .core import *
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_OUTPUTS', 'STAGE_INPUTS', 'stage_module', 'run_stage', 'upstream', 'notebooks_dir', 'run_pipeline']
+__all__ = ['STAGES', 'STAGE_OUTPUTS', 'STAGE_INPUTS', 'stage_module', 'run_stage', 'upstream', 'notebooks_dir', 'run_pipeline',
+           'run_side_by_side']
 
 # %% ../nbs/15_pipeline.ipynb #b02f14df
 _EXPORT = 'nbdev_export' + '('   # a notebook's closing export call (spelt in two: nbdev_test skips a cell holding it)
@@ -115,6 +116,7 @@ def _fit_for_other_faces(cfg:Config, own_videos:bool, log=print) -> Config:
 
 def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stages=None, log=print,
                  photo=None, speech=None, # the closing render's photo and speech (default: see `a2v.render.heldout_pair`)
+                 jobs:int=2, # stages run side by side once their inputs are done, at most this many (notebooks only)
                 ):
     "Run the stages of `STAGES` (or the named subset) on run directory `run`, skipping finished ones."
     run = Path(run); run.mkdir(parents=True, exist_ok=True)
@@ -130,27 +132,70 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
     nbs = notebooks_dir() if notebooks else None
     if notebooks and nbs is None: log('a2v: notebooks not found next to the package; running the stage functions directly')
     ran = set()
-    for name, _, nb, _ in STAGES:
-        if (stages and name not in stages) or (name == 'sample-data' and own_videos): continue
+    def begin(name:str):
+        "Skip a finished stage (None); else clear what it must redo, and return the config its marker will hold."
         marker = run/'stages'/f'{name}.json'
         key = _stage_key(cfg, name, skip=('sample-data',) if own_videos else ())
         stale = [u for u in upstream(name) if u in ran]                 # re-made upstream in this call
         if marker.exists():
             if name != 'render' and name not in force and not stale and _marker_key(marker) == key:
-                log(f"[a2v] {name}: done, skipped"); continue
+                log(f"[a2v] {name}: done, skipped"); return None
             _remove_outputs(run, name); marker.unlink()
         elif stale: _remove_outputs(run, name)                          # a half-done stage built on old inputs
-        ran.add(name)
-        log(f"[a2v] {name} ...")
+        ran.add(name); log(f"[a2v] {name} ...")
+        return key
+    def execute(name:str, nb:str, key):
         t0 = time.time()
         if nbs is not None: _run_notebook(nbs, nb, run, cfg, name)
         else: run_stage(name, run, cfg)
-        atomic_write_json(marker, dict(config=key, seconds=round(time.time() - t0, 1)))
+        atomic_write_json(run/'stages'/f'{name}.json', dict(config=key, seconds=round(time.time() - t0, 1), started=round(t0, 2)))
         log(f"[a2v] {name}: {time.time() - t0:.0f} s")
-    _record_times(run, log)
+    todo = [(name, nb) for name, _, nb, _ in STAGES if not ((stages and name not in stages) or (name == 'sample-data' and own_videos))]
+    t0 = time.time()
+    run_side_by_side(todo, begin, execute, max(1, int(jobs)) if nbs is not None else 1)   # (stage functions share this process)
+    _record_times(run, log, wall=time.time() - t0)
 
-def _record_times(run:Path, log=print):
-    "Each stage's time (from its marker) in one line, and in RUN/metrics.json (`stage_seconds`) when it exists."
+def run_side_by_side(todo:list, # [(stage, notebook)] in `STAGES` order
+                     begin, # begin(stage) -> None (skipped: done) or what `execute` needs
+                     execute, # execute(stage, notebook, begun) runs it (in a thread when jobs > 1)
+                     jobs:int=2, # stages at once
+                    ):
+    "Start each stage once every input (`STAGE_INPUTS`) of it in `todo` is done, at most `jobs` at once, in `STAGES` order."
+    todo, pending, error = list(todo), {n for n, _ in todo}, None
+    if jobs == 1:                                   # one after another, in this thread (Ctrl-C stops the kernel as usual)
+        for name, nb in todo:
+            b = begin(name)
+            if b is not None: execute(name, nb, b)
+        return
+    from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
+    running = {}
+    with ThreadPoolExecutor(jobs) as ex:
+        try:
+            while todo or running:
+                ready = lambda: next(((n, nb) for n, nb in todo if not any(u in pending for u in STAGE_INPUTS[n])), None)
+                while error is None and len(running) < jobs and (nxt := ready()) is not None:
+                    todo.remove(nxt); b = begin(nxt[0])
+                    if b is None: pending.discard(nxt[0])
+                    else: running[ex.submit(execute, *nxt, b)] = nxt[0]
+                if error is not None: todo = []                          # a stage failed: start nothing more
+                if not running: break
+                for f in wait(running, return_when=FIRST_COMPLETED)[0]:
+                    name = running.pop(f)
+                    if f.exception() is None: pending.discard(name)
+                    elif error is None: error = f.exception()
+        except KeyboardInterrupt:
+            _stop_kernels(); raise
+    if error is not None: raise error
+
+def _stop_kernels():
+    "Ctrl-C while stages run side by side: end the Jupyter kernels (and their workers) this process started; their threads then stop."
+    import psutil
+    for p in psutil.Process().children(recursive=True):
+        try: p.kill()
+        except psutil.Error: pass
+
+def _record_times(run:Path, log=print, wall:float|None=None):
+    "Each stage's time (from its marker) in one line, and in RUN/metrics.json (`stage_seconds`) when it exists; `wall`: this call's."
     secs = {}
     for name, *_ in STAGES:
         m = run/'stages'/f'{name}.json'
@@ -159,9 +204,9 @@ def _record_times(run:Path, log=print):
             except A2VError: pass
     if not secs: return
     log('[a2v] stage times: ' + ', '.join(f'{k} {v:.0f} s' for k, v in secs.items() if v is not None)
-        + f' (total {sum(v for v in secs.values() if v) / 60:.1f} min)')
+        + f' (sum {sum(v for v in secs.values() if v) / 60:.1f} min' + (f'; this call took {wall / 60:.1f} min)' if wall else ')'))
     p = run/'metrics.json'
     if p.exists():
         try: m = read_run_json(p, 'a2v render')
         except A2VError: return
-        atomic_write_json(p, {**m, 'stage_seconds': secs})
+        atomic_write_json(p, {**m, 'stage_seconds': secs, **({'pipeline_seconds': round(wall, 1)} if wall else {})})

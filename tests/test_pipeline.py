@@ -46,6 +46,19 @@ def test_every_stage_leaves_its_outputs(micro_run):
     assert load_tensors(run/'latents'/f'{kept[0]}.safetensors')[1]['generator'] == 'a2v-tiny-generator-v1'
 
 @pytest.mark.slow
+def test_stages_wait_for_their_inputs_and_audio_runs_beside_the_generator(micro_run):
+    "The markers' start times: no stage began before its inputs ended; embed-audio began while fit-generator ran (--jobs 2)."
+    from a2v.pipeline import STAGES, STAGE_INPUTS
+    run, _ = micro_run
+    mk = {n: json.loads((run/'stages'/f'{n}.json').read_text()) for n, *_ in STAGES}
+    end = {n: m['started'] + m['seconds'] for n, m in mk.items()}
+    for n, m in mk.items():
+        for u in STAGE_INPUTS[n]: assert m['started'] >= end[u] - 0.1, (u, n)
+    assert mk['fit-generator']['started'] <= mk['embed-audio']['started'] < end['fit-generator']
+    m = json.loads((run/'metrics.json').read_text())
+    assert set(m['stage_seconds']) == set(mk) and 0 < m['pipeline_seconds'] < sum(m['stage_seconds'].values())
+
+@pytest.mark.slow
 def test_render_mp4_and_metrics(micro_run):
     run, _ = micro_run
     from a2v.media import probe, load_audio
