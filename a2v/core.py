@@ -150,6 +150,7 @@ class Embed2LatConfig:
     epochs: int = 100
     max_seconds: float = 10.0       # training windows (AVSpeech clips are 3-10 s)
     keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
+    threads: int = 0                # CPU threads while training (0: torch's default); see 13_embed2lat
 
 @dataclass
 class RenderConfig:
@@ -193,7 +194,7 @@ def _tiny() -> Config:
             source='a2v-tiny-generator-v1',   # shipped in the package (07_fit_generator): fitted once, long, to the sample data
             arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
-        invert=InvertConfig(steps_first=150, lr_first=0.03, lr_first_end=0.015, steps_next=2, warm_start='previous',
+        invert=InvertConfig(steps_first=120, lr_first=0.03, lr_first_end=0.015, steps_next=2, warm_start='previous',
                             anchor=0.2, lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 09_invert: a pulled warm start, MSE only
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=150,
                       val_fraction=0.2, threads=1),   # as fast as two when idle, 1.6× faster on a busy machine (10_train)
@@ -201,8 +202,8 @@ def _tiny() -> Config:
                           intermediate_size=192, conv_dim=[64]*7, num_conv_pos_embeddings=32,
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
-                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last'),   # 13_embed2lat
-        render=RenderConfig(magnify=4.0, mode='paper', photo_steps_factor=3.0),   # ×500 is for the paper's Δw scale; ×4 here; the photo: 14_render
+                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last', threads=1),   # 13_embed2lat
+        render=RenderConfig(magnify=4.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×4 here; the photo: 14_render
         sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}
@@ -278,7 +279,7 @@ _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Eve
                               'invert.mse_weight', 'invert.lpips_weight', 'vae.beta', 'render.smooth_frames', 'sample_data.clips',
                               'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
                               'generator.fit_init_scale', 'sample_data.head_motion', 'seed', 'invert.checkpoint_s',
-                              'invert.max_loss', 'vae.threads', 'render.photo_steps_factor')},
+                              'invert.max_loss', 'vae.threads', 'embed2lat.threads', 'render.photo_steps_factor')},
     'crop.min_prob': (0, 1), 'generator.fit_lr_end': (0, 1), 'invert.anchor': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
 }
 

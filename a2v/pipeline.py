@@ -94,7 +94,9 @@ def _run_notebook(nbs:Path, nb:str, run:Path, cfg:Config, name:str):
     src.cells = [c for c in src.cells if c.cell_type != 'code' or not (_is_slow(c.source) or _EXPORT in c.source)]
     nbformat.write(src, out)                                   # executed in place: papermill reads it before writing
     params = dict(run_dir=str(run.resolve()), preset=cfg.preset, overrides=json.dumps(jsonable(flatten_config(cfg))))
-    try: pm.execute_notebook(str(out), str(out), parameters=params, cwd=str(nbs), progress_bar=False, kernel_name='python3', language='python')
+    try: pm.execute_notebook(str(out.resolve()), str(out.resolve()), parameters=params, progress_bar=False, kernel_name='python3',
+                             language='python', resources={'metadata': {'path': str(nbs)}})   # the kernel starts in nbs/; no os.chdir,
+                                                                                            # which stages side by side would share
     except pm.PapermillExecutionError as e:
         raise A2VError(f"stage {name} failed in {out} (cell {e.exec_count}): {e.ename}: {str(e.evalue).splitlines()[0] if e.evalue else ''}") from None
 

@@ -105,3 +105,17 @@ def test_learns_loudness_driven_motion(run, tmp_path):
     rep = lipsync_report(d)
     assert rep['r_pred_pc1'] > 0.5 or rep['r_pred_best_dim'] > 0.5, rep
     assert rep['r_pred_readout'] > 0.5 and rep['r_true_readout'] > rep['r_pred_readout'] - 0.1, rep   # the readout, near μ*'s
+
+def test_trains_on_the_configured_threads(run, tmp_path, monkeypatch):
+    "embed2lat.threads reaches the training loop (the tiny preset: 1) and torch's own setting is back afterwards."
+    import torch, a2v.embed2lat as E
+    seen, real = [], E.fit
+    def spy(*a, **k):
+        seen.append(k.get('threads'))
+        return real(*a, **k)
+    monkeypatch.setattr(E, 'fit', spy)
+    d = tmp_path/'r'; shutil.copytree(run, d)
+    before = torch.get_num_threads()
+    train_embed2lat(d, _cfg(**{'embed2lat.epochs': 1, 'embed2lat.threads': 1}), progress=False)
+    assert seen == [1] and torch.get_num_threads() == before
+    assert get_config('tiny').embed2lat.threads == 1 and get_config('paper').embed2lat.threads == 0

@@ -1,5 +1,5 @@
 "End to end at a micro scale: every stage of the tiny preset, through the `a2v` command and the stage notebooks."
-import json, subprocess, sys, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 import numpy as np, torch
 import pytest
@@ -20,8 +20,8 @@ def micro_run(tmp_path_factory):
     run = tmp_path_factory.mktemp('micro')/'run'
     sets = [a for s in MICRO for a in ('--set', s)]
     t0 = time.time()
-    _a2v('pipeline', '--run', run, '--preset', 'tiny', *sets)
-    return run, time.time() - t0
+    _a2v('pipeline', '--run', os.path.relpath(run, ROOT), '--preset', 'tiny', *sets)   # relative, as `make demo` gives it:
+    return run, time.time() - t0                                     # stages side by side must not depend on the cwd
 
 @pytest.mark.slow
 def test_every_stage_leaves_its_outputs(micro_run):
@@ -247,10 +247,14 @@ def test_stage_notebook_runs_without_its_slow_cells(tmp_path):
     nb = v4.new_notebook(metadata={'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}}, cells=[
         v4.new_code_cell("run_dir = ''\npreset = ''\noverrides = '{}'", metadata={'tags': ['parameters']}),
         v4.new_code_cell(f"#| slow\n{boom}"), v4.new_code_cell(f"\n#| hide\n#|slow\n{boom}"),
-        v4.new_code_cell("from pathlib import Path\nPath(run_dir, 'stage.txt').write_text(preset)"),
+        v4.new_code_cell("import os\nfrom pathlib import Path\nPath(run_dir, 'stage.txt').write_text(preset + ' ' + os.getcwd())"),
         v4.new_code_cell("#| hide\nimport nbdev; nbdev.nbdev_export()")])                 # raises: no nbdev project here
     (tmp_path/'nbs').mkdir(); nbformat.write(nb, tmp_path/'nbs'/'99_stage.ipynb')
-    _run_notebook(tmp_path/'nbs', '99_stage.ipynb', tmp_path/'run', get_config('tiny'), 'stage')
-    assert (tmp_path/'run'/'stage.txt').read_text() == 'tiny'                  # the parameters arrived, the last cell ran
+    import os
+    here = os.getcwd(); os.chdir(tmp_path)                 # a relative run directory, as `make demo` gives (runs/demo)
+    try: _run_notebook(tmp_path/'nbs', '99_stage.ipynb', Path('run'), get_config('tiny'), 'stage')
+    finally: cwd_after = os.getcwd(); os.chdir(here)
+    assert cwd_after == str(tmp_path)                      # the process never changed directory (stages run side by side)
+    assert (tmp_path/'run'/'stage.txt').read_text() == f"tiny {tmp_path/'nbs'}"   # the parameters arrived; the kernel ran in nbs/
     ran = nbformat.read(tmp_path/'run'/'notebooks'/'99_stage.ipynb', as_version=4)
     assert not any(boom in c.source or 'nbdev_export' in c.source for c in ran.cells)   # nor has the executed copy
