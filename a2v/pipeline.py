@@ -171,10 +171,10 @@ def run_side_by_side(todo:list, # [(stage, notebook)] in `STAGES` order
         return
     from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
     running = {}
+    ready = lambda: next(((n, nb) for n, nb in todo if not any(u in pending for u in STAGE_INPUTS[n])), None)   # first startable
     with ThreadPoolExecutor(jobs) as ex:
         try:
             while todo or running:
-                ready = lambda: next(((n, nb) for n, nb in todo if not any(u in pending for u in STAGE_INPUTS[n])), None)
                 while error is None and len(running) < jobs and (nxt := ready()) is not None:
                     todo.remove(nxt); b = begin(nxt[0])
                     if b is None: pending.discard(nxt[0])
