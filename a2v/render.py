@@ -16,7 +16,7 @@ from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS, sample_ph
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
            'calibrate', 'predict_windowed', 'TalkingFace', 'photo_workers', 'Renderer', 'render_video', 'render_panel',
            'side_by_side', 'side_by_side_stills', 'heldout_pair', 'render_demo', 'run_summary', 'training_amplitude',
-           'motion_report', 'fig4_full_flow', 'make_figures', 'run_stage']
+           'motion_report', 'fig4_full_flow', 'make_figures', 'motion_ceiling', 'run_stage']
 
 # %% ../nbs/14_render.ipynb #e9261e5b
 def latents_to_ws(mu:torch.Tensor, # motion latents μ (F, latent_dim)
@@ -530,6 +530,51 @@ def make_figures(run, cfg:Config|None=None, renderer:Renderer|None=None) -> list
     if os.environ.get('A2V_FIGURES'):                   # asked for: `make demo`, `a2v figures --publish DIR`
         for p in made: shutil.copy(p, figures_dir()/p.name)
     return made
+
+# %% ../nbs/14_render.ipynb #b1bb0fea
+def _truth_of(run, clip_id:str, truth_dir=None) -> tuple[dict|None, Path|None]:
+    "The sample data's truth json of a kept clip (and the folder it is in), or (None, None) when the run has none."
+    rd = RunDir(run)
+    td = Path(truth_dir) if truth_dir else next((p for p in (rd.root/'data'/'truth', rd.root/'truth') if p.is_dir()), None)
+    if td is None: return None, None
+    meta = rd.root/'clips'/clip_id/'meta.json'
+    row = json.loads(meta.read_text()) if meta.exists() else {}
+    for name in (Path(str(row.get('source', clip_id))).stem, clip_id):
+        if (td/f'{name}.json').exists(): return json.loads((td/f'{name}.json').read_text()), td
+    return None, td
+
+def motion_ceiling(run, cfg:Config|None=None, renderer:Renderer|None=None,
+                   photos=tuple(SAMPLE_PHOTOS), # built-in photos to put the clips' motion on
+                   clips=None, # clip ids (default: the held-out clips of the VAE's split)
+                   max_lag:int=10) -> dict:
+    "Lip sync with a perfect Embed2Lat: held-out clips' own μ* rendered on each photo, and their reconstructions, vs the true opening."
+    from a2v.metrics import render_metrics, lipsync, truth_opening
+    from a2v.vae import load_mu
+    r = renderer or Renderer(run, cfg); rd = RunDir(run); fps = r.cfg.crop.fps
+    rows_of = {x['clip']: x for x in read_jsonl(rd.manifest)}
+    def r_truth(frames, truth):                                            # measured as motion_report measures a render
+        m = render_metrics(frames, np.zeros(len(frames) * 640, np.float32), fps=fps, max_lag=max_lag, syncnet=None)
+        return lipsync(np.asarray(m['mouth_opening']), truth, max_lag)['r_best']
+    codes = dict(zip(photos, (w0 for _, w0 in r.photo_codes([sample_photo(n) for n in photos]))))
+    out = []
+    for c in (clips if clips is not None else _train_val(run, r.cfg)['val']):
+        t, td = _truth_of(run, c)
+        if t is None: continue
+        mu = load_mu(run, c).float()                                                     # (F, latent)
+        truth = truth_opening(td, rows_of.get(c, {'clip': c}), len(mu), fps, rd.root/'clips'/c)
+        ws = load_tensors(rd.root/'latents'/f'{c}.safetensors')[0]['ws'].float()        # (F, num_ws, w_dim)
+        out.append(dict(clip=c, face=t.get('source_face'), rendered_on='its own codes',
+                        r_truth=r_truth(np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size))), truth)))
+        for name, w0 in codes.items():
+            frames = np.stack(list(synthesize_frames(r.G, latents_to_ws(mu, w0, r.vae), r.cfg.render.batch_size)))
+            out.append(dict(clip=c, face=t.get('source_face'), rendered_on=name, r_truth=r_truth(frames, truth)))
+    out = jsonable(out)
+    def summary(sel):
+        v = [x['r_truth'] for x in out if sel(x) and x['r_truth'] is not None]
+        return dict(n=len(v), mean=float(np.mean(v)) if v else None, min=float(np.min(v)) if v else None)
+    return dict(renders=out, reconstruction=summary(lambda x: x['rendered_on'] == 'its own codes'),
+                same_face=summary(lambda x: x['rendered_on'] == x['face']),
+                other_face=summary(lambda x: x['rendered_on'] not in ('its own codes', x['face'])))
 
 # %% ../nbs/14_render.ipynb #83494662
 def run_stage(run_dir, # run directory with the trained models
