@@ -546,8 +546,10 @@ def _truth_of(run, clip_id:str, truth_dir=None) -> tuple[dict|None, Path|None]:
 def motion_ceiling(run, cfg:Config|None=None, renderer:Renderer|None=None,
                    photos=tuple(SAMPLE_PHOTOS), # built-in photos to put the clips' motion on
                    clips=None, # clip ids (default: the held-out clips of the VAE's split)
+                   scale:float=1.0, # μ* is multiplied by this before it is decoded
                    max_lag:int=10) -> dict:
-    "Lip sync with a perfect Embed2Lat: held-out clips' own μ* rendered on each photo, and their reconstructions, vs the true opening."
+    "Lip sync with a perfect Embed2Lat: held-out clips' own μ* rendered on each photo, their frames and reconstructions, vs the true opening."
+    from a2v.crop import load_clip
     from a2v.metrics import render_metrics, lipsync, truth_opening
     from a2v.vae import load_mu
     r = renderer or Renderer(run, cfg); rd = RunDir(run); fps = r.cfg.crop.fps
@@ -563,18 +565,21 @@ def motion_ceiling(run, cfg:Config|None=None, renderer:Renderer|None=None,
         mu = load_mu(run, c).float()                                                     # (F, latent)
         truth = truth_opening(td, rows_of.get(c, {'clip': c}), len(mu), fps, rd.root/'clips'/c)
         ws = load_tensors(rd.root/'latents'/f'{c}.safetensors')[0]['ws'].float()        # (F, num_ws, w_dim)
-        out.append(dict(clip=c, face=t.get('source_face'), rendered_on='its own codes',
-                        r_truth=r_truth(np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size))), truth)))
+        for what, frames in (('its own frames', load_clip(rd.clip_dir(c)).frames[:len(mu)]),   # the crops: the measure's own ceiling
+                             ('its own codes', np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size))))):
+            out.append(dict(clip=c, face=t.get('source_face'), rendered_on=what, r_truth=r_truth(frames, truth)))
         for name, w0 in codes.items():
-            frames = np.stack(list(synthesize_frames(r.G, latents_to_ws(mu, w0, r.vae), r.cfg.render.batch_size)))
+            frames = np.stack(list(synthesize_frames(r.G, latents_to_ws(mu * scale, w0, r.vae), r.cfg.render.batch_size)))
             out.append(dict(clip=c, face=t.get('source_face'), rendered_on=name, r_truth=r_truth(frames, truth)))
     out = jsonable(out)
     def summary(sel):
         v = [x['r_truth'] for x in out if sel(x) and x['r_truth'] is not None]
         return dict(n=len(v), mean=float(np.mean(v)) if v else None, min=float(np.min(v)) if v else None)
-    return dict(renders=out, reconstruction=summary(lambda x: x['rendered_on'] == 'its own codes'),
+    own = ('its own frames', 'its own codes')
+    return dict(renders=out, frames=summary(lambda x: x['rendered_on'] == own[0]),
+                reconstruction=summary(lambda x: x['rendered_on'] == own[1]),
                 same_face=summary(lambda x: x['rendered_on'] == x['face']),
-                other_face=summary(lambda x: x['rendered_on'] not in ('its own codes', x['face'])))
+                other_face=summary(lambda x: x['rendered_on'] not in (*own, x['face'])))
 
 # %% ../nbs/14_render.ipynb #83494662
 def run_stage(run_dir, # run directory with the trained models

@@ -240,21 +240,23 @@ def test_photo_inversion_takes_its_own_steps(micro_run, monkeypatch):
 
 @pytest.mark.slow
 def test_motion_ceiling_renders_each_held_out_clip_on_each_photo(micro_run, renderer):
-    "motion_ceiling: per held-out clip its reconstruction, then its μ* on each photo; the clip's face from its truth json."
+    "motion_ceiling: per held-out clip its frames, its reconstruction, then its μ* on each photo; the clip's face from its truth json."
     from a2v.render import motion_ceiling, _truth_of
     from a2v.media import SAMPLE_PHOTOS
     from a2v.vae import load_split
     run = micro_run[0]; val = load_split(run)['val']; photos = ('grace_hopper',)   # one photo keeps it short
     m = motion_ceiling(run, renderer=renderer, photos=photos)
-    assert val and [(x['clip'], x['rendered_on']) for x in m['renders']] == [(c, p) for c in val for p in ('its own codes', *photos)]
+    assert val and [(x['clip'], x['rendered_on']) for x in m['renders']] == [(c, p) for c in val for p in ('its own frames', 'its own codes', *photos)]
     for x in m['renders']:
         assert x['face'] == _truth_of(run, x['clip'])[0]['source_face'] and x['face'] in SAMPLE_PHOTOS
         assert x['r_truth'] is None or -1 <= x['r_truth'] <= 1
-    kinds = ('reconstruction', 'same_face', 'other_face')
+    kinds = ('frames', 'reconstruction', 'same_face', 'other_face')
     assert sum(m[k]['n'] for k in kinds) == sum(x['r_truth'] is not None for x in m['renders'])
     assert m['reconstruction']['n'] == sum(x['r_truth'] is not None for x in m['renders'] if x['rendered_on'] == 'its own codes')
     only = motion_ceiling(run, renderer=renderer, photos=(), clips=[val[0], 'no_such_clip'])   # a clip without truth is left out
-    assert [(x['clip'], x['rendered_on']) for x in only['renders']] == [(val[0], 'its own codes')]
+    assert [(x['clip'], x['rendered_on']) for x in only['renders']] == [(val[0], 'its own frames'), (val[0], 'its own codes')]
+    still = motion_ceiling(run, renderer=renderer, photos=photos, clips=val[:1], scale=0.0)   # no motion: the photo stands still
+    assert still['renders'][-1]['rendered_on'] == photos[0] and still['renders'][-1]['r_truth'] is None
 
 def test_stage_notebook_runs_without_its_slow_cells(tmp_path):
     "The pipeline's notebook runner leaves out `#| slow` cells and `nbdev_export()`: here they would raise, the others must run."
