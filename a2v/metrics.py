@@ -12,7 +12,7 @@ from .core import bad_input, atomic_path, jsonable, psnr
 __all__ = ['mse', 'lpips_distance', 'reconstruction_metrics', 'default_face_box', 'detect_face', 'mouth_region', 'mouth_opening',
            'background_flicker', 'lipsync', 'lipsync_plot', 'mel_filterbank', 'mfcc', 'syncnet', 'load_syncnet',
            'syncnet_faces', 'sync_embeddings', 'sync_distances', 'sync_scores', 'lse', 'lse_report', 'render_metrics',
-           'mouth_validation', 'truth_opening']
+           'mouth_validation', 'truth_file', 'truth_opening']
 
 # %% ../nbs/08_metrics.ipynb #df737fc8
 def mse(a, b, data_range:float=255.) -> float:
@@ -507,6 +507,19 @@ def mouth_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, margi
     return rows
 
 # %% ../nbs/08_metrics.ipynb #ed366cbf
+def truth_file(truth_dir, # folder of <source stem>.json files (`a2v sample-data`'s truth/)
+               row:dict, # the clip's manifest row (at least 'clip'; 'source' when known)
+               clip_dir=None, # the clip's folder: its meta.json fills in 'source' and 'start'
+              ) -> tuple:  # (path of the clip's truth json or None, the row completed from meta.json)
+    "Which truth json belongs to a kept clip: its source video's stem, else the clip id."
+    import json
+    from pathlib import Path
+    meta = Path(clip_dir)/'meta.json' if clip_dir else None
+    if meta is not None and meta.exists(): row = {**json.loads(meta.read_text()), **row}
+    for name in (Path(str(row.get('source', row['clip']))).stem, row['clip']):
+        if (p := Path(truth_dir)/f'{name}.json').exists(): return p, row
+    return None, row
+
 def truth_opening(truth_dir, # folder of <source stem>.json files with a per-frame mouth opening (`a2v sample-data`'s truth/)
                   row:dict, # the clip's manifest row (at least 'clip'; 'source' and 'start' when known)
                   n_frames:int, # frames F of the kept clip
@@ -515,14 +528,8 @@ def truth_opening(truth_dir, # folder of <source stem>.json files with a per-fra
                  ) -> np.ndarray|None:  # (F,) opening per clip frame, or None when there is no truth for the clip
     "Ground-truth mouth opening of a kept clip, aligned to its frames (the source frame holding each frame's middle)."
     import json
-    from pathlib import Path
-    meta = Path(clip_dir)/'meta.json' if clip_dir else None
-    if meta is not None and meta.exists(): row = {**json.loads(meta.read_text()), **row}
-    stem = Path(str(row.get('source', row['clip']))).stem
-    for name in (stem, row['clip']):
-        p = Path(truth_dir)/f'{name}.json'
-        if p.exists(): break
-    else: return None
+    p, row = truth_file(truth_dir, row, clip_dir)
+    if p is None: return None
     d = json.loads(p.read_text())
     key = next((k for k in ('mouth_open', 'mouth_opening', 'opening', 'mouth') if k in d), None)
     if key is None: raise bad_input(p, f"no per-frame mouth opening (keys: {sorted(d)})")

@@ -537,11 +537,9 @@ def _truth_of(run, clip_id:str, truth_dir=None) -> tuple[dict|None, Path|None]:
     rd = RunDir(run)
     td = Path(truth_dir) if truth_dir else next((p for p in (rd.root/'data'/'truth', rd.root/'truth') if p.is_dir()), None)
     if td is None: return None, None
-    meta = rd.root/'clips'/clip_id/'meta.json'
-    row = json.loads(meta.read_text()) if meta.exists() else {}
-    for name in (Path(str(row.get('source', clip_id))).stem, clip_id):
-        if (td/f'{name}.json').exists(): return json.loads((td/f'{name}.json').read_text()), td
-    return None, td
+    from a2v.metrics import truth_file
+    p, _ = truth_file(td, {'clip': clip_id}, rd.root/'clips'/clip_id)
+    return (json.loads(p.read_text()) if p else None), td
 
 def motion_ceiling(run, cfg:Config|None=None, renderer:Renderer|None=None,
                    photos=tuple(SAMPLE_PHOTOS), # built-in photos to put the clips' motion on
