@@ -99,6 +99,9 @@ class InvertConfig:
     warm_start: Literal['previous', 'first'] = 'previous'  # frame i starts from frame i-1's code (paper) or from frame 0's ('first')
     anchor: float = 0.0             # 'previous': frame i starts at w_{i-1} + anchor·(w_0 − w_{i-1}) (0: the paper's; 09_invert)
     lr_next: float = 0.01
+    optimizer: Literal['adam', 'lbfgs'] = 'adam'  # 'adam' (paper) or 'lbfgs': curvature pairs kept along the clip; lr is then
+                                    # only the size of a clip's first step (09_invert)
+    memory: int = 20                # 'lbfgs': curvature pairs each clip keeps
     mse_weight: float = 1.0
     lpips_weight: float = 10.0
     lpips_net: Literal['vgg', 'alex'] = 'vgg'  # 'vgg' (Image2StyleGAN) or 'alex'
@@ -194,8 +197,8 @@ def _tiny() -> Config:
             source='a2v-tiny-generator-v1',   # shipped in the package (07_fit_generator): fitted once, long, to the sample data
             arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
-        invert=InvertConfig(steps_first=120, lr_first=0.03, lr_first_end=0.015, steps_next=2, warm_start='previous',
-                            anchor=0.2, lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 09_invert: a pulled warm start, MSE only
+        invert=InvertConfig(steps_first=40, lr_first=0.03, steps_next=2, warm_start='previous', anchor=0.2, optimizer='lbfgs',
+                            lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 09_invert: L-BFGS, a pulled warm start, MSE only
         vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=150,
                       val_fraction=0.2, threads=1),   # as fast as two when idle, 1.6× faster on a busy machine (10_train)
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -268,7 +271,7 @@ def _convert(value, tp, key:str):
     return value
 
 _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Every float must also be finite.
-    **{k: (1, None) for k in ('crop.sample_rate', 'crop.resolution', 'crop.batch', 'generator.fit_batch', 'invert.n_init',
+    **{k: (1, None) for k in ('crop.sample_rate', 'crop.resolution', 'crop.batch', 'generator.fit_batch', 'invert.n_init', 'invert.memory',
                               'invert.batch_clips', 'invert.workers', 'vae.latent_dim', 'vae.batch_size', 'vae.epochs', 'embed2lat.hidden_size',
                               'embed2lat.num_layers', 'embed2lat.num_heads', 'embed2lat.intermediate_size', 'embed2lat.batch_size',
                               'embed2lat.epochs', 'render.batch_size', 'embed2lat.conv_pos', 'embed2lat.conv_pos_groups')},

@@ -11,10 +11,10 @@ import numpy as np, torch, torch.nn.functional as F
 from .core import *
 
 # %% auto #0
-__all__ = ['inversion_loss', 'lr_at', 'BatchAdam', 'initial_ws', 'frames_to_tensor', 'batch_for_memory', 'auto_batch_clips',
-           'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'load_run_generator', 'invert_log',
-           'split_clips', 'invert_workers', 'invert_run', 'inversion_report', 'frame_losses', 'excluded_clips',
-           'usable_clips', 'plot_inversion', 'run_stage']
+__all__ = ['inversion_loss', 'lr_at', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
+           'auto_batch_clips', 'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'load_run_generator',
+           'invert_log', 'split_clips', 'invert_workers', 'invert_run', 'inversion_report', 'frame_losses',
+           'excluded_clips', 'usable_clips', 'plot_inversion', 'run_stage']
 
 # %% ../nbs/09_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -50,11 +50,17 @@ class BatchAdam:
     def reset(self, rows):
         "Forget the state of `rows` (a new frame or a new clip starts there)."
         self.m[rows] = 0; self.v[rows] = 0; self.t[rows] = 0
+    def memory(self, i:int): return None                        # nothing is carried from frame to frame:
+    def new_frame(self, i:int, mem): self.reset([i])            # each frame is its own small optimisation, fresh moments
+    def state_dict(self) -> dict: return dict(m=self.m, v=self.v, t=self.t)
+    def load_state_dict(self, d:dict): self.m[:], self.v[:], self.t[:] = d['m'], d['v'], d['t']
+    def settle(self, p, rows, loss): return torch.zeros(len(rows), dtype=torch.bool, device=p.device)   # Adam never steps back
     @torch.no_grad()
     def step(self, p:torch.Tensor, # all parameters (B, ...), updated in place at `rows`
              grad:torch.Tensor, # gradients of the rows (b, ...)
              rows:torch.Tensor, # (b,) row indices
-             lr:torch.Tensor): # (b,) learning rate of each row
+             lr:torch.Tensor, # (b,) learning rate of each row
+             loss=None): # (unused: Adam does not look at the loss)
         "One Adam update of `p[rows]`, exactly torch.optim.Adam's formula applied row by row."
         m = self.m[rows].mul_(self.b1).add_(grad, alpha=1 - self.b1)
         v = self.v[rows].mul_(self.b2).addcmul_(grad, grad, value=1 - self.b2)
@@ -64,6 +70,78 @@ class BatchAdam:
         step_size = (lr.double() / (1 - self.b1 ** t)).float().view(shape)      # (b, 1, 1)
         bc2_sqrt = (1 - self.b2 ** t).sqrt().float().view(shape)
         p[rows] = p[rows] - step_size * m / (v.sqrt() / bc2_sqrt + self.eps)
+
+# %% ../nbs/09_invert.ipynb #41336fb9
+class BatchLBFGS:
+    "L-BFGS over a batch of independent rows (B, ...): per row the last `memory` curvature pairs, a step factor, and the last point."
+    def __init__(self, shape, device, memory:int=20):
+        B, D = shape[0], math.prod(shape[1:])
+        self.S = torch.zeros(B, memory, D, device=device); self.Y = torch.zeros_like(self.S)   # (B, M, D) pairs, newest last
+        self.k = torch.zeros(B, dtype=torch.long, device=device)          # (B,) pairs held
+        self.alpha = torch.ones(B, device=device)                          # (B,) step factor
+        self.wp = torch.zeros(B, D, device=device); self.gp = torch.zeros_like(self.wp)       # (B, D) last point and its gradient
+        self.lp = torch.zeros(B, device=device); self.has = torch.zeros(B, dtype=torch.bool, device=device)
+    _STATE = ('S', 'Y', 'k', 'alpha', 'wp', 'gp', 'lp', 'has')
+    def state_dict(self) -> dict: return {k: getattr(self, k) for k in self._STATE}
+    def load_state_dict(self, d:dict):
+        for k in self._STATE: getattr(self, k)[:] = d[k]
+    def reset(self, rows):
+        "Forget everything of `rows` (a new clip starts there)."
+        self.S[rows] = 0; self.Y[rows] = 0; self.k[rows] = 0; self.alpha[rows] = 1; self.has[rows] = False
+    def memory(self, i:int) -> dict:
+        "What the clip in slot `i` carries to its next frames: its pairs and step factor (copies)."
+        return dict(S=self.S[i].clone(), Y=self.Y[i].clone(), k=self.k[i].clone(), alpha=self.alpha[i].clone())
+    def new_frame(self, i:int, mem:dict|None):
+        "A later frame of a clip starts in slot `i` with the clip's `memory`; no last point (its loss was of another frame)."
+        self.S[i], self.Y[i], self.k[i], self.alpha[i] = (mem['S'], mem['Y'], mem['k'], mem['alpha']) if mem is not None else (0, 0, 0, 1)
+        self.has[i] = False
+
+    def direction(self, g:torch.Tensor, rows:torch.Tensor, lr:torch.Tensor) -> torch.Tensor:
+        "H·g for each row (b, D) by the two-loop recursion, H from the row's pairs scaled by the newest pair's sᵀy/yᵀy; lr·sign(g) without pairs."
+        S, Y, k = self.S[rows], self.Y[rows], self.k[rows]                 # (b, M, D), (b, M, D), (b,)
+        M = S.shape[1]
+        valid = torch.arange(M, device=g.device)[None] >= (M - k)[:, None]   # (b, M): the newest k slots
+        sy = (S * Y).sum(-1)                                               # (b, M)
+        rho = torch.where(valid, 1 / sy.where(valid, torch.ones_like(sy)), torch.zeros_like(sy))
+        q, a = g.clone(), torch.zeros_like(sy)
+        for j in range(M - 1, -1, -1):                                     # newest to oldest
+            a[:, j] = rho[:, j] * (S[:, j] * q).sum(-1); q -= a[:, j, None] * Y[:, j]
+        gamma = sy[:, -1] / (Y[:, -1] * Y[:, -1]).sum(-1).clamp_min(1e-30)    # (b,)
+        q *= gamma[:, None]
+        for j in range(M):                                                 # oldest to newest
+            b = rho[:, j] * (Y[:, j] * q).sum(-1); q += (a[:, j] - b)[:, None] * S[:, j]
+        return torch.where((k > 0)[:, None], q, lr.float()[:, None] * g.sign())
+
+    @torch.no_grad()
+    def step(self, p:torch.Tensor, # all parameters (B, ...), updated in place at `rows`
+             grad:torch.Tensor, # gradients of the rows (b, ...)
+             rows:torch.Tensor, # (b,) row indices
+             lr:torch.Tensor, # (b,) size of the sign step of a row without pairs
+             loss:torch.Tensor): # (b,) loss of the rows at p[rows]
+        "Judge the last step (undo it where the loss rose), remember the new pair, then step along -H·g."
+        b = len(rows); w, g, l = p[rows].reshape(b, -1), grad.reshape(b, -1).float(), loss.detach().float()
+        has = self.has[rows]
+        worse = has & ~(l <= self.lp[rows])                                # the last step raised the loss (or NaN)
+        alpha = torch.where(worse, self.alpha[rows] / 4, torch.where(has, (self.alpha[rows] * 2).clamp(max=1), self.alpha[rows]))
+        w = torch.where(worse[:, None], self.wp[rows], w); g = torch.where(worse[:, None], self.gp[rows], g)
+        l = torch.where(worse, self.lp[rows], l)
+        s, y = w - self.wp[rows], g - self.gp[rows]
+        keep = has & ~worse & ((s * y).sum(-1) > 1e-8 * s.norm(dim=-1) * y.norm(dim=-1))   # curvature condition sᵀy > 0
+        if keep.any():
+            r = rows[keep]
+            self.S[r] = torch.cat([self.S[r, 1:], s[keep, None]], 1); self.Y[r] = torch.cat([self.Y[r, 1:], y[keep, None]], 1)
+            self.k[r] = (self.k[r] + 1).clamp(max=self.S.shape[1])
+        d = self.direction(g, rows, lr)
+        self.wp[rows], self.gp[rows], self.lp[rows], self.has[rows], self.alpha[rows] = w, g, l, True, alpha
+        p[rows] = (w - alpha[:, None] * d).reshape(p[rows].shape)
+
+    @torch.no_grad()
+    def settle(self, p:torch.Tensor, rows:torch.Tensor, loss:torch.Tensor) -> torch.Tensor:
+        "A frame's steps are done: where its last step raised the loss (`loss` of p[rows]), p goes back. (b,) bool: undone."
+        worse = self.has[rows] & ~(loss.float() <= self.lp[rows])
+        if worse.any():
+            r = rows[worse]; p[r] = self.wp[r].reshape(p[r].shape); self.alpha[r] /= 4
+        return worse
 
 # %% ../nbs/09_invert.ipynb #c6cc3294
 def _clip_seed(seed:int, clip_id:str) -> int:
@@ -123,6 +201,7 @@ class _Clip:
     def __init__(self, cid, frames=None):
         self.cid, self.frames, self.t0, self.trace, self.steps = cid, frames, time.time(), [], 0
         self.ws, self.mse, self.lp = [], [], []          # per frame: (num_ws, w_dim), MSE, LPIPS; None until it is done
+        self.mem = None                                  # the optimiser memory its next frames start with (L-BFGS: curvature pairs)
     def load(self, frames, resolution:int):
         "Read the frames (F, 3, R, R); a new clip gets an empty result for each."
         self.frames = _load_clip_frames(frames, resolution)
@@ -134,7 +213,7 @@ class _Clip:
         return dict(ws=torch.stack(self.ws) if self.ws and error is None else None,    # (F, num_ws, w_dim)
                     mse=mse, lpips=torch.tensor([self.lp[f] for f in fs]), psnr=psnr(mse, peak=2.0),
                     loss0=torch.tensor(self.trace), error=error, steps=self.steps, seconds=time.time() - self.t0)
-    _STATE = ('cid', 'ws', 'mse', 'lp', 'trace', 'steps')
+    _STATE = ('cid', 'ws', 'mse', 'lp', 'trace', 'steps', 'mem')
     def state(self) -> dict:
         "What a checkpoint keeps of this clip (the frames are read again on resume)."
         return {k: getattr(self, k) for k in self._STATE}
@@ -174,7 +253,9 @@ class _Lockstep:
         self.B = B
         self.W = torch.zeros(B, self.G.num_ws, self.G.w_dim, device=self.dev)  # (B, num_ws, w_dim) the codes being optimised
         self.T = torch.zeros(B, 3, self.res, self.res, device=self.dev)       # (B, 3, H, W) their current target frames
-        self.opt, self.slots = BatchAdam(self.W.shape, self.dev), [None] * B
+        ic = self.icfg
+        self.opt = BatchLBFGS(self.W.shape, self.dev, ic.memory) if ic.optimizer == 'lbfgs' else BatchAdam(self.W.shape, self.dev)
+        self.slots = [None] * B
 
     def loss_of(self, img, rows): return inversion_loss(img, self.T[rows], self.lpips, self.icfg.mse_weight, self.icfg.lpips_weight)
 
@@ -184,8 +265,10 @@ class _Lockstep:
         return _Job(c, f, self.n_first, ic.lr_first, ic.lr_first_end) if f == 0 else _Job(c, f, ic.steps_next, ic.lr_next, None)
 
     def start(self, i:int, j:_Job):
-        "Slot `i` takes job `j` with a fresh Adam state; a later frame starts from frame f-1's code (pulled towards w_0 by `anchor`) or frame 0's ('first')."
-        self.T[i] = j.c.frames[j.f].to(self.dev); self.opt.reset([i])
+        "Slot `i` takes job `j`; a later frame starts from frame f-1's code (pulled towards w_0 by `anchor`) or frame 0's ('first'), with the optimiser memory of that frame (`new_frame`)."
+        self.T[i] = j.c.frames[j.f].to(self.dev)
+        if j.f == 0: self.opt.reset([i])
+        else: self.opt.new_frame(i, j.c.mem)                          # Adam: fresh moments; L-BFGS: the clip's curvature pairs
         if j.f > 0:
             w0 = j.c.ws[0].to(self.dev)
             if self.icfg.warm_start == 'first': self.W[i] = w0
@@ -237,6 +320,10 @@ class _Lockstep:
             if not fin: return
             idx = torch.tensor(fin, device=self.dev)
             with torch.no_grad(): loss, mse, lp = self.loss_of(self.G.synthesis(self.W[idx], noise_mode='const'), idx)
+            back = self.opt.settle(self.W, idx, loss).nonzero()[:, 0]     # L-BFGS undid a last step that raised the loss:
+            if len(back):                                                  # measure the point it went back to
+                with torch.no_grad(): lb, mb, pb = self.loss_of(self.G.synthesis(self.W[idx[back]], noise_mode='const'), idx[back])
+                loss[back], mse[back], lp[back] = lb, mb, pb
             for k, i in enumerate(fin):
                 j = self.slots[i]
                 if j is None: continue                                     # its clip failed in this loop
@@ -246,13 +333,14 @@ class _Lockstep:
     def finish(self, i:int, j:_Job, mse:float, lp:float):
         "Record job `j`'s code (slot `i`); then emit the clip, or go on: frame f+1 here ('previous'), frames 1.. queued ('first')."
         c = j.c; c.ws[j.f], c.mse[j.f], c.lp[j.f] = self.W[i].detach().cpu().clone(), mse, lp
+        if j.f == 0 or self.icfg.warm_start == 'previous': c.mem = self.opt.memory(i)   # what the frames started from here inherit
         self.slots[i] = None
         if c.done(): self.out.append((c.cid, c.result()))
         elif self.icfg.warm_start == 'previous': self.start(i, self.job(c, j.f + 1))
         elif j.f == 0: self.jobs += [self.job(c, f) for f in range(1, len(c.frames))]   # frames 1.. side by side
 
     def step(self):
-        "One synthesis + loss + backward for all occupied slots, then one BatchAdam step."
+        "One synthesis + loss + backward for all occupied slots, then one optimiser step (`BatchAdam` or `BatchLBFGS`)."
         rows = [i for i, j in enumerate(self.slots) if j is not None]
         if not rows: return
         idx, jobs = torch.tensor(rows, device=self.dev), [self.slots[i] for i in rows]
@@ -267,7 +355,7 @@ class _Lockstep:
         if len(good):
             loss.sum().backward()              # rows are independent: d(sum)/d(w_k) = d(loss_k)/d(w_k)
             lrs = torch.tensor([lr_at(j.s, j.n, j.lr, j.lr_end) for j in jobs], device=self.dev)   # (b,)
-            self.opt.step(self.W, w.grad, idx[good], lrs[good])
+            self.opt.step(self.W, w.grad, idx[good], lrs[good], loss=loss.detach())
         for k, (i, j) in enumerate(zip(rows, jobs)):
             if self.slots[i] is not j: continue                            # its clip failed at an earlier row
             if not ok_l[k]: self.fail(j.c, f'non-finite loss ({loss_l[k]}) at frame {j.f}, step {j.s}'); continue
@@ -287,10 +375,10 @@ class _Engine(_Lockstep):
         self.jobs = [j for j in gone if j.f > 0] + self.jobs
         self.started = [s for s in self.started if s not in again]
         self.pending = [(c.cid, c.frames) for c in again.values()] + self.pending
-        W, T, opt, slots = self.W, self.T, self.opt, self.slots
+        W, T, st, slots = self.W, self.T, self.opt.state_dict(), self.slots
         self._alloc(keep)
         self.W[:], self.T[:], self.slots = W[:keep], T[:keep], slots[:keep]
-        self.opt.m[:], self.opt.v[:], self.opt.t[:] = opt.m[:keep], opt.v[:keep], opt.t[:keep]
+        self.opt.load_state_dict({k: v[:keep] for k, v in st.items()})
         if self.dev.type == 'cuda': torch.cuda.empty_cache()
 
     def inflight(self) -> list[_Clip]:
@@ -298,8 +386,8 @@ class _Engine(_Lockstep):
         return list({j.c.cid: j.c for j in self.slots + self.jobs if j is not None}.values())
 
     def save_checkpoint(self):
-        "The in-flight state (codes, Adam moments, every job's frame and step, each clip's results so far), written atomically."
-        state = dict(key=self.key, B=self.B, W=self.W.cpu(), m=self.opt.m.cpu(), v=self.opt.v.cpu(), t=self.opt.t.cpu(),
+        "The in-flight state (codes, the optimiser's state, every job's frame and step, each clip's results so far), written atomically."
+        state = dict(key=self.key, B=self.B, W=self.W.cpu(), opt={k: v.cpu() for k, v in self.opt.state_dict().items()},
                      clips=[c.state() for c in self.inflight()], slots=[j.state() if j is not None else None for j in self.slots],
                      jobs=[j.state() for j in self.jobs], started=list(self.started))
         with atomic_path(self.ckpt) as tmp: torch.save(state, tmp)
@@ -312,7 +400,7 @@ class _Engine(_Lockstep):
         except Exception: return False                                   # damaged: start over (it is rewritten)
         if not isinstance(st, dict) or st.get('key') != self.key: return False
         self._alloc(st['B'])
-        self.W[:], self.opt.m[:], self.opt.v[:], self.opt.t[:] = st['W'], st['m'], st['v'], st['t']
+        self.W[:] = st['W']; self.opt.load_state_dict(st['opt'])
         clips = {d['cid']: _Clip.from_state(d) for d in st['clips']}
         job = lambda d: _Job(clips[d['cid']], d['f'], d['n'], d['lr'], d['lr_end'], d['s'])
         self.slots, self.jobs = [job(d) if d is not None else None for d in st['slots']], [job(d) for d in st['jobs']]
@@ -378,7 +466,7 @@ def _engine_key(icfg, seed:int, n_first:int, G, w_init) -> str:
     "What must match for a checkpoint to be resumed: the inversion settings, seed and generator shape."
     skip = ('batch_clips', 'checkpoint_s', 'max_loss', 'workers')
     return json.dumps(jsonable(dict(invert={k: v for k, v in vars(icfg).items() if k not in skip}, seed=seed, steps_first=n_first,
-                                    G=[G.num_ws, G.w_dim, G.img_resolution], w_init=sorted(w_init or {}), state=2)), sort_keys=True)
+                                    G=[G.num_ws, G.w_dim, G.img_resolution], w_init=sorted(w_init or {}), state=3)), sort_keys=True)
 
 def _engine_for(G, clips, cfg, lpips=None, batch_size=None, w_init=None, steps_first=None, seed=None, checkpoint=None) -> _Engine:
     "The engine of `invert_clips` (same arguments), not yet started."

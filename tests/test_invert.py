@@ -12,6 +12,7 @@ ARCH = dict(z_dim=32, w_dim=32, img_resolution=32, channel_base=512, channel_max
             use_radial_filters=True, lrelu_upsampling=1)    # a fast random-init StyleGAN3-R (6 W+ rows, 32 px)
 OVR = {'invert.steps_first': 6, 'invert.steps_next': 2, 'device': 'cpu', 'generator.source': 'generator/generator.safetensors'}
 EQ = {'invert.steps_first': 3, 'invert.steps_next': 1}   # parity checks: short, see the notebook on Adam and rounding
+OPTS = ('adam', 'lbfgs')
 
 @pytest.fixture(scope='module')
 def G():
@@ -36,8 +37,9 @@ def _cfg(**kw): return get_config('tiny', **{**OVR, **kw})
 
 @pytest.fixture(scope='module')
 def singles(G, lpips, clips):
-    "Each clip inverted on its own (the reference for the batched runs)."
-    return {cid: inv.invert_sequence(G, f, _cfg(**EQ), lpips, clip_id=cid) for cid, f in clips.items()}
+    "Each clip inverted on its own (the reference for the batched runs), with each optimiser."
+    return {o: {cid: inv.invert_sequence(G, f, _cfg(**EQ, **{'invert.optimizer': o}), lpips, clip_id=cid) for cid, f in clips.items()}
+            for o in OPTS}
 
 def test_shapes(G, lpips, clips):
     r = inv.invert_sequence(G, clips['c3'], _cfg(**EQ), lpips, clip_id='c3')
@@ -61,26 +63,57 @@ def assert_same_inversion(G, a, b):
     assert di.max() < 1e-2 and di.mean() < 2e-4, (di.max(), di.mean())
     torch.testing.assert_close(a['lpips'], b['lpips'], atol=1e-4, rtol=0)
 
+@pytest.mark.parametrize('opt', OPTS)
 @pytest.mark.parametrize('batch', [2, 3])
-def test_batched_equals_single(G, lpips, clips, singles, batch):
-    batched = dict(inv.invert_clips(G, clips, _cfg(**EQ), lpips, batch_size=batch))
+def test_batched_equals_single(G, lpips, clips, singles, batch, opt):
+    batched = dict(inv.invert_clips(G, clips, _cfg(**EQ, **{'invert.optimizer': opt}), lpips, batch_size=batch))
     assert sorted(batched) == sorted(clips)
     for cid, frames in clips.items():
         assert batched[cid]['ws'].shape == (len(frames), G.num_ws, G.w_dim)
-        assert_same_inversion(G, batched[cid], singles[cid])
+        assert_same_inversion(G, batched[cid], singles[opt][cid])
 
 def test_schedule_and_adam_reset(G, lpips, clips, monkeypatch):
     "Frame 0: lr_first for half its steps then lr_first_end; later frames: lr_next with a fresh Adam state."
     seen, step = [], inv.BatchAdam.step
-    def spy(self, p, grad, rows, lr):
-        step(self, p, grad, rows, lr); seen.append((lr.tolist(), self.t[rows].tolist()))
+    def spy(self, p, grad, rows, lr, loss=None):
+        step(self, p, grad, rows, lr, loss); seen.append((lr.tolist(), self.t[rows].tolist()))
     monkeypatch.setattr(inv.BatchAdam, 'step', spy)
-    cfg = _cfg()
+    cfg = _cfg(**{'invert.optimizer': 'adam', 'invert.lr_first_end': 0.015})
     inv.invert_sequence(G, clips['c1'], cfg, lpips)
     c = cfg.invert
     assert [l[0] for l, _ in seen] == pytest.approx([c.lr_first] * 3 + [c.lr_first_end] * 3 + [c.lr_next] * 4, rel=1e-6)
     assert [t[0] for _, t in seen] == [1, 2, 3, 4, 5, 6, 1, 2, 1, 2]
     assert inv.lr_at(499, 1000, 0.02, 0.01) == 0.02 and inv.lr_at(500, 1000, 0.02, 0.01) == 0.01
+
+def test_lbfgs_memory_follows_the_clip(G, lpips, clips, monkeypatch):
+    "L-BFGS: a clip's later frames start with the curvature pairs its earlier frames gathered; a new clip starts with none."
+    calls, real_reset, real_new = [], inv.BatchLBFGS.reset, inv.BatchLBFGS.new_frame
+    monkeypatch.setattr(inv.BatchLBFGS, 'reset', lambda self, rows: (calls.append('reset'), real_reset(self, rows))[1])
+    monkeypatch.setattr(inv.BatchLBFGS, 'new_frame', lambda self, i, mem: (calls.append(int(mem['k'])), real_new(self, i, mem))[1])
+    cfg = _cfg(**{**EQ, 'invert.optimizer': 'lbfgs', 'invert.steps_first': 4, 'invert.steps_next': 2, 'invert.memory': 5})
+    two = {'c1': clips['c1'], 'c2': clips['c2']}                    # 3 and 2 frames, one slot
+    r = dict(inv.invert_clips(G, two, cfg, lpips, batch_size=1))
+    assert all(r[c]['error'] is None for c in two)
+    # frame 0 (4 steps) gathers up to 3 pairs, each later frame (2 steps) up to 1 more, at most `memory`; a new clip: reset
+    assert calls[0] == 'reset' and calls[3] == 'reset' and len(calls) == 5, calls
+    assert 0 < calls[1] <= 3 and calls[1] <= calls[2] <= min(calls[1] + 1, 5) and 0 < calls[4] <= 3, calls
+
+def test_lbfgs_undoes_steps_that_raise_the_loss(G, lpips, clips, monkeypatch):
+    "Steps uphill: every one is undone (a frame's last one too), so each frame keeps its start, and the MSE recorded is the kept code's."
+    monkeypatch.setattr(inv.BatchLBFGS, 'direction', lambda self, g, rows, lr: -0.05 * g.sign())
+    cfg = _cfg(**{'invert.optimizer': 'lbfgs', 'invert.steps_first': 5, 'invert.steps_next': 2, 'invert.anchor': 0.0})
+    r = inv.invert_sequence(G, clips['c3'], cfg, lpips, clip_id='c3')
+    w_avg = G.mapping.w_avg.expand(G.num_ws, -1)
+    for f in range(4): assert torch.equal(r['ws'][f], w_avg), f        # every frame kept its start: the 'w_avg' init
+    with torch.no_grad(): mse = (G.synthesis(r['ws'], noise_mode='const') - clips['c3']).pow(2).mean((1, 2, 3))   # (F,)
+    torch.testing.assert_close(r['mse'], mse, atol=1e-7, rtol=1e-5)
+
+def test_lbfgs_frames_never_end_worse_than_they_start(G, lpips, clips):
+    "With anchor 0 a later frame starts at the previous frame's code: its final loss is never above that start's."
+    cfg = _cfg(**{'invert.optimizer': 'lbfgs', 'invert.steps_first': 6, 'invert.steps_next': 2, 'invert.anchor': 0.0})
+    r = inv.invert_sequence(G, clips['c3'], cfg, lpips, clip_id='c3')
+    with torch.no_grad(): start = (G.synthesis(r['ws'][:-1], noise_mode='const') - clips['c3'][1:]).pow(2).mean((1, 2, 3))
+    assert (r['mse'][1:] <= start + 1e-7).all() and (r['mse'][1:] < start).any(), (r['mse'], start)
 
 def test_batch_adam_matches_torch():
     p = torch.randn(2, 3, 4); refs = [p[i:i + 1].clone().requires_grad_() for i in range(2)]
@@ -99,7 +132,7 @@ def test_nan_stops_one_clip(G, lpips, clips, singles):
     assert r['c1']['ws'] is None and 'non-finite loss' in r['c1']['error'] and 'frame 2' in r['c1']['error']
     for cid in ('c0', 'c2', 'c3'):
         assert r[cid]['error'] is None
-        assert_same_inversion(G, r[cid], singles[cid])
+        assert_same_inversion(G, r[cid], singles['lbfgs'][cid])
 
 def test_initialisations(G, lpips, clips):
     t = clips['c0'][0]
@@ -159,10 +192,12 @@ def test_run_kill_and_resume(run, lpips, monkeypatch):
     assert sorted(again['skipped']) == ['c0', 'c1', 'c2', 'c3'] and again['inverted'] == []
     assert sorted(row['clip'] for row in _log(run) if row['status'] == 'done') == ['c0', 'c1', 'c2', 'c3']
 
+@pytest.mark.parametrize('opt', OPTS)
 @pytest.mark.parametrize('warm', ['previous', 'first'])
-def test_run_checkpoint_resume_equals_whole_run(run, tmp_path, G, clips, lpips, warm):
+def test_run_checkpoint_resume_equals_whole_run(run, tmp_path, G, clips, lpips, warm, opt):
     "A run stopped mid-batch (a kill) and run again gives the latents of a run never stopped (item 5 of #15); 'first': mid-frames."
-    cfg = _cfg(**{**EQ, 'invert.steps_next': 2, 'invert.batch_clips': 2, 'invert.checkpoint_s': 1e-9, 'invert.warm_start': warm})
+    cfg = _cfg(**{**EQ, 'invert.steps_next': 2, 'invert.batch_clips': 2, 'invert.checkpoint_s': 1e-9, 'invert.warm_start': warm,
+                  'invert.optimizer': opt})
     whole = tmp_path/'whole'; shutil.copytree(run, whole)
     inv.invert_run(whole, cfg, progress=False, lpips=lpips)
     stop = 4 if warm == 'first' else 6                 # 'first': frame 0 of c0 and c1 take steps 1-3, then c1's frames 1, 2
@@ -190,7 +225,8 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path, G, clips, lpips):
     ck.write_bytes(b'garbage')                                                      # a damaged one: start over
     assert sorted(dict(inv.invert_clips(G, clips, cfg, lpips, batch_size=2, checkpoint=ck))) == sorted(clips)
 
-def test_oom_halves_the_batch(G, clips, lpips, singles):
+@pytest.mark.parametrize('opt', OPTS)
+def test_oom_halves_the_batch(G, clips, lpips, singles, opt):
     "A fake CUDA out-of-memory above 2 images per synthesis call: the batch of 4 halves, every clip comes out right."
     class SmallGPU(torch.nn.Module):
         def __init__(self):
@@ -201,9 +237,9 @@ def test_oom_halves_the_batch(G, clips, lpips, singles):
             if len(ws) > 2: raise torch.cuda.OutOfMemoryError('fake')
             return self.G.synthesis(ws, **kw)
     g = SmallGPU()
-    r = dict(inv.invert_clips(g, clips, _cfg(**EQ), lpips, batch_size=4))
+    r = dict(inv.invert_clips(g, clips, _cfg(**EQ, **{'invert.optimizer': opt}), lpips, batch_size=4))
     assert max(g.calls) > 2 and sorted(r) == sorted(clips)
-    for cid in clips: assert r[cid]['error'] is None; assert_same_inversion(G, r[cid], singles[cid])
+    for cid in clips: assert r[cid]['error'] is None; assert_same_inversion(G, r[cid], singles[opt][cid])
 
 def test_run_records_bad_clip(run, lpips):
     (RunDir(run).clip_dir('c2')/'frames.mp4').unlink()
