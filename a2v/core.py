@@ -207,7 +207,7 @@ def _tiny() -> Config:
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
                                   conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last', threads=1),   # 13_embed2lat
         render=RenderConfig(magnify=4.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×4 here; the photo: 14_render
-        sample_data=SampleDataConfig(clips=20, seconds=(3.0, 5.0), head_motion=0.25))
+        sample_data=SampleDataConfig(clips=24, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}
 
