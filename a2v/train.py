@@ -4,13 +4,13 @@
 
 # %% ../nbs/10_train.ipynb #b5528f3c
 from __future__ import annotations
-import time
+import math, time
 from pathlib import Path
 import torch, torch.nn as nn
 from .core import *
 
 # %% auto #0
-__all__ = ['save_model', 'load_model', 'plot_curves', 'fit', 'evaluate']
+__all__ = ['save_model', 'load_model', 'plot_curves', 'fit', 'lr_at', 'evaluate']
 
 # %% ../nbs/10_train.ipynb #d996c4d6
 def _dist() -> tuple[int, int, bool]:
@@ -90,14 +90,16 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
         keep:str='best', # which weights model.safetensors holds: 'best' (lowest val loss) or 'last' epoch
         threads:int=0, # CPU threads while training (0: leave torch's setting); one suits small models on a busy machine
         checkpoint_s:float=30., # write last.pt (and the kept weights) when this much time has passed, and after the last epoch (0: every epoch)
+        schedule:str='constant', # learning rate over the epochs: 'constant' (the paper) or 'cosine' (from lr down to 0, see `lr_at`)
        ) -> dict:  # {'best_val_loss', 'best_epoch' (the epoch kept), 'epochs', 'history', 'samples_per_s', 'rank'}
     "Train with Adam; validate every epoch; keep the best (or last) weights; resume from `out_dir/last.pt`."
     if keep not in ('best', 'last'): raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
+    lr_at(0, epochs, lr, schedule)                    # an unknown schedule fails before any work
     from tqdm.auto import tqdm
     if threads > 0:   # the same fit with torch's thread count set for its duration
         before = torch.get_num_threads(); torch.set_num_threads(threads)
         try: return fit(model, loss_fn, train_data, val_data, out_dir, model_config, epochs, lr, batch_size, weight_decay,
-                        seed, device, progress, title, keep, 0, checkpoint_s)
+                        seed, device, progress, title, keep, 0, checkpoint_s, schedule)
         finally: torch.set_num_threads(before)
     out_dir = Path(out_dir); rank, world, own_pg = _dist()
     device = torch.device(device) if device is not None else get_device()
@@ -113,8 +115,10 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
     n_seen, t_train, t_saved, kept = 0, 0., time.monotonic(), None
     for epoch in bar:
         t0 = time.perf_counter()
+        for g in opt.param_groups: g['lr'] = lr_at(epoch, epochs, lr, schedule)   # a function of the epoch: resumes exactly
         rec, n = _train_epoch(net, loss_fn, opt, train_data, batch_size, seed, epoch, rank, world, device)
         t_train += time.perf_counter() - t0; n_seen += n
+        rec['lr'] = opt.param_groups[0]['lr']
         if val_data is not None and len(val_data):
             rec.update(evaluate(net, loss_fn, val_data, batch_size, device, rank, world))
         crit = rec.get('val_loss', rec['train_loss'])
@@ -134,6 +138,12 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
     if own_pg: _leave_dist()
     return {'best_val_loss': best[0], 'best_epoch': best[1], 'epochs': epochs, 'history': history,
             'samples_per_s': n_seen / t_train if t_train else None, 'rank': rank}
+
+def lr_at(epoch:int, epochs:int, lr:float, schedule:str='constant') -> float:
+    "The learning rate of `epoch` (0-based) of `epochs`: `lr` throughout ('constant'), or half a cosine from `lr` towards 0 ('cosine')."
+    if schedule == 'constant': return lr
+    if schedule == 'cosine': return lr * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+    raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
 
 def _resume(last:Path, model, opt, model_config:dict, device, seed:int) -> tuple:
     "(history, first epoch, (best criterion, its epoch)) from `last.pt` (weights_only: no code runs), else a fresh start."
