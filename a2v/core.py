@@ -122,6 +122,7 @@ class VAEConfig:
     latent_dim: int = 96
     beta: float = 1.0               # weight of the KL term
     keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
+    schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (10_train)
     batch_size: int = 10000
     lr: float = 1e-3
     epochs: int = 500
@@ -153,6 +154,7 @@ class Embed2LatConfig:
     epochs: int = 100
     max_seconds: float = 10.0       # training windows (AVSpeech clips are 3-10 s)
     keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
+    schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (10_train)
     threads: int = 0                # CPU threads while training (0: torch's default); see 13_embed2lat
 
 @dataclass
@@ -199,14 +201,15 @@ def _tiny() -> Config:
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
         invert=InvertConfig(steps_first=40, lr_first=0.03, steps_next=2, warm_start='previous', anchor=0.2, optimizer='lbfgs',
                             lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 09_invert: L-BFGS, a pulled warm start, MSE only
-        vae=VAEConfig(hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128, epochs=150,
-                      val_fraction=0.2, threads=1),   # as fast as two when idle, 1.6× faster on a busy machine (10_train)
+        vae=VAEConfig(layers=tuple(range(1, 13)), hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128,
+                      epochs=150, schedule='cosine', val_fraction=0.2, threads=1),   # layers 1-12 move this generator's mouth (11_vae); one thread (10_train)
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=192, conv_dim=[64]*7, num_conv_pos_embeddings=32,
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
-                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last', threads=1),   # 13_embed2lat
-        render=RenderConfig(magnify=4.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×4 here; the photo: 14_render
+                                  conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last', schedule='cosine',
+                                  threads=1),   # 13_embed2lat
+        render=RenderConfig(magnify=3.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×3 here; the photo: 14_render
         sample_data=SampleDataConfig(clips=24, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}

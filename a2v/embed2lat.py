@@ -156,7 +156,7 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
     seed_everything(cfg.seed)
     res = fit(Embed2Lat(**mc), embed2lat_loss, train, val, out, mc, epochs=c.epochs, lr=c.lr,
               batch_size=c.batch_size, seed=cfg.seed, device=cfg.device, progress=progress, title='Embed2Lat', keep=c.keep,
-              threads=c.threads)
+              threads=c.threads, schedule=c.schedule)
     if dist_env()[0] != 0: return res
     model, _ = load_embed2lat(run_dir)
     full_train = PairDataset(run_dir, train_ids)

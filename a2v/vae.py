@@ -192,7 +192,8 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
     beta = cfg.vae.beta
     res = fit(LatentVAE(**mc), lambda m, x: vae_loss(m, x, beta), train, val, vd, mc, epochs=cfg.vae.epochs,
               lr=cfg.vae.lr, batch_size=cfg.vae.batch_size, seed=cfg.seed, device=cfg.device, progress=progress,
-              title='VAE', keep=cfg.vae.keep, threads=cfg.vae.threads)
+              title='VAE', keep=cfg.vae.keep, threads=cfg.vae.threads,
+              schedule=cfg.vae.schedule)
     if res['rank'] != 0: return res
     vae = load_vae(run_dir, device='cpu')
     for c in ids: save_tensors(vd/'mu'/f'{c}.safetensors', {'mu': encode_clip(vae, _load_ws(rd, c))})

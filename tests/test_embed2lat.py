@@ -54,6 +54,8 @@ def test_padding_mask_batch_equals_single():
 
 def _cfg(**kw):
     return get_config('tiny', device='cpu', **{'vae.epochs': 30, 'vae.batch_size': 128, 'vae.val_fraction': 0.25,
+                                               'vae.layers': [5, 6, 7], 'vae.schedule': 'constant',   # the paper's VAE: the
+                                               # synthetic run puts its motion on layers 5-7, as the paper's codes have it
                                                'embed2lat.epochs': 4, 'embed2lat.batch_size': 4, **kw})
 
 @pytest.fixture(scope='module')
@@ -78,19 +80,31 @@ def test_mismatched_mu_is_reported(run, tmp_path):
 def test_stage_resume_determinism_and_prediction(run, tmp_path):
     a, b = tmp_path/'a', tmp_path/'b'
     shutil.copytree(run, a); shutil.copytree(run, b)
-    ma = train_embed2lat(a, _cfg(), progress=False)
-    train_embed2lat(b, _cfg(**{'embed2lat.epochs': 2}), progress=False)   # "killed" after 2 epochs ...
-    mb = train_embed2lat(b, _cfg(), progress=False)                         # ... and resumed
+    const = {'embed2lat.schedule': 'constant'}    # a run stopped at 2 epochs is one killed there only when the rate ignores the epoch count
+    ma = train_embed2lat(a, _cfg(**const), progress=False)
+    train_embed2lat(b, _cfg(**const, **{'embed2lat.epochs': 2}), progress=False)   # "killed" after 2 epochs ...
+    mb = train_embed2lat(b, _cfg(**const), progress=False)                         # ... and resumed
     ha = json.loads((a/'embed2lat'/'history.json').read_text()); hb = json.loads((b/'embed2lat'/'history.json').read_text())
     assert [h['val_loss'] for h in ha] == [h['val_loss'] for h in hb]
     assert ma['val_mse'] == mb['val_mse'] and ma['paper_val_mse'] == 0.273
-    assert train_embed2lat(a, _cfg(), progress=False) == ma                 # finished: nothing redone
+    assert train_embed2lat(a, _cfg(**const), progress=False) == ma          # finished: nothing redone
     model, meta = load_embed2lat(a)
     e, em = load_embedding(a, 'clip003')
     mu = predict_latents(e, model, n_video_frames(n_samples=em['n_samples']))
     assert mu.shape == load_mu(a, 'clip003').shape
     assert predict_latents(e, model).shape == mu.shape
     assert (a/'embed2lat'/'curves.png').exists() and (a/'embed2lat'/'model.json').exists()
+
+def test_stage_follows_the_configured_schedule(run, tmp_path):
+    "The tiny preset trains Embed2Lat with a cosine schedule: each epoch's rate, in the history, falls from lr towards 0."
+    d = tmp_path/'r'; shutil.copytree(run, d)
+    cfg = _cfg()
+    assert cfg.embed2lat.schedule == 'cosine'
+    train_embed2lat(d, cfg, progress=False)
+    lrs = [h['lr'] for h in json.loads((d/'embed2lat'/'history.json').read_text())]
+    assert lrs[0] == cfg.embed2lat.lr and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.2 * cfg.embed2lat.lr
+    shutil.rmtree(d/'embed2lat'); train_embed2lat(d, _cfg(**{'embed2lat.schedule': 'constant'}), progress=False)
+    assert {h['lr'] for h in json.loads((d/'embed2lat'/'history.json').read_text())} == {cfg.embed2lat.lr}
 
 def test_needs_audio(run, tmp_path):
     d = tmp_path/'r'; shutil.copytree(run, d); shutil.rmtree(d/'audio')

@@ -82,7 +82,8 @@ def test_train_vae_stage(run):
     rd = RunDir(run)
     split = json.loads((Path(run)/'vae'/'split.json').read_text())
     stats = json.loads((Path(run)/'vae'/'stats.json').read_text())
-    tr = DeltaWDataset(run, split['train'], (5, 6, 7))
+    assert stats['layers'] == list(_cfg().vae.layers)
+    tr = DeltaWDataset(run, split['train'], tuple(stats['layers']))
     assert abs(stats['sigma_code'] - tr.stats['sigma_code']) < 1e-9        # stats from the train split only
     for c in rd.clip_ids():
         ws = load_tensors(rd.latents(c))[0]['ws']
