@@ -396,15 +396,19 @@ def layer_probe(run_dir, # run with latents/ (`a2v invert`) and the sample data'
 
 # %% ../nbs/11_vae.ipynb #5367ee2b
 def plot_layer_probe(res:dict, # from `layer_probe`
-                     path=None, title:str|None=None):
-    "Bar chart: held-out R² of the mouth-opening probe per W+ layer, ± std over folds; the paper's two readings marked."
+                     path=None, title:str|None=None,
+                     used=(5, 6, 7), # the layers the VAE encodes (red): the paper's, or a run's `vae.layers`
+                    ):
+    "Bar chart: held-out R² of the mouth-opening probe per W+ layer, ± std over folds; the VAE's layers red, the paper's readings marked."
     import matplotlib.pyplot as plt
     L = np.array(res['layers']); m, s = np.array(res['r2_mean'], float), np.array(res['r2_std'], float)
     fig, ax = plt.subplots(figsize=(7, 2.6))
-    ax.bar(L, m, yerr=s, capsize=2, color=['tab:red' if l in (5, 6, 7) else 'tab:gray' for l in L])
+    used = [int(l) for l in used]
+    ax.bar(L, m, yerr=s, capsize=2, color=['tab:red' if l in used else 'tab:gray' for l in L])
     ax.axvspan(3.6, 6.4, color='tab:blue', alpha=0.08, label='ordinal 5th–7th: [4, 5, 6]')
     ax.axhline(0, c='k', lw=.5)
-    ax.set(xticks=L, xlabel='W+ layer (0-based; red: [5, 6, 7])', ylabel='held-out R²',
+    span = f'{used[0]}–{used[-1]}' if used == list(range(used[0], used[-1] + 1)) and len(used) > 1 else str(used)
+    ax.set(xticks=L, xlabel=f"W+ layer (0-based; red: the VAE's {span})", ylabel='held-out R²',
            title=title or f"mouth opening from Δw of one layer ({res['clips']} clips, {res['folds']}-fold by clip)")
     ax.legend(fontsize=7, loc='upper right'); fig.tight_layout()
     if path is not None:
@@ -412,11 +416,11 @@ def plot_layer_probe(res:dict, # from `layer_probe`
     return fig
 
 def save_layer_probe(run_dir, res:dict) -> tuple[Path, Path]:
-    "Write RUN/vae/layer_probe.json and RUN/figures/11_layer_probe.png; returns both paths."
+    "Write RUN/vae/layer_probe.json and RUN/figures/11_layer_probe.png (the run's `vae.layers` in red); returns both paths."
     import matplotlib.pyplot as plt
-    j = RunDir(run_dir).stage('vae')/'layer_probe.json'
+    rd = RunDir(run_dir); j = rd.stage('vae')/'layer_probe.json'
     atomic_write_json(j, res)
-    fig = plot_layer_probe(res)
+    fig = plot_layer_probe(res, used=rd.load_config().vae.layers if rd.config.exists() else (5, 6, 7))
     p = save_figure(fig, '11_layer_probe.png', run_dir); plt.close(fig)
     return j, p
 
