@@ -54,7 +54,6 @@ class CropConfig:
     min_prob: float = 0.9           # MTCNN probability below which a detection does not count
     batch: int = 8                  # detection frames per MTCNN batch
     fixed_size: bool = True         # crop side from the clip's median detection box (False: interpolated per frame)
-    crf: int = 10                   # H.264 quality of the stored crops: 10 near-lossless 4:4:4; 0 lossless RGB, bit-exact (05_crop)
 
 @dataclass
 class GeneratorArch:
@@ -195,7 +194,7 @@ class Config:
 def _tiny() -> Config:
     return Config(
         preset='tiny',
-        crop=CropConfig(resolution=64, min_face=48, crf=0),   # lossless crops: a run is one reproducible draw (05_crop)
+        crop=CropConfig(resolution=64, min_face=48),
         generator=GeneratorConfig(
             source='a2v-tiny-generator-v1',   # shipped in the package (07_fit_generator): fitted once, long, to the sample data
             arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
@@ -287,7 +286,7 @@ _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Eve
                               'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
                               'generator.fit_init_scale', 'sample_data.head_motion', 'seed', 'invert.checkpoint_s',
                               'invert.max_loss', 'vae.threads', 'embed2lat.threads', 'render.photo_steps_factor')},
-    'crop.min_prob': (0, 1), 'crop.crf': (0, 51), 'generator.fit_lr_end': (0, 1), 'invert.anchor': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
+    'crop.min_prob': (0, 1), 'generator.fit_lr_end': (0, 1), 'invert.anchor': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
 }
 
 def check_config(cfg:Config):

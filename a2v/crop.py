@@ -12,9 +12,9 @@ from .core import *
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'detect_every', 'detection_frames', 'interpolate_boxes', 'FaceDetector', 'choose_face',
-           'crop_square', 'crop_box', 'box_iou', 'crop_storage', 'Clip', 'iter_clip_frames', 'load_clip',
-           'clip_complete', 'crop_clip', 'ClipJob', 'merge_manifest', 'crop_videos', 'AVSpeechRow', 'read_avspeech_csv',
-           'match_avspeech', 'input_videos', 'run_stage']
+           'crop_square', 'crop_box', 'box_iou', 'Clip', 'iter_clip_frames', 'load_clip', 'clip_complete', 'crop_clip',
+           'ClipJob', 'merge_manifest', 'crop_videos', 'AVSpeechRow', 'read_avspeech_csv', 'match_avspeech',
+           'input_videos', 'run_stage']
 
 # %% ../nbs/05_crop.ipynb #f7731b12
 def _face_photos(face_w:int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -210,19 +210,15 @@ def box_iou(a, b) -> float:
     return float(iw * ih / u) if u > 0 else 0.0
 
 # %% ../nbs/05_crop.ipynb #ab49f8b7
-def crop_storage(crf:int) -> str:
-    "How `_FrameWriter` stores a clip's crops (as `meta.json` records it)."
-    return 'frames.mp4: H.264 lossless RGB' if crf == 0 else f'frames.mp4: H.264 crf {crf} yuv444p'
-
 class _FrameWriter:
-    "H.264 writer for square crops: near-lossless 4:4:4 (crf > 0), or lossless RGB (crf 0: the decoded frames are the crops)."
+    "Near-lossless H.264 (crf 10, 4:4:4) writer for square crops."
     def __init__(self, path, fps:float, resolution:int, crf:int=10):
         import av
         from fractions import Fraction
         self.c = av.open(str(path), 'w', format='mp4')
-        codec, pix, opts = ('libx264rgb', 'rgb24', {'qp': '0'}) if crf == 0 else ('libx264', 'yuv444p', {'crf': str(crf)})
-        self.s = self.c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options={**opts, 'preset': 'fast'})
-        self.s.width = self.s.height = resolution; self.s.pix_fmt = pix
+        self.s = self.c.add_stream('libx264', rate=Fraction(fps).limit_denominator(1001),
+                                   options={'crf': str(crf), 'preset': 'fast'})
+        self.s.width = self.s.height = resolution; self.s.pix_fmt = 'yuv444p'
         self.n, self.av = 0, av
     def write(self, frame):
         f = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format='rgb24'); f.pts = self.n; self.n += 1
@@ -336,7 +332,7 @@ def _frame_boxes(det:_Detections, F:int, fixed_size:bool) -> np.ndarray:  # (F, 
 def _write_frames(video, tmp:Path, c:CropConfig, boxes:np.ndarray, F:int, start, end):
     "Pass 2: decode again, crop every frame and encode it into tmp/frames.mp4."
     from a2v import media
-    writer, n = _FrameWriter(tmp/'frames.mp4', c.fps, c.resolution, c.crf), 0
+    writer, n = _FrameWriter(tmp/'frames.mp4', c.fps, c.resolution), 0
     try:
         for i, (t, frame) in enumerate(media.iter_frames(video, fps=c.fps, start=start, end=end, max_frames=F)):
             writer.write(crop_square(frame, boxes[i], c.margin, c.resolution)); n += 1
@@ -382,7 +378,7 @@ def crop_clip(video, # path of the source video
                     k=k, k_source=detect_every(info.fps or c.fps, c.detect_interval_s), min_face=c.min_face,
                     detection_frames=det.idx, detection_boxes=np.array(det.box).round(2).tolist(),
                     detection_probs=det.prob, faces_per_detection=det.n, hint=list(hint) if use_hint else None,
-                    boxes=boxes.round(2).tolist(), storage=crop_storage(c.crf))
+                    boxes=boxes.round(2).tolist(), storage='frames.mp4: H.264 crf 10 yuv444p')
         atomic_write_json(tmp/'meta.json', meta, indent=None)
         final = _clips_dir(out_dir)/clip_id
         if final.exists(): shutil.rmtree(final)    # an incomplete leftover (complete clips are skipped before)
