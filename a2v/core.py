@@ -156,6 +156,7 @@ class Embed2LatConfig:
     keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
     schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (10_train)
     threads: int = 0                # CPU threads while training (0: torch's default); see 13_embed2lat
+    members: int = 1                # Embed2Lat models trained side by side, μ' their mean (1: the paper); see 13_embed2lat
 
 @dataclass
 class RenderConfig:
@@ -208,7 +209,7 @@ def _tiny() -> Config:
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
                                   conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last', schedule='cosine',
-                                  threads=1),   # 13_embed2lat
+                                  threads=1, members=2),   # 13_embed2lat: two, averaged
         render=RenderConfig(magnify=3.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×3 here; the photo: 14_render
         sample_data=SampleDataConfig(clips=24, seconds=(3.0, 5.0), head_motion=0.25))
 
@@ -277,7 +278,8 @@ _RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Eve
     **{k: (1, None) for k in ('crop.sample_rate', 'crop.resolution', 'crop.batch', 'generator.fit_batch', 'invert.n_init', 'invert.memory',
                               'invert.batch_clips', 'invert.workers', 'vae.latent_dim', 'vae.batch_size', 'vae.epochs', 'embed2lat.hidden_size',
                               'embed2lat.num_layers', 'embed2lat.num_heads', 'embed2lat.intermediate_size', 'embed2lat.batch_size',
-                              'embed2lat.epochs', 'render.batch_size', 'embed2lat.conv_pos', 'embed2lat.conv_pos_groups')},
+                              'embed2lat.epochs', 'render.batch_size', 'embed2lat.conv_pos', 'embed2lat.conv_pos_groups',
+                              'embed2lat.members')},
     **{k: (1e-9, None) for k in ('crop.fps', 'crop.detect_interval_s', 'invert.lr_first', 'invert.lr_first_end', 'invert.lr_next',
                                  'vae.lr', 'embed2lat.lr', 'generator.fit_lr_g', 'generator.fit_lr_w', 'audio.chunk_s',
                                  'embed2lat.max_seconds', 'generator.fit_minutes')},

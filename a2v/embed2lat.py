@@ -15,8 +15,8 @@ from .vae import load_mu, load_split, split_clips
 from .audio import load_embedding, n_audio_frames
 
 # %% auto #0
-__all__ = ['PAPER_MSE', 'n_video_frames', 'pool_matrix', 'Embed2Lat', 'embed2lat_config', 'PairDataset', 'collate',
-           'embed2lat_loss', 'train_embed2lat', 'load_embed2lat', 'predict_latents', 'lipsync_report',
+__all__ = ['PAPER_MSE', 'n_video_frames', 'pool_matrix', 'Embed2Lat', 'Embed2LatEnsemble', 'embed2lat_config', 'PairDataset',
+           'collate', 'embed2lat_loss', 'train_embed2lat', 'load_embed2lat', 'predict_latents', 'lipsync_report',
            'plot_mu_vs_mouth', 'run_stage']
 
 # %% ../nbs/13_embed2lat.ipynb #98b869d1
@@ -79,6 +79,20 @@ class Embed2Lat(nn.Module):
         P = pool_matrix(lengths, n_frames, T, int(n_frames.max()))                # (B, F, T)
         return self.head(P @ h) * (P.sum(-1, keepdim=True) > 0)                  # (B, F, latent)
 
+class Embed2LatEnsemble(nn.Module):
+    "`members` Embed2Lats trained side by side from different initial weights; μ' is their mean (one member: the paper's model)."
+    def __init__(self, members:int=1, **kw): # `kw`: `Embed2Lat`'s arguments
+        super().__init__()
+        if members < 1: raise ValueError(f"members must be at least 1, got {members}")
+        self.members = nn.ModuleList([Embed2Lat(**kw) for _ in range(members)])
+        self.in_dim, self.latent_dim = self.members[0].in_dim, self.members[0].latent_dim
+
+    def forward(self, e, n_frames, lengths=None, # as `Embed2Lat.forward`
+                each:bool=False, # return every member's μ' (M, B, F_max, latent_dim) instead of their mean
+               ) -> torch.Tensor:  # μ' (B, F_max, latent_dim)
+        out = torch.stack([m(e, n_frames, lengths) for m in self.members])       # (M, B, F, latent)
+        return out if each else out.mean(0)
+
 def embed2lat_config(c, in_dim:int, latent_dim:int) -> dict:
     "Constructor arguments of `Embed2Lat` from an `Embed2LatConfig` and the data's widths."
     return dict(in_dim=in_dim, hidden_size=c.hidden_size, num_layers=c.num_layers, num_heads=c.num_heads,
@@ -119,12 +133,16 @@ def collate(items) -> dict:
             'n_frames': torch.tensor([len(m) for _, m in items])}
 
 def embed2lat_loss(model, batch) -> tuple[torch.Tensor, dict]:
-    "MSE(μ', μ*) over the valid frames of every clip (§3.5)."
-    pred = model(batch['e'], batch['n_frames'], batch['lengths'])                  # (B, F, L)
-    valid = (torch.arange(pred.shape[1], device=pred.device)[None] < batch['n_frames'][:, None]).float()  # (B, F)
-    se = ((pred - batch['mu']) ** 2).mean(-1)                                      # (B, F)
-    mse = (se * valid).sum() / valid.sum()
-    return mse, {'mse': mse.detach()}
+    "MSE(μ', μ*) over the valid frames of every clip (§3.5); each member of an ensemble learns from its own error."
+    ens = isinstance(getattr(model, 'module', model), Embed2LatEnsemble)          # (DDP wraps the model)
+    args = (batch['e'], batch['n_frames'], batch['lengths'])
+    pred = model(*args, each=True) if ens else model(*args)[None]                  # (M, B, F, L)
+    valid = (torch.arange(pred.shape[2], device=pred.device)[None] < batch['n_frames'][:, None]).float()  # (B, F)
+    mse_of = lambda p: (((p - batch['mu']) ** 2).mean(-1) * valid).sum() / valid.sum()
+    loss = torch.stack([mse_of(p) for p in pred]).mean()                          # the members' mean MSE: trained apart
+    mse = mse_of(pred.mean(0)) if len(pred) > 1 else loss                          # the MSE of μ', their mean
+    return loss, {'mse': mse.detach()}
+
 
 # %% ../nbs/13_embed2lat.ipynb #6bf74431
 PAPER_MSE = {'train': 0.269, 'val': 0.273}
@@ -154,7 +172,8 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
     in_dim, latent = train.items[0][0].shape[1], train.items[0][1].shape[1]
     mc = embed2lat_config(c, in_dim, latent)
     seed_everything(cfg.seed)
-    res = fit(Embed2Lat(**mc), embed2lat_loss, train, val, out, mc, epochs=c.epochs, lr=c.lr,
+    mc = {'members': c.members, **mc}
+    res = fit(Embed2LatEnsemble(**mc), embed2lat_loss, train, val, out, mc, epochs=c.epochs, lr=c.lr,
               batch_size=c.batch_size, seed=cfg.seed, device=cfg.device, progress=progress, title='Embed2Lat', keep=c.keep,
               threads=c.threads, schedule=c.schedule)
     if dist_env()[0] != 0: return res
@@ -171,13 +190,13 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
     atomic_write_json(metrics_path, m)
     return jsonable(m)
 
-def load_embed2lat(run_dir, device='cpu') -> tuple[Embed2Lat, dict]:
-    "The best Embed2Lat that `train_embed2lat` wrote, in eval mode, and its metadata."
-    return load_model(RunDir(run_dir).root/'embed2lat'/'model.safetensors', Embed2Lat, device, made_by='a2v train-embed2lat')
+def load_embed2lat(run_dir, device='cpu') -> tuple[Embed2LatEnsemble, dict]:
+    "The Embed2Lat (its `embed2lat.members` averaged) that `train_embed2lat` wrote, in eval mode, and its metadata."
+    return load_model(RunDir(run_dir).root/'embed2lat'/'model.safetensors', Embed2LatEnsemble, device, made_by='a2v train-embed2lat')
 
 @torch.no_grad()
 def predict_latents(e:torch.Tensor, # audio embedding of one utterance (T, D), from `a2v.audio.embed_audio`
-                    model:Embed2Lat, # from `load_embed2lat(run_dir)[0]`
+                    model:nn.Module, # an `Embed2Lat`, or `load_embed2lat(run_dir)[0]`
                     n_frames:int|None=None, # video frames F (default: from T, see `n_video_frames`; pass it when known)
                    ) -> torch.Tensor:  # μ' (F, latent_dim)
     "μ' = Embed2Lat(e): one motion code per video frame."

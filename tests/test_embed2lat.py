@@ -133,3 +133,44 @@ def test_trains_on_the_configured_threads(run, tmp_path, monkeypatch):
     train_embed2lat(d, _cfg(**{'embed2lat.epochs': 1, 'embed2lat.threads': 1}), progress=False)
     assert seen == [1] and torch.get_num_threads() == before
     assert get_config('tiny').embed2lat.threads == 1 and get_config('paper').embed2lat.threads == 0
+
+def test_ensemble_averages_members_trained_apart():
+    "μ' of an ensemble is its members' mean; each member's gradient comes from its own error alone (they train apart)."
+    from a2v.embed2lat import Embed2LatEnsemble
+    torch.manual_seed(0)
+    kw = dict(in_dim=8, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, conv_pos=8, conv_pos_groups=2,
+              dropout=0.0, latent_dim=3)
+    ens = Embed2LatEnsemble(3, **kw)
+    a, b = (list(m.parameters()) for m in ens.members[:2])
+    assert not torch.equal(a[-2], b[-2])                                       # different initial weights
+    b = collate([(torch.randn(50, 8), torch.randn(25, 3)), (torch.randn(31, 8), torch.randn(16, 3))])
+    each = ens(b['e'], b['n_frames'], b['lengths'], each=True)                 # (3, B, F, 3)
+    assert each.shape[0] == 3 and torch.allclose(ens(b['e'], b['n_frames'], b['lengths']), each.mean(0))
+    loss, parts = embed2lat_loss(ens, b)
+    own = [embed2lat_loss(m, b)[0] for m in ens.members]
+    assert torch.allclose(loss, torch.stack(own).mean())                       # trained on their mean MSE ...
+    mean_only = Embed2Lat(**kw); mean_only.forward = lambda *x: each.mean(0)
+    assert torch.allclose(parts['mse'], embed2lat_loss(mean_only, b)[0])       # ... reported as the MSE of μ'
+    loss.backward()
+    g = [p.grad.clone() for p in ens.members[1].parameters()]
+    ens.zero_grad(); (own[1] / 3).backward()
+    assert all(torch.allclose(x, p.grad, atol=1e-7) for x, p in zip(g, ens.members[1].parameters()))
+    with pytest.raises(ValueError, match='members'): Embed2LatEnsemble(0, **kw)
+
+def test_stage_trains_and_loads_an_ensemble(run, tmp_path):
+    "embed2lat.members = 2: one file holds both, load_embed2lat averages them, and a killed run resumes to the same models."
+    from a2v.core import A2VError
+    a, b = tmp_path/'a', tmp_path/'b'
+    shutil.copytree(run, a); shutil.copytree(run, b)
+    two = {'embed2lat.members': 2, 'embed2lat.schedule': 'constant'}
+    ma = train_embed2lat(a, _cfg(**two), progress=False)
+    train_embed2lat(b, _cfg(**two, **{'embed2lat.epochs': 1}), progress=False)  # "killed" after 1 epoch ...
+    mb = train_embed2lat(b, _cfg(**two), progress=False)                         # ... and resumed
+    assert ma['val_mse'] == mb['val_mse'] and ma['embed2lat']['members'] == 2
+    model, meta = load_embed2lat(a)
+    assert len(model.members) == 2 and meta['config']['members'] == 2
+    e, em = load_embedding(a, 'clip003'); F = n_video_frames(n_samples=em['n_samples'])
+    each = [predict_latents(e, m, F) for m in model.members]
+    assert not torch.allclose(each[0], each[1])
+    assert torch.allclose(predict_latents(e, model, F), (each[0] + each[1]) / 2, atol=1e-6)
+    with pytest.raises(A2VError, match='embed2lat.members'): get_config('tiny', **{'embed2lat.members': 0})
