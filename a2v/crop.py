@@ -215,9 +215,10 @@ class _FrameWriter:
     def __init__(self, path, fps:float, resolution:int, crf:int=10):
         import av
         from fractions import Fraction
+        from a2v.media import X264_REPEATABLE
         self.c = av.open(str(path), 'w', format='mp4')
         self.s = self.c.add_stream('libx264', rate=Fraction(fps).limit_denominator(1001),
-                                   options={'crf': str(crf), 'preset': 'fast'})
+                                   options={'crf': str(crf), 'preset': 'fast', **X264_REPEATABLE})   # equal crops, equal file (01_media)
         self.s.width = self.s.height = resolution; self.s.pix_fmt = 'yuv444p'
         self.n, self.av = 0, av
     def write(self, frame):

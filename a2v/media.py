@@ -15,8 +15,8 @@ import av, soxr
 from .core import BadInputError, bad_input, atomic_path
 
 # %% auto #0
-__all__ = ['SAMPLE_PHOTOS', 'MediaInfo', 'probe', 'iter_frames', 'VideoClip', 'read_video', 'load_audio', 'save_wav',
-           'VideoWriter', 'write_video', 'load_image', 'sample_photo', 'loudness_envelope']
+__all__ = ['X264_REPEATABLE', 'SAMPLE_PHOTOS', 'MediaInfo', 'probe', 'iter_frames', 'VideoClip', 'read_video', 'load_audio',
+           'save_wav', 'VideoWriter', 'write_video', 'load_image', 'sample_photo', 'loudness_envelope']
 
 # %% ../nbs/01_media.ipynb #d37e2d3c
 def _mp4_top_boxes(path, limit:int=64) -> list[str]:
@@ -345,6 +345,9 @@ def save_wav(path, audio:np.ndarray, sr:int):
     with atomic_path(path) as tmp, wave.open(str(tmp), 'wb') as w:
         w.setnchannels(x.shape[1]); w.setsampwidth(2); w.setframerate(int(sr)); w.writeframes(pcm.tobytes())
 
+# %% ../nbs/01_media.ipynb #efdf99bb
+X264_REPEATABLE = {'x264-params': 'mbtree=0'}   # libx264 options: equal frames always give an equal file (see above)
+
 # %% ../nbs/01_media.ipynb #439d98a4
 _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 _FORMATS = {'.mp4': 'mp4', '.m4v': 'mp4', '.mov': 'mov', '.mkv': 'matroska'}
@@ -382,7 +385,7 @@ class VideoWriter:
         opts = {'movflags': '+faststart'} if fmt in ('mp4', 'mov') else {}
         self._c = av.open(str(self._tmp), 'w', format=fmt, options=opts)
         self._v = self._c.add_stream('libx264', rate=_rate(self.fps),
-                                     options={'crf': str(self.crf), 'preset': self.preset})
+                                     options={'crf': str(self.crf), 'preset': self.preset, **X264_REPEATABLE})
         self._v.width, self._v.height, self._v.pix_fmt = w + w % 2, h + h % 2, 'yuv420p'
         self._a = None
         if self.audio:

@@ -192,3 +192,9 @@ def test_sample_data_set(tmp_path):
     assert r['status'] == 'kept', r
     c = load_clip(tmp_path/'hint'/'clips'/'bad_multiple_faces')
     assert min(box_iou(x, g) for x, g in zip(c.meta['boxes'], t['face_box'])) >= 0.7   # the speaker, all along
+
+def test_same_video_same_crops(vids, tmp_path):
+    "Cropping one video four times in one process gives byte-identical files: a run's later stages read equal frames (01_media: mbtree)."
+    for k in range(4): assert crop_clip(vids["good"], tmp_path/str(k), CFG)["status"] == "kept"
+    files = [(tmp_path/str(k)/"clips"/"good"/"frames.mp4").read_bytes() for k in range(4)]
+    assert all(f == files[0] for f in files[1:])
