@@ -291,6 +291,7 @@ class _Detections:
     def __init__(self, detector, c:CropConfig, hint=None):
         self.detector, self.c, self.hint = detector, c, hint
         self.idx, self.box, self.prob, self.n = [], [], [], []   # frame index, box (4,), probability, faces found
+        self.lone_second = False   # did the last detection frame show a second face (one frame is not yet `multiple_faces`)?
     def decide(self, batch, size) -> str|None:
         "Detect in `batch` [(index, frame)], apply the rules; a discard reason (with '@frame') or None."
         res = self.detector(np.stack([f for _, f in batch]))
@@ -300,6 +301,11 @@ class _Detections:
             target = None
             if self.hint is not None: target = _centre(self.box[-1]) if self.box else np.array([self.hint[0] * W, self.hint[1] * H])
             j, why = choose_face(boxes, probs, self.c.min_face, self.c.min_prob, target)
+            lone = False
+            if why == 'multiple_faces' and self.box and not self.lone_second:   # a second face in one detection frame only:
+                j, _ = choose_face(boxes, probs, self.c.min_face, self.c.min_prob, _centre(self.box[-1]))   # follow ours
+                if j is not None: why, lone = None, True
+            self.lone_second = lone
             if j is None:
                 if why == 'no_face' and _left_frame(self.idx, self.box, i, W, H): why = 'face_left_frame'
                 return f'{why}@{i}'

@@ -104,9 +104,15 @@ def test_detector_outputs(vids, tmp_path):
         for i in range(n):
             k = 1 + i % 2; b[i] = np.tile([[10, 10, 110, 120]], (k, 1)).astype(np.float32); p[i] = np.full(k, .99)
         return b, p
-    det.mtcnn = Fake(ragged)         # frame 0 has one face, frame 10 two faces
+    det.mtcnn = Fake(ragged)         # detection frames 0, 10, 20, 30, 39: one, two, one, two, one face
+    r = crop_clip(vids['good'], tmp_path/'alternating', CFG, detector=det)
+    assert r['status'] == 'kept', r  # a second face in single detection frames is passed over (05_crop) ...
+    def two_from_10(n):
+        b, p = ragged(n); b[2:] = b[1:2].repeat(n - 2); p[2:] = p[1:2].repeat(n - 2)   # one face, then two in every frame
+        return b, p
+    det.mtcnn = Fake(two_from_10)
     r = crop_clip(vids['good'], tmp_path, CFG, detector=det)
-    assert (r['reason'], r['detail']) == ('multiple_faces', 'detection frame 10')
+    assert (r['reason'], r['detail']) == ('multiple_faces', 'detection frame 20')   # ... two in a row are several faces
     det.mtcnn = Fake(ValueError('torch.cat(): expected a non-empty list of Tensors'))
     r = crop_clip(vids['good'], tmp_path, CFG, detector=det)
     assert (r['status'], r['reason']) == ('error', 'exception') and 'torch.cat' in r['detail']
