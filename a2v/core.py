@@ -210,7 +210,7 @@ def _tiny() -> Config:
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
                                   conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last', schedule='cosine',
                                   threads=1, members=2),   # 13_embed2lat: two, averaged
-        render=RenderConfig(magnify=3.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×3 here; the photo: 14_render
+        render=RenderConfig(magnify=2.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×2 here; the photo: 14_render
         sample_data=SampleDataConfig(clips=24, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}

@@ -410,6 +410,7 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
         m = r.render(photo, speech, rd.stage('renders')/f'demo_{mode}.mp4', mode=mode, truth_opening=opening, progress=progress)
         renders[mode] = {k: m[k] for k in ('out', 'frames', 'seconds', 'magnify', 'flicker_background', 'flicker_face', 'lipsync', 'lse') if k in m}
         if 'truth' in m: renders[mode]['truth'] = m['truth']
+        if 'mesh' in m: renders[mode]['mesh'] = {k: v for k, v in m['mesh'].items() if k not in ('opening', 'face_score')}
     _side_by_side_of(rd.stage('renders')/f'demo_{cfg.render.mode}.mp4', photo, speech, cfg, r.G.img_resolution, run)
     metrics = dict(renders=renders, motion=motion_report(run, cfg, r), **run_summary(run, r.G))
     atomic_write_json(rd.metrics, metrics)
@@ -443,17 +444,27 @@ def training_amplitude(run, max_clips:int=8) -> float:
     ids = _train_val(run, None)['train'][:max_clips]
     if not ids: raise MissingStageOutputError(f"{RunDir(run).root}: no training clips; run `a2v train-vae` first")
     rd = RunDir(run)
-    return float(np.mean([np.std(render_metrics(load_clip(rd.clip_dir(c)).frames, np.zeros(1600, np.float32), syncnet=None)['mouth_opening'])
+    return float(np.mean([np.std(render_metrics(load_clip(rd.clip_dir(c)).frames, np.zeros(1600, np.float32), syncnet=None, mesh=None)['mouth_opening'])
                           for c in ids]))
+
+def _face_mesh_or_why():
+    "The face mesh for the independent measure, or a line saying how to get it (the report then goes without)."
+    from a2v.metrics import FaceMesh
+    try: return FaceMesh(), None
+    except MissingWeightsError as e: return None, f'{e} (for the independent measure: `a2v weights fetch face-mesh`)'
 
 def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
                   photos=tuple(SAMPLE_PHOTOS), # built-in photos to animate
                   sentences=None, # what they say (default: the sample data's held-out sentences, never trained on)
-                  mode:str|None=None, max_lag:int=10) -> dict:   # mode: None = cfg.render.mode
-    "Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and vs the true opening."
+                  mode:str|None=None, max_lag:int=10, # mode: None = cfg.render.mode
+                  independent:bool=True, # also judge the mouths with MediaPipe's face mesh (`mesh_opening`)
+                 ) -> dict:
+    """Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and
+    vs the true opening, by our measure and (`*_mesh`) by the face mesh's."""
     from a2v.metrics import render_metrics, lipsync
     from a2v.sample_data import synth_speech, mouth_curves, HELDOUT_SENTENCES, HELDOUT_VOICE
     r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps; mode = mode or r.cfg.render.mode
+    mesh, why = _face_mesh_or_why() if independent else (None, 'not asked for')
     ref = training_amplitude(run); rows = []
     for name, (crop, w0) in zip(photos, r.photo_codes([sample_photo(n) for n in photos])):
         for s in (sentences or HELDOUT_SENTENCES):
@@ -462,17 +473,26 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
             mu = r.motion(wave)                                                                       # (F, latent)
             frames = np.stack(list(synthesize_frames(r.G, r.codes(mu, w0, mode), r.cfg.render.batch_size)))
             truth, _ = mouth_curves([(p, a + 0.3, b + 0.3) for p, a, b in ph], fps, len(frames), wave)
-            m = render_metrics(frames, wave, fps=fps, truth_opening=truth, max_lag=max_lag, syncnet=None)
+            m = render_metrics(frames, wave, fps=fps, truth_opening=truth, max_lag=max_lag, syncnet=None, mesh=mesh)
             vs_truth = lipsync(m['mouth_opening'], truth, max_lag)
-            rows.append(dict(photo=name, sentence=s, frames=len(frames), amplitude=float(np.std(m['mouth_opening'])),
-                             amplitude_ratio=float(np.std(m['mouth_opening'])) / max(ref, 1e-9),
-                             r_loudness=m['lipsync']['r_best'], lag_loudness=m['lipsync']['best_lag'],
-                             r_truth=vs_truth['r_best'], lag_truth=vs_truth['best_lag']))
+            row = dict(photo=name, sentence=s, frames=len(frames), amplitude=float(np.std(m['mouth_opening'])),
+                       amplitude_ratio=float(np.std(m['mouth_opening'])) / max(ref, 1e-9),
+                       r_loudness=m['lipsync']['r_best'], lag_loudness=m['lipsync']['best_lag'],
+                       r_truth=vs_truth['r_best'], lag_truth=vs_truth['best_lag'])
+            if mesh is not None:
+                vs_mesh = lipsync(np.asarray(m['mesh']['opening']), truth, max_lag)
+                row.update(r_truth_mesh=vs_mesh['r_best'], lag_truth_mesh=vs_mesh['best_lag'], face_score_min=m['mesh']['face_score_min'])
+            rows.append(row)
     rows = jsonable(rows)                                      # an r of a mouth that never moves is undefined: None
     worst = lambda k, f=min: None if any(x[k] is None for x in rows) else f(x[k] for x in rows)
-    return dict(mode=mode, training_amplitude=ref, renders=rows, min_amplitude_ratio=worst('amplitude_ratio'),
-                min_r_truth=worst('r_truth'), min_r_loudness=worst('r_loudness'),
-                max_abs_lag_truth=worst('lag_truth', lambda v: max(abs(x) for x in v)))
+    lag = lambda v: max(abs(x) for x in v)
+    out = dict(mode=mode, training_amplitude=ref, renders=rows, min_amplitude_ratio=worst('amplitude_ratio'),
+               min_r_truth=worst('r_truth'), min_r_loudness=worst('r_loudness'), max_abs_lag_truth=worst('lag_truth', lag))
+    if mesh is not None and rows:
+        out.update(min_r_truth_mesh=worst('r_truth_mesh'), max_abs_lag_truth_mesh=worst('lag_truth_mesh', lag),
+                   min_face_score=worst('face_score_min'))
+    else: out['mesh'] = {'missing': why}
+    return out
 
 # %% ../nbs/14_render.ipynb #82aec60e
 def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, n_frames:int=4, path=None,
@@ -553,7 +573,7 @@ def motion_ceiling(run, cfg:Config|None=None, renderer:Renderer|None=None,
     r = renderer or Renderer(run, cfg); rd = RunDir(run); fps = r.cfg.crop.fps
     rows_of = {x['clip']: x for x in read_jsonl(rd.manifest)}
     def r_truth(frames, truth):                                            # measured as motion_report measures a render
-        m = render_metrics(frames, np.zeros(len(frames) * 640, np.float32), fps=fps, max_lag=max_lag, syncnet=None)
+        m = render_metrics(frames, np.zeros(len(frames) * 640, np.float32), fps=fps, max_lag=max_lag, syncnet=None, mesh=None)
         return lipsync(np.asarray(m['mouth_opening']), truth, max_lag)['r_best']
     codes = dict(zip(photos, (w0 for _, w0 in r.photo_codes([sample_photo(n) for n in photos]))))
     out = []

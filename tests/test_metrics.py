@@ -157,6 +157,9 @@ def test_lipsync_constant_signal_is_nan_and_render_metrics_is_strict_json(clip12
     json.dumps(m, allow_nan=False)
     assert m['lipsync']['r'] is None and m['truth']['r_mouth_vs_truth'] > 0.9
     assert len(m['mouth_opening']) == len(m['loudness_db']) == len(clip128)
+    assert m['mesh']['lipsync']['r'] is None and m['truth']['r_mesh_vs_truth'] > 0.85     # the face mesh's view too
+    assert len(m['mesh']['opening']) == len(m['mesh']['face_score']) == len(clip128) and m['mesh']['face_score_min'] > 0.9
+    assert 'mesh' not in render_metrics(clip128[:3], audio[:3 * 640], mesh=None)
 
 
 def test_render_metrics_end_to_end(opening, tmp_path):
@@ -167,6 +170,7 @@ def test_render_metrics_end_to_end(opening, tmp_path):
     m = render_metrics(clip, audio, ref_frames=clip)
     assert m['n_frames'] == F and m['face_box_source'] == 'mtcnn'
     assert m['lipsync']['best_lag'] == 2 and m['lipsync']['r_best'] > 0.7  # dB envelope vs linear opening
+    assert m['mesh']['lipsync']['best_lag'] == 2                             # the face mesh sees the same delay
     assert m['reconstruction']['psnr'] is None and m['reconstruction']['mse'] == 0
     assert m['flicker_background'] < m['flicker_face']
     fig = lipsync_plot(m['mouth_opening'], m['loudness_db'], path=tmp_path / 'lipsync.png')
@@ -180,6 +184,32 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match='region'): background_flicker(np.zeros((2, 4, 4, 3)), (0, 0, 1, 1), 'sky')
 
 
+# --- the independent measure: MediaPipe's face mesh ----------------------------------------------------------
+def test_face_mesh_follows_the_drawn_mouth_at_64px(opening):
+    from a2v.metrics import FaceMesh, mesh_opening
+    clip = _toy_clip(opening, 64, seed=2)
+    m = mesh_opening(clip, FaceMesh(threads=1))
+    assert m['opening'].shape == m['face_score'].shape == (len(clip),)
+    assert np.corrcoef(m['opening'], opening)[0, 1] > 0.85 and m['face_score'].min() > 0.9
+
+
+def test_face_mesh_bad_model_and_missing_pieces(tmp_path, monkeypatch):
+    import sys
+    from a2v.core import BadInputError, MissingWeightsError
+    from a2v.metrics import FaceMesh
+    from a2v.render import _face_mesh_or_why
+    bad = tmp_path/'model.tflite'; bad.write_text('not a model')
+    with pytest.raises(BadInputError, match='model.tflite: not a face landmark model') as e: FaceMesh(bad)
+    assert '\n' not in str(e.value)
+    monkeypatch.setitem(sys.modules, 'ai_edge_litert.interpreter', None)           # the package is not installed
+    with pytest.raises(MissingWeightsError, match='pip install ai-edge-litert'): FaceMesh()
+    monkeypatch.delitem(sys.modules, 'ai_edge_litert.interpreter')
+    monkeypatch.setenv('A2V_CACHE', str(tmp_path/'empty')); monkeypatch.setenv('A2V_OFFLINE', '1')
+    with pytest.raises(MissingWeightsError, match='face_landmark.tflite: missing'): FaceMesh()
+    mesh, why = _face_mesh_or_why()                                   # the motion report goes on without it, and says why
+    assert mesh is None and 'a2v weights fetch face-mesh' in why and not (tmp_path/'empty').exists()
+
+
 @pytest.mark.slow
 def test_mouth_opening_on_sample_data(tmp_path):
     "Against the ground truth of the self-made sample clips (real faces, espeak-ng-driven mouths, head motion)."
@@ -189,6 +219,7 @@ def test_mouth_opening_on_sample_data(tmp_path):
     rows = mouth_validation(tmp_path, sizes=(64,))
     assert len(rows) == 2 and all(r['region'] == 'mtcnn' for r in rows)
     assert min(r['r_truth'] for r in rows) > 0.85, rows
+    assert min(r['r_truth_mesh'] for r in rows) > 0.85, rows    # the independent measure (MediaPipe's face mesh) agrees
 
 
 def test_short_clips(clip128):

@@ -73,6 +73,12 @@ def test_render_mp4_and_metrics(micro_run):
         r = m['renders'][mode]
         assert r['flicker_background'] >= 0 and r['flicker_face'] >= 0
         assert r['lipsync']['r'] is None or -1 <= r['lipsync']['r'] <= 1   # None: a micro model may not move the mouth
+    mo = m['motion']                                        # both photos, two unseen sentences, judged twice
+    assert len(mo['renders']) == 4 and 'mesh' not in mo        # the face mesh is in the cache after set-up
+    for x in mo['renders']:
+        for k in ('r_truth', 'r_truth_mesh'): assert x[k] is None or -1 <= x[k] <= 1
+        assert 0 <= x['face_score_min'] <= 1 and x['amplitude_ratio'] >= 0
+    assert mo['min_face_score'] == min(x['face_score_min'] for x in mo['renders'])
 
 @pytest.mark.slow
 def test_second_run_only_rerenders(micro_run):
