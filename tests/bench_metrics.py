@@ -13,7 +13,7 @@ def bench() -> list[dict]:
     import torch
     torch.set_num_threads(2)
     from a2v.metrics import (_toy_clip, mouth_region, mouth_opening, background_flicker, loudness_envelope,
-                             lpips_distance, render_metrics, default_face_box, _lpips_model)
+                             lpips_distance, render_metrics, default_face_box, _lpips_model, FaceMesh, mesh_opening)
     rows = []
     opening = np.clip(np.sin(np.arange(250) / 3), 0, 1)                 # 10 s at 25 fps
     for size in (128, 256):
@@ -21,6 +21,8 @@ def bench() -> list[dict]:
         reg = mouth_region(clip)
         rows.append(dict(what=f'mouth_opening {size}² (region given)', value=_rate(lambda: mouth_opening(clip, region=reg), len(clip)), unit='frames/s'))
         rows.append(dict(what=f'background_flicker {size}²', value=_rate(lambda: background_flicker(clip, default_face_box(size, size)), len(clip)), unit='frames/s'))
+        fm = FaceMesh(threads=2)
+        rows.append(dict(what=f'mesh_opening {size}² (face mesh, LiteRT, 2 threads)', value=_rate(lambda: mesh_opening(clip, fm), len(clip)), unit='frames/s'))
         t = time.perf_counter(); mouth_region(clip)
         rows.append(dict(what=f'mouth_region (MTCNN on median frame) {size}²', value=time.perf_counter() - t, unit='s'))
     audio = np.random.default_rng(0).standard_normal(16000 * 600).astype(np.float32)
