@@ -10,9 +10,10 @@ from .core import bad_input, atomic_path, jsonable, psnr
 
 # %% auto #0
 __all__ = ['mse', 'lpips_distance', 'reconstruction_metrics', 'default_face_box', 'detect_face', 'mouth_region', 'mouth_opening',
-           'FaceMesh', 'mesh_opening', 'mesh_report', 'background_flicker', 'lipsync', 'lipsync_plot', 'mel_filterbank',
-           'mfcc', 'syncnet', 'load_syncnet', 'syncnet_faces', 'sync_embeddings', 'sync_distances', 'sync_scores',
-           'lse', 'lse_report', 'render_metrics', 'mouth_validation', 'truth_file', 'truth_opening']
+           'FaceMesh', 'mesh_opening', 'face_mesh_or_why', 'mesh_report', 'background_flicker', 'lipsync',
+           'lipsync_plot', 'mel_filterbank', 'mfcc', 'syncnet', 'load_syncnet', 'syncnet_faces', 'sync_embeddings',
+           'sync_distances', 'sync_scores', 'lse', 'lse_report', 'render_metrics', 'mouth_validation', 'truth_file',
+           'truth_opening']
 
 # %% ../nbs/08_metrics.ipynb #df737fc8
 def mse(a, b, data_range:float=255.) -> float:
@@ -266,14 +267,20 @@ def mesh_opening(frames, # uint8 RGB (F, H, W, 3): one face per frame (an a2v cr
     lips = np.linalg.norm(pts[:, _LIP_TOP, :2] - pts[:, _LIP_BOTTOM, :2], axis=1)              # (F,)
     return dict(opening=(lips / np.maximum(eyes, 1e-6)).astype(np.float32), face_score=score)
 
+def face_mesh_or_why(mesh='face-mesh') -> tuple:  # → (FaceMesh, None) or (None, a line saying how to get it)
+    "The face mesh (given, or loaded by registry name or path), or why it cannot be had: reports then go without it."
+    from a2v.core import MissingWeightsError
+    if isinstance(mesh, FaceMesh): return mesh, None
+    try: return FaceMesh(mesh), None
+    except MissingWeightsError as e: return None, f'{e} (for the independent measure: `a2v weights fetch face-mesh`)'
+
 def mesh_report(frames, # uint8 RGB (F, H, W, 3)
                 envelope, # (F,) loudness per frame (`loudness_envelope`)
                 mesh='face-mesh', # a `FaceMesh`, or its registry name / path
                 max_lag:int=10) -> dict:
     "The face mesh's view of a clip: its opening, lip sync with the loudness, face scores; or {'missing': how to get it}."
-    from a2v.core import MissingWeightsError
-    try: fm = mesh if isinstance(mesh, FaceMesh) else FaceMesh(mesh)
-    except MissingWeightsError as e: return {'missing': f'{e} (for the independent measure: `a2v weights fetch face-mesh`)'}
+    fm, why = face_mesh_or_why(mesh)
+    if fm is None: return {'missing': why}
     mo = mesh_opening(frames, fm)
     ls = lipsync(mo['opening'], envelope, max_lag)
     return dict(lipsync={k: ls[k] for k in ('r', 'best_lag', 'r_best')}, face_score_min=float(mo['face_score'].min()),

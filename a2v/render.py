@@ -447,12 +447,6 @@ def training_amplitude(run, max_clips:int=8) -> float:
     return float(np.mean([np.std(render_metrics(load_clip(rd.clip_dir(c)).frames, np.zeros(1600, np.float32), syncnet=None, mesh=None)['mouth_opening'])
                           for c in ids]))
 
-def _face_mesh_or_why():
-    "The face mesh for the independent measure, or a line saying how to get it (the report then goes without)."
-    from a2v.metrics import FaceMesh
-    try: return FaceMesh(), None
-    except MissingWeightsError as e: return None, f'{e} (for the independent measure: `a2v weights fetch face-mesh`)'
-
 def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
                   photos=tuple(SAMPLE_PHOTOS), # built-in photos to animate
                   sentences=None, # what they say (default: the sample data's held-out sentences, never trained on)
@@ -461,10 +455,10 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
                  ) -> dict:
     """Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and
     vs the true opening, by our measure and (`*_mesh`) by the face mesh's."""
-    from a2v.metrics import render_metrics, lipsync
+    from a2v.metrics import render_metrics, lipsync, face_mesh_or_why
     from a2v.sample_data import synth_speech, mouth_curves, HELDOUT_SENTENCES, HELDOUT_VOICE
     r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps; mode = mode or r.cfg.render.mode
-    mesh, why = _face_mesh_or_why() if independent else (None, 'not asked for')
+    mesh, why = face_mesh_or_why() if independent else (None, 'not asked for')
     ref = training_amplitude(run); rows = []
     for name, (crop, w0) in zip(photos, r.photo_codes([sample_photo(n) for n in photos])):
         for s in (sentences or HELDOUT_SENTENCES):

@@ -197,7 +197,7 @@ def test_face_mesh_bad_model_and_missing_pieces(tmp_path, monkeypatch):
     import sys
     from a2v.core import BadInputError, MissingWeightsError
     from a2v.metrics import FaceMesh
-    from a2v.render import _face_mesh_or_why
+    from a2v.metrics import face_mesh_or_why
     bad = tmp_path/'model.tflite'; bad.write_text('not a model')
     with pytest.raises(BadInputError, match='model.tflite: not a face landmark model') as e: FaceMesh(bad)
     assert '\n' not in str(e.value)
@@ -206,7 +206,7 @@ def test_face_mesh_bad_model_and_missing_pieces(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, 'ai_edge_litert.interpreter')
     monkeypatch.setenv('A2V_CACHE', str(tmp_path/'empty')); monkeypatch.setenv('A2V_OFFLINE', '1')
     with pytest.raises(MissingWeightsError, match='face_landmark.tflite: missing'): FaceMesh()
-    mesh, why = _face_mesh_or_why()                                   # the motion report goes on without it, and says why
+    mesh, why = face_mesh_or_why()                                    # reports go on without it, and say why
     assert mesh is None and 'a2v weights fetch face-mesh' in why and not (tmp_path/'empty').exists()
 
 
