@@ -67,7 +67,7 @@ class GeneratorArch:
     num_layers: int = 14
     conv_kernel: int = 1
     use_radial_filters: bool = True   # config R (True) or T (False)
-    lrelu_upsampling: int = 1         # NVIDIA's default is 2; 1 is 12× faster on the CPU (see 06_stylegan3)
+    lrelu_upsampling: int = 1         # NVIDIA's default is 2; 1 is 12× faster on the CPU (see 07_stylegan3)
     mapping_layers: int = 2
     def keys(self): return [f.name for f in fields(self)]          # a mapping: Generator(**arch), arch['w_dim']
     def __getitem__(self, k): return getattr(self, k)
@@ -84,7 +84,7 @@ class GeneratorConfig:
     fit_minutes: float = 10.0                  # wall-clock budget for fitting
     fit_lr_end: float = 1.0                    # both learning rates fall (cosine) to this fraction of their start by fit_steps (1: constant)
     fit_max_frames: int = 600                  # frames fitted (evenly spaced over all clips; 0: all)
-    fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 06_stylegan3)
+    fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 07_stylegan3)
     fit_init: Literal['pca', 'random'] = 'pca'                    # codes start at the frames' principal components ('pca') or 'random'
     fit_init_scale: float = 0.1                # mean std of the code dimensions at the start
     fit_mirror: bool = False                   # also fit every frame mirrored (x-flips, as NVIDIA trains FFHQ); same frame budget
@@ -97,10 +97,10 @@ class InvertConfig:
     lr_first_end: float = 0.01
     steps_next: int = 5             # frames i > 0, warm-started (see warm_start)
     warm_start: Literal['previous', 'first'] = 'previous'  # frame i starts from frame i-1's code (paper) or from frame 0's ('first')
-    anchor: float = 0.0             # 'previous': frame i starts at w_{i-1} + anchor·(w_0 − w_{i-1}) (0: the paper's; 09_invert)
+    anchor: float = 0.0             # 'previous': frame i starts at w_{i-1} + anchor·(w_0 − w_{i-1}) (0: the paper's; 13_invert)
     lr_next: float = 0.01
     optimizer: Literal['adam', 'lbfgs'] = 'adam'  # 'adam' (paper) or 'lbfgs': curvature pairs kept along the clip; lr is then
-                                    # only the size of a clip's first step (09_invert)
+                                    # only the size of a clip's first step (13_invert)
     memory: int = 20                # 'lbfgs': curvature pairs each clip keeps
     mse_weight: float = 1.0
     lpips_weight: float = 10.0
@@ -110,7 +110,7 @@ class InvertConfig:
     batch_clips: int | Literal['auto'] = 8  # images (clips, or with warm_start='first' frames of a clip) advanced in lock-step
                                             # 'auto': as many as free GPU memory allows (CPU: 8)
     workers: int | Literal['auto'] = 1  # CPU processes that share the clips, each on its share of the cores ('auto': one per
-                                        # core, at most 8); always 1 on a GPU (09_invert)
+                                        # core, at most 8); always 1 on a GPU (13_invert)
     checkpoint_s: float = 60.0      # save the in-flight batch every this many seconds (0: never); a kill loses at most this
     max_loss: float | None = None   # §3.2's L_thres: a clip with a frame whose final loss exceeds it is excluded (None: off)
 
@@ -122,12 +122,12 @@ class VAEConfig:
     latent_dim: int = 96
     beta: float = 1.0               # weight of the KL term
     keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
-    schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (10_train)
+    schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (11_train)
     batch_size: int = 10000
     lr: float = 1e-3
     epochs: int = 500
     val_fraction: float = 0.1       # split by clip, never by frame
-    threads: int = 0                # CPU threads while training (0: torch's default); see 10_train
+    threads: int = 0                # CPU threads while training (0: torch's default); see 11_train
 
 @dataclass
 class AudioConfig:
@@ -154,15 +154,15 @@ class Embed2LatConfig:
     epochs: int = 100
     max_seconds: float = 10.0       # training windows (AVSpeech clips are 3-10 s)
     keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
-    schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (10_train)
-    threads: int = 0                # CPU threads while training (0: torch's default); see 13_embed2lat
-    members: int = 1                # Embed2Lat models trained side by side, μ' their mean (1: the paper); see 13_embed2lat
+    schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (11_train)
+    threads: int = 0                # CPU threads while training (0: torch's default); see 16_embed2lat
+    members: int = 1                # Embed2Lat models trained side by side, μ' their mean (1: the paper); see 16_embed2lat
 
 @dataclass
 class RenderConfig:
     "§4.4: decode μ', magnify, add Δw to the photo's w_0, synthesise, mux."
     magnify: float = 500.0          # the paper's ×500
-    mode: Literal['paper', 'calibrated'] = 'paper'  # 'paper' or a flicker-reducing alternative (see 14_render)
+    mode: Literal['paper', 'calibrated'] = 'paper'  # 'paper' or a flicker-reducing alternative (see 18_render)
     smooth_frames: int = 0          # temporal smoothing of μ' (0: none)
     batch_size: int = 8             # frames synthesised at once
     photo_steps_factor: float = 1.0 # the photo's inversion runs this many times invert.steps_first (a clip's frame 0 runs 1×)
@@ -197,20 +197,20 @@ def _tiny() -> Config:
         preset='tiny',
         crop=CropConfig(resolution=64, min_face=48),
         generator=GeneratorConfig(
-            source='a2v-tiny-generator-v1',   # shipped in the package (07_fit_generator): fitted once, long, to the sample data
+            source='a2v-tiny-generator-v1',   # shipped in the package (08_fit_generator): fitted once, long, to the sample data
             arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
         invert=InvertConfig(steps_first=40, lr_first=0.03, steps_next=2, warm_start='previous', anchor=0.2, optimizer='lbfgs',
-                            lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 09_invert: L-BFGS, a pulled warm start, MSE only
+                            lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 13_invert: L-BFGS, a pulled warm start, MSE only
         vae=VAEConfig(layers=tuple(range(1, 13)), hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128,
-                      epochs=150, schedule='cosine', val_fraction=0.2, threads=1),   # layers 1-12 move this generator's mouth (11_vae); one thread (10_train)
+                      epochs=150, schedule='cosine', val_fraction=0.2, threads=1),   # layers 1-12 move this generator's mouth (14_vae); one thread (11_train)
         audio=AudioConfig(model='tiny', tiny=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=192, conv_dim=[64]*7, num_conv_pos_embeddings=32,
                           num_conv_pos_embedding_groups=4)),
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
                                   conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last', schedule='cosine',
-                                  threads=1, members=2),   # 13_embed2lat: two, averaged
-        render=RenderConfig(magnify=2.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×2 here; the photo: 14_render
+                                  threads=1, members=2),   # 16_embed2lat: two, averaged
+        render=RenderConfig(magnify=2.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×2 here; the photo: 18_render
         sample_data=SampleDataConfig(clips=24, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}

@@ -93,7 +93,7 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
         licence='Apache-2.0 (a2v; fitted to sample data made from two public-domain photos)',
         cache='tiny_generator_v1.safetensors', bundled=True,
         note='the tiny preset\'s 64 px StyleGAN3-R, fitted once and shipped in the package; how it was made: '
-             'a2v/data/tiny_generator_v1.json (07_fit_generator)'),
+             'a2v/data/tiny_generator_v1.json (08_fit_generator)'),
 ]}
 
 # %% ../nbs/02_weights.ipynb #03390e0a

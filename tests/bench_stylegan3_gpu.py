@@ -25,7 +25,7 @@ the GPU: our outputs against the committed NVIDIA fixtures, against NVIDIA's CUD
 On a machine without CUDA `bench()` returns one row saying so. `A2V_BENCH_BUDGET_S` (default 290) bounds the run:
 sections that would start after it are left out, and each row is also appended to `$A2V_BENCH_OUT` (JSON lines) as it
 is measured, so a run cut short keeps what it measured. Channels-last needs no variant: every synthesis layer already
-works in NHWC (see 06_stylegan3).
+works in NHWC (see 07_stylegan3).
 
 Measured on one NVIDIA H200 (torch 2.11 + CUDA 13, R-256 random init, 2026-11-26, before the fused op): outputs match
 the committed NVIDIA fixtures to ≤ 2.6e-6. One inversion step (synthesis, MSE, backward to w, Adam):

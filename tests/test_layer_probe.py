@@ -51,6 +51,6 @@ def test_cli_writes_json_and_figure(run, tmp_path):
     rows = [l for l in p.stdout.splitlines() if l[:5].strip().isdigit()]
     assert len(rows) == 16 and float(rows[6].split()[1]) > 0.9 and float(rows[0].split()[1]) < 0.1, p.stdout
     saved = json.loads((run/'vae'/'layer_probe.json').read_text())
-    assert sorted(saved['best']) == [5, 6, 7] and (run/'figures'/'11_layer_probe.png').stat().st_size > 1000
+    assert sorted(saved['best']) == [5, 6, 7] and (run/'figures'/'14_layer_probe.png').stat().st_size > 1000
     bad = subprocess.run([sys.executable, '-m', 'a2v.cli', 'probe-layers', '--run', str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 1 and bad.stderr.startswith('a2v: error:') and len(bad.stderr.strip().splitlines()) == 1

@@ -37,9 +37,9 @@ def test_every_stage_leaves_its_outputs(micro_run):
         e = load_tensors(run/'audio'/f'{cid}.safetensors')[0]['e']
         assert ws.shape[1:] == (16, cfg.generator.arch['w_dim']) and np.isfinite(ws.numpy()).all()
         assert abs(len(e) / 50 - len(ws) / 25) < 0.1     # 50 audio vectors and 25 frames per second
-    for p in ['vae/model.safetensors', 'embed2lat/model.safetensors', 'figures/14_side_by_side.png',
+    for p in ['vae/model.safetensors', 'embed2lat/model.safetensors', 'figures/18_side_by_side.png',
               'figures/fig2_inversion.png', 'figures/fig3_vae.png', 'figures/fig4_full_flow.png',
-              'notebooks/09_invert.ipynb', 'notebooks/14_render.ipynb', 'embed2lat/lipsync.json',
+              'notebooks/13_invert.ipynb', 'notebooks/18_render.ipynb', 'embed2lat/lipsync.json',
               'renders/demo_side_by_side.mp4']:
         assert (run/p).exists(), p
     assert not (run/'generator').exists()                                  # nothing fitted: the shipped generator
@@ -215,7 +215,7 @@ def test_photo_codes_invert_new_crops_once(micro_run, monkeypatch):
     assert calls == [(2, n)] and w3 is w1 and (c3 == c1).all() and not (w2 == w1).all()
     assert r.photo_code(mirror)[1] is w2 and calls == [(2, n)]              # seen: not inverted again
     _, alone = Renderer(micro_run[0], cfg).photo_code(mirror)
-    assert calls == [(2, n), (1, 1)] and torch.allclose(alone, w2, atol=1e-4 if n == 2 else 1e-3)   # alone either way (09_invert)
+    assert calls == [(2, n), (1, 1)] and torch.allclose(alone, w2, atol=1e-4 if n == 2 else 1e-3)   # alone either way (13_invert)
 
 def test_run_summary_reads_the_invert_stage_report(micro_run, monkeypatch):
     "The render's summary takes latents/report.json while no latents file is newer; after one is, it measures again."
