@@ -14,10 +14,10 @@ __all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputErro
            'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'CropConfig', 'GeneratorArch',
            'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig', 'Embed2LatConfig', 'RenderConfig',
            'SampleDataConfig', 'Config', 'generator_source', 'check_config', 'get_config', 'config_to_dict',
-           'config_from_dict', 'flatten_config', 'RunDir', 'stage_config', 'get_device', 'seed_everything', 'cpu_cores',
-           'dist_env', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl',
-           'read_run_json', 'remove_stale_temps', 'read_jsonl', 'jsonable', 'psnr', 'save_tensors', 'load_tensors',
-           'figures_dir', 'save_figure']
+           'config_from_dict', 'flatten_config', 'PresetTable', 'preset_table', 'RunDir', 'stage_config', 'get_device',
+           'seed_everything', 'cpu_cores', 'dist_env', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_write_json', 'append_jsonl', 'read_run_json', 'remove_stale_temps', 'read_jsonl', 'jsonable', 'psnr',
+           'save_tensors', 'load_tensors', 'figures_dir', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -340,6 +340,24 @@ def flatten_config(cfg, prefix:str='') -> dict:
         if is_dataclass(v): out.update(flatten_config(v, prefix + f.name + '.'))
         elif f.name != 'preset' or prefix: out[prefix + f.name] = v
     return out
+
+# %% ../nbs/00_core.ipynb #54867abe
+class PresetTable(str):
+    "A markdown table (a `str`) that a notebook shows as a table."
+    def _repr_markdown_(self): return str(self)
+
+def preset_table(*keys:str, # dotted config keys, e.g. 'invert.steps_first' (none: every key where the presets differ)
+                 presets:tuple=('tiny', 'paper')) -> PresetTable:
+    "The values of `keys` in each preset, as a markdown table: how a lesson names a preset's number without typing it."
+    flat = {p: flatten_config(get_config(p)) for p in presets}
+    known = list(dict.fromkeys(k for p in presets for k in flat[p]))   # every key, in field order
+    unknown = [k for k in keys if k not in known]
+    if unknown: raise A2VError(f"preset_table: unknown config keys {unknown}")
+    value = lambda p, k: str(flat[p].get(k, '—'))                        # '—': the preset has no such field
+    keys = keys or [k for k in known if len({value(p, k) for p in presets}) > 1]
+    rows = ['| key | ' + ' | '.join(presets) + ' |', '|---|' + '---|' * len(presets)]
+    rows += [f"| `{k}` | " + ' | '.join(value(p, k) for p in presets) + ' |' for k in keys]
+    return PresetTable('\n'.join(rows))
 
 # %% ../nbs/00_core.ipynb #43a45ec9
 class RunDir:
