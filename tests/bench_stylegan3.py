@@ -2,7 +2,7 @@
 reference path when a checkout of NVlabs/stylegan3 is named by $A2V_SG3_REF (optional; absent in CI).
 
 `bench()` returns rows {'what', 'value', 'unit'} and prints nothing. Configs: the official R-256 architecture
-(random init) and the tiny preset's generator. NVIDIA's CPU path gains nothing from batching (FACTS.md), so for
+(random init) and the tiny preset's generator. NVIDIA's CPU path gains nothing from batching (measured on these machines), so for
 R-256 it is timed at batch 1 only and compared per image. The whole bench takes about 2-3 minutes on 2 cores
 (R-256 at batch 8 dominates); `A2V_BENCH_QUICK=1` times the tiny generator only.
 

@@ -4,7 +4,7 @@
 Placeholders: {in} the folder of prepared bad inputs, {run} a copy of a small
 finished run (after the case's `setup` damaged it), {tmp} an empty folder of the case, {file} a regular file.
 `place` is what must not gain files: the run for run cases, else the output path. `a2v crop` records every input
-in manifest.jsonl (DESIGN.md), so for crop the place checked is the clips/ folder."""
+in manifest.jsonl (the documented `a2v crop` contract), so for crop the place checked is the clips/ folder."""
 import os, shutil, subprocess, sys, time, wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

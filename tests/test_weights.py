@@ -292,7 +292,7 @@ def test_distance_ordering(net):
     assert abs(d['same']) < 1e-6
     assert d['noise σ .05'] < d['blur σ 2'] < d['other photo'], d
     assert d['noise σ .05'] < d['noise σ .2'] < d['other photo'], d
-    if net == 'alex':                                       # FACTS.md (lpips package, 256², [-1, 1])
+    if net == 'alex':                                       # the lpips package's own distances (256², [-1, 1])
         assert abs(d['noise σ .05'] - 0.029) < 0.005 and abs(d['noise σ .2'] - 0.264) < 0.02
 
 
