@@ -1,11 +1,11 @@
-"""The fused filtered leaky ReLU (a2v.stylegan3.filtered_lrelu): gradients, parity with the reference path, the
+"""The fused filtered leaky ReLU (a2v.filtered_lrelu.filtered_lrelu): gradients, parity with the reference path, the
 synthesis layers that use it, and its Triton kernels run on the CPU by Triton's interpreter (in a subprocess)."""
 import json, math, os, subprocess, sys, textwrap
 from pathlib import Path
 import pytest, torch
 from a2v.core import load_tensors
-from a2v.stylegan3 import (Generator, load_state, design_lowpass_filter, filtered_lrelu, filtered_lrelu_ref,
-                           set_filtered_lrelu_impl, stored_bytes, R256_ARCH)
+from a2v.filtered_lrelu import design_lowpass_filter, filtered_lrelu, filtered_lrelu_ref, stored_bytes
+from a2v.stylegan3 import Generator, load_state, set_filtered_lrelu_impl, R256_ARCH
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT/'tests'/'fixtures'/'stylegan3'
@@ -80,12 +80,17 @@ def test_stored_bytes_r256():
     assert len(rows) == 14 and sum(r['upsampled'] for r in rows) > 5 * sum(r['fused'] for r in rows)
 
 def test_import_does_not_import_triton():
-    code = 'import sys, a2v.stylegan3; assert "triton" not in sys.modules, "triton imported"'
+    code = 'import sys, a2v.filtered_lrelu, a2v.stylegan3; assert "triton" not in sys.modules, "triton imported"'
     subprocess.run([sys.executable, '-c', code], check=True, cwd=ROOT, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+
+def test_old_import_path():
+    "The op's public names moved from a2v.stylegan3 to a2v.filtered_lrelu; `from a2v.stylegan3 import X` still works."
+    import a2v.filtered_lrelu as fl, a2v.stylegan3 as sg3
+    assert fl.__all__ and all(getattr(sg3, n) is getattr(fl, n) for n in fl.__all__)
 
 _INTERPRET = '''
 import json, math, sys, torch
-from a2v.stylegan3 import design_lowpass_filter, filtered_lrelu, filtered_lrelu_ref
+from a2v.filtered_lrelu import design_lowpass_filter, filtered_lrelu, filtered_lrelu_ref
 res = []
 for up, down, radial, padding, clamp, slope, H, W in json.loads(sys.argv[1]):
     g = torch.Generator().manual_seed(0)
