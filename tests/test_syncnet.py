@@ -1,9 +1,10 @@
-"Tests of LSE-C / LSE-D in a2v.metrics (SyncNet with random weights: no download): MFCC, shapes, offset search, scores, loading."
+"Tests of LSE-C / LSE-D in a2v.syncnet (SyncNet with random weights: no download): MFCC, shapes, offset search, scores, loading."
 import os, pickle
 import numpy as np, pytest, torch
 from a2v.core import MissingWeightsError, UnsafePickleError
-from a2v.metrics import (mfcc, syncnet, load_syncnet, syncnet_faces, sync_embeddings, sync_distances, sync_scores,
-                         lse, lse_report, render_metrics)
+from a2v.syncnet import (mfcc, syncnet, load_syncnet, syncnet_faces, sync_embeddings, sync_distances, sync_scores,
+                         lse, lse_report)
+from a2v.metrics import render_metrics
 from a2v.weights import REGISTRY
 
 torch.set_num_threads(1)
