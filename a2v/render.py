@@ -15,8 +15,8 @@ from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS, sample_ph
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
            'calibrate', 'predict_windowed', 'TalkingFace', 'photo_workers', 'Renderer', 'render_video', 'render_panel',
-           'side_by_side', 'side_by_side_stills', 'heldout_pair', 'render_demo', 'run_summary', 'training_amplitude',
-           'motion_report', 'fig4_full_flow', 'make_figures', 'motion_ceiling', 'run_stage']
+           'side_by_side', 'side_by_side_stills', 'heldout_pair', 'render_demo', 'run_summary', 'fig4_full_flow',
+           'make_figures', 'run_stage']
 
 # %% ../nbs/18_render.ipynb #e9261e5b
 def latents_to_ws(mu:torch.Tensor, # motion latents μ (F, latent_dim)
@@ -36,6 +36,7 @@ def smooth_latents(mu:torch.Tensor, frames:int) -> torch.Tensor:
     x = torch.nn.functional.pad(x, (frames // 2, frames - 1 - frames // 2), mode='replicate')
     return torch.nn.functional.conv1d(x, k.view(1, 1, -1)).squeeze(1).T  # (F, D)
 
+# %% ../nbs/18_render.ipynb #32ac2b62
 def magnify_latents(mu:torch.Tensor,     # Embed2Lat's predictions μ' (F, latent_dim)
                     mode:str='paper',    # 'paper': μ'·magnify; 'calibrated': per-dimension least-squares rescaling
                     magnify:float=500.0, # the paper's factor (mode 'paper')
@@ -74,6 +75,7 @@ def find_faces(image:np.ndarray, path='photo', min_face:int=20, min_prob:float=0
     if len(boxes) == 0: raise bad_input(path, 'no face found in the photo')
     return boxes[np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
 
+# %% ../nbs/18_render.ipynb #2ed764b2
 def _check_faces(image, cfg:Config, face_index:int|None=None) -> tuple[np.ndarray, np.ndarray]:
     "The photo (H, W, 3) and the box of the face to use; one line naming the photo when there is none or a choice to make."
     path = image if isinstance(image, (str, Path)) else 'photo'
@@ -173,6 +175,7 @@ def _output_place(out) -> Path:
     if not os.access(out.parent, os.W_OK): raise bad_input(out, 'output folder is not writable')
     return out
 
+# %% ../nbs/18_render.ipynb #b11f0de6
 def photo_workers(icfg, # `InvertConfig`: `workers` says whether a CPU may use processes
                   dev, # the device the photos are inverted on
                   n:int, # photos to invert
@@ -182,8 +185,9 @@ def photo_workers(icfg, # `InvertConfig`: `workers` says whether a CPU may use p
     k = invert_workers(icfg, dev, n)
     return min(n, 2 * k) if k > 1 else 1
 
-class Renderer:
-    "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
+# %% ../nbs/18_render.ipynb #530e60cb
+class _RunModels:
+    "A run's trained models, loaded once, and the codes of the photos seen so far (the first half of `Renderer`)."
     def __init__(self, run, cfg:Config|None=None, device=None):
         from a2v.vae import load_vae
         from a2v.audio import load_audio_encoder
@@ -222,6 +226,16 @@ class Renderer:
             self._codes.update({k: w.detach().cpu() for k, (w, _) in zip(new, codes)})
         return [(c, self._codes[k]) for c, k in zip(crops, keys)]
 
+    @staticmethod
+    def _speech(audio):
+        wave = load_audio(audio, 16000) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
+        if len(wave) < 400: raise bad_input(audio if isinstance(audio, (str, Path)) else 'audio',
+                                            f'speech too short ({len(wave) / 16000:.3f} s; at least 0.025 s)')
+        return wave
+
+# %% ../nbs/18_render.ipynb #acc10a6c
+class Renderer(_RunModels):
+    "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
     def motion(self, wave:np.ndarray) -> torch.Tensor:
         "Embed2Lat's μ' (F, latent_dim) for 16 kHz speech, F = the video frame count of its duration."
         from a2v.audio import embed_audio
@@ -236,13 +250,6 @@ class Renderer:
         smooth = r.smooth_frames if mode == 'calibrated' else 0
         mu2 = magnify_latents(mu, mode, r.magnify if magnify is None else magnify, cal, smooth)
         return latents_to_ws(mu2, w0, self.vae)
-
-    @staticmethod
-    def _speech(audio):
-        wave = load_audio(audio, 16000) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
-        if len(wave) < 400: raise bad_input(audio if isinstance(audio, (str, Path)) else 'audio',
-                                            f'speech too short ({len(wave) / 16000:.3f} s; at least 0.025 s)')
-        return wave
 
     def talking_face(self, image, audio, mode:str|None=None, magnify:float|None=None, face_index:int|None=None) -> TalkingFace:
         "Render in memory (for notebooks): photo (path/array) + speech (path/16 kHz array) → `TalkingFace`."
@@ -348,6 +355,7 @@ def side_by_side(photo_crop:np.ndarray, # the photo's face crop (R, R, 3) uint8
             w.write(np.concatenate([photo, big, _trace_panel(mouth, loud, t, (S, S))], 1))      # (S, 3S, 3)
     return Path(out)
 
+# %% ../nbs/18_render.ipynb #f796ef6e
 def side_by_side_stills(video, # a video written by `side_by_side`
                         mouth:np.ndarray, # its measured mouth opening per frame (F,)
                         n:int=3, fps:float=25.0):
@@ -387,6 +395,7 @@ def heldout_pair(run, cfg:Config|None=None) -> tuple:
     with atomic_path(photo, suffix='.png') as tmp: __import__('PIL.Image', fromlist=['Image']).fromarray(frame).save(tmp, format='PNG')
     return photo, rd.clip_dir(b)/'audio.wav', None
 
+# %% ../nbs/18_render.ipynb #cfa2f9f4
 def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int, run=None) -> Path:
     "`renders/demo_side_by_side.mp4` from a finished render and its metrics (mouth opening, loudness), and its stills."
     from a2v.media import read_video
@@ -400,6 +409,7 @@ def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int, run
 
 def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     "Render the held-out photo + sentence in both magnification modes; write RUN/metrics.json and the figures."
+    from a2v.evaluation import motion_report                             # evaluation imports render, not the reverse
     cfg = cfg or RunDir(run).load_config(); rd = RunDir(run)
     photo, speech, truth = heldout_pair(run, cfg)
     opening = (truth or {}).get('mouth_opening')
@@ -417,6 +427,7 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
     make_figures(run, cfg, renderer=r)
     return metrics
 
+# %% ../nbs/18_render.ipynb #3c0bfc13
 def _inversion_summary(run, G=None) -> dict:
     "`inversion_report` of the run: the invert stage's own copy (`latents/report.json`) when nothing it read is newer."
     from a2v.invert import inversion_report, excluded_clips
@@ -437,56 +448,13 @@ def run_summary(run, G=None) -> dict:
         if p.exists(): out[stage] = read_run_json(p, f'a2v {"train-vae" if stage == "vae" else "train-embed2lat"}')
     return out
 
-def training_amplitude(run, max_clips:int=8) -> float:
-    "Mouth-opening amplitude of the training clips: std over frames of `mouth_opening` on their frames, mean over clips."
-    from a2v.crop import load_clip
-    from a2v.metrics import render_metrics
-    ids = _train_val(run, None)['train'][:max_clips]
-    if not ids: raise MissingStageOutputError(f"{RunDir(run).root}: no training clips; run `a2v train-vae` first")
-    rd = RunDir(run)
-    return float(np.mean([np.std(render_metrics(load_clip(rd.clip_dir(c)).frames, np.zeros(1600, np.float32), syncnet=None, mesh=None)['mouth_opening'])
-                          for c in ids]))
-
-def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
-                  photos=tuple(SAMPLE_PHOTOS), # built-in photos to animate
-                  sentences=None, # what they say (default: the sample data's held-out sentences, never trained on)
-                  mode:str|None=None, max_lag:int=10, # mode: None = cfg.render.mode
-                  independent:bool=True, # also judge the mouths with MediaPipe's face mesh (`mesh_opening`)
-                 ) -> dict:
-    """Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and
-    vs the true opening, by our measure and (`*_mesh`) by the face mesh's."""
-    from a2v.metrics import render_metrics, lipsync, face_mesh_or_why
-    from a2v.sample_data import synth_speech, mouth_curves, HELDOUT_SENTENCES, HELDOUT_VOICE
-    r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps; mode = mode or r.cfg.render.mode
-    mesh, why = face_mesh_or_why() if independent else (None, 'not asked for')
-    ref = training_amplitude(run); rows = []
-    for name, (crop, w0) in zip(photos, r.photo_codes([sample_photo(n) for n in photos])):
-        for s in (sentences or HELDOUT_SENTENCES):
-            speech, ph = synth_speech(s, HELDOUT_VOICE, 155, 55, 50)
-            pad = np.zeros(int(0.3 * 16000), np.float32); wave = np.concatenate([pad, speech, pad])  # (S,) as the held-out pair
-            mu = r.motion(wave)                                                                       # (F, latent)
-            frames = np.stack(list(synthesize_frames(r.G, r.codes(mu, w0, mode), r.cfg.render.batch_size)))
-            truth, _ = mouth_curves([(p, a + 0.3, b + 0.3) for p, a, b in ph], fps, len(frames), wave)
-            m = render_metrics(frames, wave, fps=fps, truth_opening=truth, max_lag=max_lag, syncnet=None, mesh=mesh)
-            vs_truth = lipsync(m['mouth_opening'], truth, max_lag)
-            row = dict(photo=name, sentence=s, frames=len(frames), amplitude=float(np.std(m['mouth_opening'])),
-                       amplitude_ratio=float(np.std(m['mouth_opening'])) / max(ref, 1e-9),
-                       r_loudness=m['lipsync']['r_best'], lag_loudness=m['lipsync']['best_lag'],
-                       r_truth=vs_truth['r_best'], lag_truth=vs_truth['best_lag'])
-            if mesh is not None:
-                vs_mesh = lipsync(np.asarray(m['mesh']['opening']), truth, max_lag)
-                row.update(r_truth_mesh=vs_mesh['r_best'], lag_truth_mesh=vs_mesh['best_lag'], face_score_min=m['mesh']['face_score_min'])
-            rows.append(row)
-    rows = jsonable(rows)                                      # an r of a mouth that never moves is undefined: None
-    worst = lambda k, f=min: None if any(x[k] is None for x in rows) else f(x[k] for x in rows)
-    lag = lambda v: max(abs(x) for x in v)
-    out = dict(mode=mode, training_amplitude=ref, renders=rows, min_amplitude_ratio=worst('amplitude_ratio'),
-               min_r_truth=worst('r_truth'), min_r_loudness=worst('r_loudness'), max_abs_lag_truth=worst('lag_truth', lag))
-    if mesh is not None and rows:
-        out.update(min_r_truth_mesh=worst('r_truth_mesh'), max_abs_lag_truth_mesh=worst('lag_truth_mesh', lag),
-                   min_face_score=worst('face_score_min'))
-    else: out['mesh'] = {'missing': why}
-    return out
+# %% ../nbs/18_render.ipynb #3341fde7
+def _fig4_title(cfg:Config, mode:str) -> str:
+    "Fig. 4's title: the run's own magnification, and the paper's ×500 beside it only when they differ."
+    if mode != 'paper': return 'Fig. 4: generated from audio (calibrated) beside the original, held-out clips'
+    m, paper = cfg.render.magnify, get_config('paper').render.magnify
+    how = f'×{m:g}, as the paper' if m == paper else f"×{m:g}; the paper's is ×{paper:g}"
+    return f'Fig. 4: generated from audio ({how}) beside the original, held-out clips'
 
 # %% ../nbs/18_render.ipynb #82aec60e
 def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, n_frames:int=4, path=None,
@@ -514,12 +482,12 @@ def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, 
                 ax = axes[row, j]; ax.imshow(img); ax.set_xticks([]); ax.set_yticks([])
                 if j == 0: ax.set_ylabel(f'{lab}\n{cid[:12]}', fontsize=7)
                 if row == 0: ax.set_title(f'frame {i}', fontsize=8)
-    how = f'×{cfg.render.magnify:g}, as the paper' if mode == 'paper' else 'calibrated'
-    fig.suptitle(f'Fig. 4: generated from audio ({how}) beside the original, held-out clips', fontsize=9)
+    fig.suptitle(_fig4_title(cfg, mode), fontsize=9)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
 
+# %% ../nbs/18_render.ipynb #5d93bf78
 def make_figures(run, cfg:Config|None=None, renderer:Renderer|None=None) -> list[Path]:
     "Regenerate Fig. 2, 3, 4 and the lip-sync plot of a finished run into RUN/figures/ (and `$A2V_FIGURES` when set)."
     import shutil
@@ -545,53 +513,15 @@ def make_figures(run, cfg:Config|None=None, renderer:Renderer|None=None) -> list
         for p in made: shutil.copy(p, figures_dir()/p.name)
     return made
 
-# %% ../nbs/18_render.ipynb #b1bb0fea
-def _truth_of(run, clip_id:str, truth_dir=None) -> tuple[dict|None, Path|None]:
-    "The sample data's truth json of a kept clip (and the folder it is in), or (None, None) when the run has none."
-    rd = RunDir(run)
-    td = Path(truth_dir) if truth_dir else next((p for p in (rd.root/'data'/'truth', rd.root/'truth') if p.is_dir()), None)
-    if td is None: return None, None
-    from a2v.metrics import truth_file
-    p, _ = truth_file(td, {'clip': clip_id}, rd.root/'clips'/clip_id)
-    return (json.loads(p.read_text()) if p else None), td
+# %% ../nbs/18_render.ipynb #81fb5892
+_MOVED = ('motion_report', 'motion_ceiling', 'training_amplitude', '_truth_of')   # now in a2v.evaluation
 
-def motion_ceiling(run, cfg:Config|None=None, renderer:Renderer|None=None,
-                   photos=tuple(SAMPLE_PHOTOS), # built-in photos to put the clips' motion on
-                   clips=None, # clip ids (default: the held-out clips of the VAE's split)
-                   scale:float=1.0, # μ* is multiplied by this before it is decoded
-                   max_lag:int=10) -> dict:
-    "Lip sync with a perfect Embed2Lat: held-out clips' own μ* rendered on each photo, their frames and reconstructions, vs the true opening."
-    from a2v.crop import load_clip
-    from a2v.metrics import render_metrics, lipsync, truth_opening
-    from a2v.vae import load_mu
-    r = renderer or Renderer(run, cfg); rd = RunDir(run); fps = r.cfg.crop.fps
-    rows_of = {x['clip']: x for x in read_jsonl(rd.manifest)}
-    def r_truth(frames, truth):                                            # measured as motion_report measures a render
-        m = render_metrics(frames, np.zeros(len(frames) * 640, np.float32), fps=fps, max_lag=max_lag, syncnet=None, mesh=None)
-        return lipsync(np.asarray(m['mouth_opening']), truth, max_lag)['r_best']
-    codes = dict(zip(photos, (w0 for _, w0 in r.photo_codes([sample_photo(n) for n in photos]))))
-    out = []
-    for c in (clips if clips is not None else _train_val(run, r.cfg)['val']):
-        t, td = _truth_of(run, c)
-        if t is None: continue
-        mu = load_mu(run, c).float()                                                     # (F, latent)
-        truth = truth_opening(td, rows_of.get(c, {'clip': c}), len(mu), fps, rd.root/'clips'/c)
-        ws = load_tensors(rd.root/'latents'/f'{c}.safetensors')[0]['ws'].float()        # (F, num_ws, w_dim)
-        for what, frames in (('its own frames', load_clip(rd.clip_dir(c)).frames[:len(mu)]),   # the crops: the measure's own ceiling
-                             ('its own codes', np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size))))):
-            out.append(dict(clip=c, face=t.get('source_face'), rendered_on=what, r_truth=r_truth(frames, truth)))
-        for name, w0 in codes.items():
-            frames = np.stack(list(synthesize_frames(r.G, latents_to_ws(mu * scale, w0, r.vae), r.cfg.render.batch_size)))
-            out.append(dict(clip=c, face=t.get('source_face'), rendered_on=name, r_truth=r_truth(frames, truth)))
-    out = jsonable(out)
-    def summary(sel):
-        v = [x['r_truth'] for x in out if sel(x) and x['r_truth'] is not None]
-        return dict(n=len(v), mean=float(np.mean(v)) if v else None, min=float(np.min(v)) if v else None)
-    own = ('its own frames', 'its own codes')
-    return dict(renders=out, frames=summary(lambda x: x['rendered_on'] == own[0]),
-                reconstruction=summary(lambda x: x['rendered_on'] == own[1]),
-                same_face=summary(lambda x: x['rendered_on'] == x['face']),
-                other_face=summary(lambda x: x['rendered_on'] not in (*own, x['face'])))
+def __getattr__(name:str):
+    "`from a2v.render import motion_report` (and the other names that moved) still works: fetched lazily from `a2v.evaluation`."
+    if name in _MOVED:
+        import a2v.evaluation
+        return getattr(a2v.evaluation, name)
+    raise AttributeError(f"module 'a2v.render' has no attribute {name!r}")
 
 # %% ../nbs/18_render.ipynb #83494662
 def run_stage(run_dir, # run directory with the trained models

@@ -247,7 +247,7 @@ def test_photo_inversion_takes_its_own_steps(micro_run, monkeypatch):
 @pytest.mark.slow
 def test_motion_ceiling_renders_each_held_out_clip_on_each_photo(micro_run, renderer):
     "motion_ceiling: per held-out clip its frames, its reconstruction, then its μ* on each photo; the clip's face from its truth json."
-    from a2v.render import motion_ceiling, _truth_of
+    from a2v.evaluation import motion_ceiling, _truth_of
     from a2v.media import SAMPLE_PHOTOS
     from a2v.vae import load_split
     run = micro_run[0]; val = load_split(run)['val']; photos = ('grace_hopper',)   # one photo keeps it short
