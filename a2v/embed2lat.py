@@ -15,8 +15,8 @@ from .vae import load_mu, load_split, split_clips
 from .audio import load_embedding, n_audio_frames
 
 # %% auto #0
-__all__ = ['PAPER_MSE', 'n_video_frames', 'pool_matrix', 'Embed2Lat', 'Embed2LatEnsemble', 'embed2lat_config', 'PairDataset',
-           'collate', 'embed2lat_loss', 'train_embed2lat', 'load_embed2lat', 'predict_latents', 'lipsync_report',
+__all__ = ['PAPER_MSE', 'n_video_frames', 'pool_matrix', 'Embed2Lat', 'embed2lat_config', 'Embed2LatEnsemble', 'PairDataset',
+           'collate', 'embed2lat_loss', 'load_embed2lat', 'predict_latents', 'train_embed2lat', 'lipsync_report',
            'plot_mu_vs_mouth', 'run_stage']
 
 # %% ../nbs/16_embed2lat.ipynb #98b869d1
@@ -79,6 +79,13 @@ class Embed2Lat(nn.Module):
         P = pool_matrix(lengths, n_frames, T, int(n_frames.max()))                # (B, F, T)
         return self.head(P @ h) * (P.sum(-1, keepdim=True) > 0)                  # (B, F, latent)
 
+def embed2lat_config(c, in_dim:int, latent_dim:int) -> dict:
+    "Constructor arguments of `Embed2Lat` from an `Embed2LatConfig` and the data's widths."
+    return dict(in_dim=in_dim, hidden_size=c.hidden_size, num_layers=c.num_layers, num_heads=c.num_heads,
+                intermediate_size=c.intermediate_size, conv_pos=c.conv_pos, conv_pos_groups=c.conv_pos_groups,
+                dropout=c.dropout, latent_dim=latent_dim)
+
+# %% ../nbs/16_embed2lat.ipynb #e85f6a91
 class Embed2LatEnsemble(nn.Module):
     "`members` Embed2Lats trained side by side from different initial weights; μ' is their mean (one member: the paper's model)."
     def __init__(self, members:int=1, **kw): # `kw`: `Embed2Lat`'s arguments
@@ -92,12 +99,6 @@ class Embed2LatEnsemble(nn.Module):
                ) -> torch.Tensor:  # μ' (B, F_max, latent_dim)
         out = torch.stack([m(e, n_frames, lengths) for m in self.members])       # (M, B, F, latent)
         return out if each else out.mean(0)
-
-def embed2lat_config(c, in_dim:int, latent_dim:int) -> dict:
-    "Constructor arguments of `Embed2Lat` from an `Embed2LatConfig` and the data's widths."
-    return dict(in_dim=in_dim, hidden_size=c.hidden_size, num_layers=c.num_layers, num_heads=c.num_heads,
-                intermediate_size=c.intermediate_size, conv_pos=c.conv_pos, conv_pos_groups=c.conv_pos_groups,
-                dropout=c.dropout, latent_dim=latent_dim)
 
 # %% ../nbs/16_embed2lat.ipynb #9bd1e3a9
 class PairDataset(torch.utils.data.Dataset):
@@ -132,6 +133,8 @@ def collate(items) -> dict:
     return {'e': e, 'mu': mu, 'lengths': torch.tensor([len(x) for x, _ in items]),
             'n_frames': torch.tensor([len(m) for _, m in items])}
 
+
+# %% ../nbs/16_embed2lat.ipynb #8f817f30
 def embed2lat_loss(model, batch) -> tuple[torch.Tensor, dict]:
     "MSE(μ', μ*) over the valid frames of every clip (§3.5); each member of an ensemble learns from its own error."
     ens = isinstance(getattr(model, 'module', model), Embed2LatEnsemble)          # (DDP wraps the model)
@@ -143,6 +146,20 @@ def embed2lat_loss(model, batch) -> tuple[torch.Tensor, dict]:
     mse = mse_of(pred.mean(0)) if len(pred) > 1 else loss                          # the MSE of μ', their mean
     return loss, {'mse': mse.detach()}
 
+# %% ../nbs/16_embed2lat.ipynb #2195276c
+def load_embed2lat(run_dir, device='cpu') -> tuple[Embed2LatEnsemble, dict]:
+    "The Embed2Lat (its `embed2lat.members` averaged) that `train_embed2lat` wrote, in eval mode, and its metadata."
+    return load_model(RunDir(run_dir).root/'embed2lat'/'model.safetensors', Embed2LatEnsemble, device, made_by='a2v train-embed2lat')
+
+@torch.no_grad()
+def predict_latents(e:torch.Tensor, # audio embedding of one utterance (T, D), from `a2v.audio.embed_audio`
+                    model:nn.Module, # an `Embed2Lat`, or `load_embed2lat(run_dir)[0]`
+                    n_frames:int|None=None, # video frames F (default: from T, see `n_video_frames`; pass it when known)
+                   ) -> torch.Tensor:  # μ' (F, latent_dim)
+    "μ' = Embed2Lat(e): one motion code per video frame."
+    model.eval(); dev = next(model.parameters()).device
+    if n_frames is None: n_frames = n_video_frames(n_samples=(len(e) - 1) * 320 + 400 + 160)   # mid of the possible span
+    return model(e[None].float().to(dev), int(n_frames))[0].cpu()
 
 # %% ../nbs/16_embed2lat.ipynb #6bf74431
 PAPER_MSE = {'train': 0.269, 'val': 0.273}
@@ -190,19 +207,6 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
     atomic_write_json(metrics_path, m)
     return jsonable(m)
 
-def load_embed2lat(run_dir, device='cpu') -> tuple[Embed2LatEnsemble, dict]:
-    "The Embed2Lat (its `embed2lat.members` averaged) that `train_embed2lat` wrote, in eval mode, and its metadata."
-    return load_model(RunDir(run_dir).root/'embed2lat'/'model.safetensors', Embed2LatEnsemble, device, made_by='a2v train-embed2lat')
-
-@torch.no_grad()
-def predict_latents(e:torch.Tensor, # audio embedding of one utterance (T, D), from `a2v.audio.embed_audio`
-                    model:nn.Module, # an `Embed2Lat`, or `load_embed2lat(run_dir)[0]`
-                    n_frames:int|None=None, # video frames F (default: from T, see `n_video_frames`; pass it when known)
-                   ) -> torch.Tensor:  # μ' (F, latent_dim)
-    "μ' = Embed2Lat(e): one motion code per video frame."
-    model.eval(); dev = next(model.parameters()).device
-    if n_frames is None: n_frames = n_video_frames(n_samples=(len(e) - 1) * 320 + 400 + 160)   # mid of the possible span
-    return model(e[None].float().to(dev), int(n_frames))[0].cpu()
 
 # %% ../nbs/16_embed2lat.ipynb #adc49ab3
 def _r(a, b): return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float('nan')

@@ -14,8 +14,35 @@ import torch.nn as nn
 from .stylegan3 import Generator, load_generator, save_generator, load_state, R256_ARCH
 
 # %% auto #0
-__all__ = ['gather_frames', 'fit_frames', 'initial_codes', 'calibrate_magnitude_emas', 'demo_frames', 'fit_generator',
+__all__ = ['demo_frames', 'gather_frames', 'fit_frames', 'initial_codes', 'calibrate_magnitude_emas', 'fit_generator',
            'plot_samples', 'run_stage']
+
+# %% ../nbs/08_fit_generator.ipynb #324175bc
+_FACES = {'hopper': dict(box=(122, 88, 408, 374), mouth=(0.48, 0.69)),     # (x0, y0, x1, y1) in the photo; mouth (x, y) rel.
+          'astronaut': dict(box=(130, 20, 350, 240), mouth=(0.50, 0.58))}
+
+def _face_photo(name:str) -> np.ndarray:
+    from a2v.media import sample_photo
+    return sample_photo('grace_hopper' if name == 'hopper' else name)
+
+def demo_frames(n:int=64, res:int=64, seed:int=0) -> tuple[np.ndarray, np.ndarray]:
+    "`n` frames (n, res, res, 3) uint8 of two real faces with jitter and a painted mouth opening, and the openings (n,)."
+    from PIL import Image, ImageDraw
+    rng = np.random.default_rng(seed)
+    photos = {k: Image.fromarray(_face_photo(k)) for k in _FACES}
+    out, opening = [], rng.uniform(0, 1, n)
+    for i in range(n):
+        name = list(_FACES)[i % 2]; spec = _FACES[name]
+        x0, y0, x1, y1 = spec['box']; side = x1 - x0
+        dx, dy = rng.uniform(-0.03, 0.03, 2) * side; z = rng.uniform(0.95, 1.05)
+        cx, cy, h = (x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, side * z / 2
+        im = photos[name].crop((int(cx - h), int(cy - h), int(cx + h), int(cy + h))).resize((4 * res, 4 * res), Image.BILINEAR)
+        d = ImageDraw.Draw(im); mx, my = spec['mouth'][0] * 4 * res, spec['mouth'][1] * 4 * res
+        w, hh = 0.10 * 4 * res, (0.01 + 0.06 * opening[i]) * 4 * res
+        d.ellipse((mx - w, my - hh, mx + w, my + hh), fill=(60, 15, 20))
+        im = np.asarray(im.resize((res, res), Image.LANCZOS))
+        out.append(im[:, ::-1] if (i // 2) % 2 else im)
+    return np.ascontiguousarray(np.stack(out)), opening.astype(np.float32)
 
 # %% ../nbs/08_fit_generator.ipynb #d33ec760
 def _resize_frames(frames:np.ndarray, res:int) -> np.ndarray:
@@ -56,6 +83,8 @@ def fit_frames(source, res:int, gc) -> np.ndarray:
     f = gather_frames(source, res, (gc.fit_max_frames + 1) // 2 if gc.fit_max_frames else 0)
     return np.concatenate([f, f[:, :, ::-1]])                          # same budget: half the frames, each twice
 
+
+# %% ../nbs/08_fit_generator.ipynb #1b9d2b50
 @torch.no_grad()
 def initial_codes(X:torch.Tensor, G:Generator, how:str='pca', scale:float=0.1, seed:int=0) -> torch.Tensor:
     "Starting W+ codes (F, num_ws, w_dim) for frames X (F, 3, R, R): their top principal components, or noise."
@@ -73,6 +102,7 @@ def initial_codes(X:torch.Tensor, G:Generator, how:str='pca', scale:float=0.1, s
     c = F.pad(c, (0, G.w_dim - k))                                      # (F, w_dim); zeros beyond k
     return c[:, None].expand(n, *shape).contiguous()                    # the same W code in every layer
 
+# %% ../nbs/08_fit_generator.ipynb #75b545f3
 @torch.no_grad()
 def calibrate_magnitude_emas(G:Generator, ws:torch.Tensor):
     "Set every layer's magnitude EMA to its current input's mean square (one forward pass with beta = 0)."
@@ -83,48 +113,7 @@ def calibrate_magnitude_emas(G:Generator, ws:torch.Tensor):
     finally:
         for l, b in zip(layers, betas): l.magnitude_ema_beta = b
 
-# %% ../nbs/08_fit_generator.ipynb #324175bc
-_FACES = {'hopper': dict(box=(122, 88, 408, 374), mouth=(0.48, 0.69)),     # (x0, y0, x1, y1) in the photo; mouth (x, y) rel.
-          'astronaut': dict(box=(130, 20, 350, 240), mouth=(0.50, 0.58))}
-
-def _face_photo(name:str) -> np.ndarray:
-    from a2v.media import sample_photo
-    return sample_photo('grace_hopper' if name == 'hopper' else name)
-
-def demo_frames(n:int=64, res:int=64, seed:int=0) -> tuple[np.ndarray, np.ndarray]:
-    "`n` frames (n, res, res, 3) uint8 of two real faces with jitter and a painted mouth opening, and the openings (n,)."
-    from PIL import Image, ImageDraw
-    rng = np.random.default_rng(seed)
-    photos = {k: Image.fromarray(_face_photo(k)) for k in _FACES}
-    out, opening = [], rng.uniform(0, 1, n)
-    for i in range(n):
-        name = list(_FACES)[i % 2]; spec = _FACES[name]
-        x0, y0, x1, y1 = spec['box']; side = x1 - x0
-        dx, dy = rng.uniform(-0.03, 0.03, 2) * side; z = rng.uniform(0.95, 1.05)
-        cx, cy, h = (x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, side * z / 2
-        im = photos[name].crop((int(cx - h), int(cy - h), int(cx + h), int(cy + h))).resize((4 * res, 4 * res), Image.BILINEAR)
-        d = ImageDraw.Draw(im); mx, my = spec['mouth'][0] * 4 * res, spec['mouth'][1] * 4 * res
-        w, hh = 0.10 * 4 * res, (0.01 + 0.06 * opening[i]) * 4 * res
-        d.ellipse((mx - w, my - hh, mx + w, my + hh), fill=(60, 15, 20))
-        im = np.asarray(im.resize((res, res), Image.LANCZOS))
-        out.append(im[:, ::-1] if (i // 2) % 2 else im)
-    return np.ascontiguousarray(np.stack(out)), opening.astype(np.float32)
-
-# %% ../nbs/08_fit_generator.ipynb #2a8d9a62
-def _fit_paths(out:Path) -> dict:
-    return dict(codes=out.with_name('codes.safetensors'), metrics=out.with_name('fit_metrics.json'),
-                ckpt=out.with_name('fit_checkpoint.pt'))
-
-@torch.no_grad()
-def _evaluate(G, codes, X, lp, batch:int=32) -> tuple:
-    "Per-frame PSNR and LPIPS of the reconstructions G(w_i)."
-    ps, ls = [], []
-    for i in range(0, len(X), batch):
-        x = X[i:i + batch]
-        y = G.synthesis(codes[i:i + batch], noise_mode='const')
-        ps.append(psnr((y - x).square().flatten(1).mean(1), peak=2.0)); ls.append(lp(y, x).flatten() if lp is not None else torch.zeros(len(x)))
-    return torch.cat(ps), torch.cat(ls)
-
+# %% ../nbs/08_fit_generator.ipynb #596ea251
 class _AutoDecoder:
     "What fitting changes: the generator, one W+ code per frame (a sparse embedding), their optimisers, the step count."
     def __init__(self, arch:dict, X:torch.Tensor, gc, seed:int):
@@ -175,6 +164,21 @@ class _AutoDecoder:
                                      seconds=round(self.elapsed, 1)))
         return mse
 
+# %% ../nbs/08_fit_generator.ipynb #5706abaa
+def _fit_paths(out:Path) -> dict:
+    return dict(codes=out.with_name('codes.safetensors'), metrics=out.with_name('fit_metrics.json'),
+                ckpt=out.with_name('fit_checkpoint.pt'))
+
+@torch.no_grad()
+def _evaluate(G, codes, X, lp, batch:int=32) -> tuple:
+    "Per-frame PSNR and LPIPS of the reconstructions G(w_i)."
+    ps, ls = [], []
+    for i in range(0, len(X), batch):
+        x = X[i:i + batch]
+        y = G.synthesis(codes[i:i + batch], noise_mode='const')
+        ps.append(psnr((y - x).square().flatten(1).mean(1), peak=2.0)); ls.append(lp(y, x).flatten() if lp is not None else torch.zeros(len(x)))
+    return torch.cat(ps), torch.cat(ls)
+
 def _finish_fit(ad:_AutoDecoder, X, lp, paths:dict, out:Path, arch:dict, seconds:float, steps_here:int, B:int) -> dict:
     "Evaluate, set w_avg, write codes, generator and metrics (atomically); remove the checkpoint."
     G = ad.G.eval().requires_grad_(False)
@@ -190,6 +194,7 @@ def _finish_fit(ad:_AutoDecoder, X, lp, paths:dict, out:Path, arch:dict, seconds
     if paths['ckpt'].exists(): paths['ckpt'].unlink()
     return metrics
 
+# %% ../nbs/08_fit_generator.ipynb #2a8d9a62
 def fit_generator(
     frames_or_crop_dir,      # uint8 frames (F, H, W, 3), a list of such arrays, a clip folder, or a crop/run folder
     out_path,                # the generator's .safetensors; codes, metrics and checkpoint are written beside it
