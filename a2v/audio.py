@@ -48,6 +48,8 @@ def load_audio_encoder(cfg:Config, # full config; uses `cfg.audio` and `cfg.devi
     model, normalize = _load_wav2vec2_folder(Path(folder))
     return AudioEncoder(model, name, normalize).to(get_device(cfg.device))
 
+
+# %% ../nbs/15_audio.ipynb #43aefe57
 def _read_json_of(folder:Path, name:str) -> dict:
     "A JSON object in a weights folder, or a one-line `BadInputError` naming the file."
     p = folder/name
@@ -79,6 +81,7 @@ def _load_wav2vec2_folder(folder:Path):
               (str(e).strip().splitlines() or [''])[0][:160]
         raise bad_input(folder/files[0], f'cannot load Wav2Vec2 weights ({type(e).__name__}: {msg})') from None
     return model, normalize
+
 
 # %% ../nbs/15_audio.ipynb #cbd69d6c
 def n_audio_frames(n_samples:int, # samples at 16 kHz
@@ -114,6 +117,8 @@ def _channel_stats(layer, x, seg:int=160000):                               # x 
     mean = s1 / n_out
     return mean.float(), (s2 / n_out - mean * mean).clamp(min=0).float()
 
+
+# %% ../nbs/15_audio.ipynb #9067d7ed
 @torch.no_grad()
 def embed_audio(wave, # speech (S,) float in [-1, 1] at 16 kHz (numpy or torch)
                 encoder:AudioEncoder, # from `load_audio_encoder`
@@ -155,6 +160,7 @@ def _stitch(encoder, x, n, L, ov, starts, layer, batch, dev):
             if j == n - L: w[L // 2:] = 1
             out[j:j + L] += w[:, None] * e; wsum[j:j + L] += w[:, None]
     return out / wsum                                                    # (n, D)
+
 
 # %% ../nbs/15_audio.ipynb #6cb261f5
 def loudness(wave, n:int|None=None) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, sys
 from pathlib import Path
 import click
-from .core import A2VError, MissingStageOutputError, RunDir, get_config, flatten_config, jsonable, Config
+from .core import A2VError, MissingStageOutputError, RunDir, get_config, flatten_config, jsonable, Config, FIT_STEPS
 
 # %% auto #0
 __all__ = ['resolve_config', 'A2VUsageError', 'error_line', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
@@ -68,6 +68,8 @@ class _Group(click.Group):
             if os.environ.get('A2V_DEBUG') and not isinstance(e, A2VError): raise
             raise A2VUsageError(error_line(e)) from None
 
+
+# %% ../nbs/21_cli.ipynb #7cd04a4f
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
 @click.version_option(package_name='a2v')
 def a2v():
@@ -145,6 +147,8 @@ def crop_cmd(videos, out, list_file, avspeech_csv, videos_dir, use_hint, workers
     if r['error']: raise A2VError(f"{what(r['first_error'])}; {r['error']} of {r['inputs']} inputs could not be read (status 'error' in {Path(out)/'manifest.jsonl'})")
     if not r['kept']: raise A2VError(f"no clip kept: {what(r['first_discarded'])}" + (f" and {r['inputs'] - 1} more" if r['inputs'] > 1 else '') + f" (see {Path(out)/'manifest.jsonl'})")
 
+
+# %% ../nbs/21_cli.ipynb #238c24c7
 @a2v.command('fit-generator')
 @click.option('--crops', type=click.Path(exists=True, file_okay=False), default=None, help='Crop folder (default: --run).')
 @click.option('--steps', type=click.IntRange(1), default=None, help='Auto-decoder steps (default: generator.fit_steps, or 2000 when it is 0).')
@@ -181,6 +185,8 @@ def train_embed2lat_cmd(run, preset, sets):
     "Train Embed2Lat: audio embeddings → the VAE's μ* (§3.5)."
     _stage('train-embed2lat', run, resolve_config(run, preset, sets, need_run=True))
 
+
+# %% ../nbs/21_cli.ipynb #f6243946
 @a2v.command('render')
 @click.option('--image', type=click.Path(), required=True, help='A photo with one face.')
 @click.option('--audio', type=click.Path(), required=True, help='A speech recording (any format ffmpeg reads).')
@@ -221,6 +227,8 @@ def pipeline_cmd(data, notebooks, force, photo, speech, jobs, run, preset, sets)
     run_pipeline(run, resolve_config(run, preset, sets), data=data, notebooks=notebooks, force=force, log=click.echo,
                  photo=photo, speech=speech, jobs=jobs)
 
+
+# %% ../nbs/21_cli.ipynb #fb7e7b6e
 @a2v.group('weights')
 def weights_grp():
     "External weights: list the registry, fetch into the cache, print a path."
@@ -241,6 +249,7 @@ def weights_fetch_cmd(names):
 def weights_path_cmd(name):
     from a2v.weights import weights_path
     click.echo(str(weights_path(name, fetch=False)))
+
 
 # %% ../nbs/21_cli.ipynb #cb9669ef
 @a2v.command('probe-layers')

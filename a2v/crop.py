@@ -103,6 +103,8 @@ def _normalise(boxes, probs, n:int) -> list[tuple[np.ndarray, np.ndarray]]:
         out.append((b[keep], p[keep]))
     return out
 
+
+# %% ../nbs/05_crop.ipynb #3e289db5
 class FaceDetector:
     "MTCNN over batches of equal-size RGB frames → per frame (boxes (k, 4), probs (k,)) in frame pixels."
     def __init__(self, min_face_size:int=20, # smallest face to find, px of the frame
@@ -147,6 +149,7 @@ class FaceDetector:
 def _detector(min_face_size:int, device:str|None, batch_size:int) -> FaceDetector:
     "One detector per process and setting (MTCNN loads its weights once)."
     return FaceDetector(min_face_size, device, batch_size)
+
 
 # %% ../nbs/05_crop.ipynb #4c6e884c
 def _side(b): return float(max(b[2] - b[0], b[3] - b[1]))
@@ -271,6 +274,13 @@ def clip_complete(out_dir, clip_id:str) -> bool:
     "Has `crop_clip` finished clip `clip_id` in `out_dir`?"
     return (_clips_dir(out_dir)/clip_id/'meta.json').exists()
 
+def _discard(row, why:str) -> dict:
+    "A 'discarded' row from a reason 'rule@frame'."
+    reason, _, at = why.partition('@')
+    return row('discarded', reason, detail=f'detection frame {at}')
+
+
+# %% ../nbs/05_crop.ipynb #69d4f86c
 def _precheck(video, c:CropConfig, start, end, row) -> tuple:
     "The rules that need no decoding: (a discard/error row, None), or (None, (probe info, t0))."
     from a2v import media
@@ -286,6 +296,8 @@ def _precheck(video, c:CropConfig, start, end, row) -> tuple:
         return row('discarded', 'frame_too_small', detail=f'{info.width}×{info.height}'), None
     return None, (info, t0)
 
+
+# %% ../nbs/05_crop.ipynb #79db7599
 class _Detections:
     "Pass 1's bookkeeping: the detection frames decided so far, and the rules applied to each batch of them."
     def __init__(self, detector, c:CropConfig, hint=None):
@@ -312,6 +324,8 @@ class _Detections:
             self.idx.append(i); self.box.append(boxes[j]); self.prob.append(float(probs[j])); self.n.append(len(boxes))
         return None
 
+
+# %% ../nbs/05_crop.ipynb #3f505b1b
 def _detect_pass(video, c:CropConfig, k:int, det:_Detections, start, end) -> tuple:
     "Pass 1: decode, detect every k-th frame (and the last) in batches, stop at the first bad one: (reason|None, F, (W, H))."
     from a2v import media
@@ -336,6 +350,8 @@ def _frame_boxes(det:_Detections, F:int, fixed_size:bool) -> np.ndarray:  # (F, 
     ctr = (boxes[:, :2] + boxes[:, 2:]) / 2
     return np.concatenate([ctr - wh / 2, ctr + wh / 2], 1)
 
+
+# %% ../nbs/05_crop.ipynb #e93de624
 def _write_frames(video, tmp:Path, c:CropConfig, boxes:np.ndarray, F:int, start, end):
     "Pass 2: decode again, crop every frame and encode it into tmp/frames.mp4."
     from a2v import media
@@ -346,6 +362,8 @@ def _write_frames(video, tmp:Path, c:CropConfig, boxes:np.ndarray, F:int, start,
     finally: writer.close()
     if n != F: raise RuntimeError(f'second decoding gave {n} frames, the first {F}')
 
+
+# %% ../nbs/05_crop.ipynb #1bb65538
 def crop_clip(video, # path of the source video
               out_dir, # run directory: the clip goes to out_dir/clips/<clip_id>/
               cfg:Config, clip_id:str|None=None, # default: the file name without extension
@@ -398,10 +416,6 @@ def crop_clip(video, # path of the source video
     finally:
         if tmp is not None and tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
 
-def _discard(row, why:str) -> dict:
-    "A 'discarded' row from a reason 'rule@frame'."
-    reason, _, at = why.partition('@')
-    return row('discarded', reason, detail=f'detection frame {at}')
 
 # %% ../nbs/05_crop.ipynb #277cda9e
 @dataclass

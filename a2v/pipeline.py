@@ -45,6 +45,8 @@ STAGE_INPUTS = {  # the stages whose outputs each stage reads
     'train-vae': ('invert',), 'embed-audio': ('crop',), 'train-embed2lat': ('train-vae', 'embed-audio'),
     'render': ('fit-generator', 'train-vae', 'train-embed2lat')}
 
+
+# %% ../nbs/20_pipeline.ipynb #4bcc4238
 def stage_module(name:str):
     "The module of stage `name` (imported on first use: `import a2v` stays light)."
     mods = {n: m for n, m, _, _ in STAGES}
@@ -63,6 +65,8 @@ def upstream(name:str) -> list[str]:
         if s not in seen: seen.add(s); todo += STAGE_INPUTS[s]
     return [n for n, *_ in STAGES if n in seen]
 
+
+# %% ../nbs/20_pipeline.ipynb #559ef996
 def _marker_key(marker:Path):
     "The config a stage's marker recorded (None when the marker is damaged: the stage runs again)."
     try: return read_run_json(marker, 'a2v pipeline').get('config')
@@ -74,6 +78,8 @@ def _stage_key(cfg, name:str, skip=()) -> dict:
     sections = [x for n in upstream(name) + [name] if n not in skip for x in secs[n]]
     return jsonable({s: d[s] for s in sections})   # as the marker file stores it (tuples → lists)
 
+
+# %% ../nbs/20_pipeline.ipynb #423dbdb0
 def notebooks_dir() -> Path|None:
     "The repository's nbs/ folder (None when a2v is installed without its notebooks)."
     import a2v
@@ -100,6 +106,8 @@ def _run_notebook(nbs:Path, nb:str, run:Path, cfg:Config, name:str):
     except pm.PapermillExecutionError as e:
         raise A2VError(f"stage {name} failed in {out} (cell {e.exec_count}): {e.ename}: {str(e.evalue).splitlines()[0] if e.evalue else ''}") from None
 
+
+# %% ../nbs/20_pipeline.ipynb #22586f7b
 def _record_videos(run:Path, data) -> bool:
     "Write RUN/videos.txt from the folder `data`; True when the run reads its own videos (no sample data)."
     if data is not None:
@@ -116,6 +124,8 @@ def _fit_for_other_faces(cfg:Config, own_videos:bool, log=print) -> Config:
     log(f"[a2v] {g.source} has only seen the sample data's faces: fitting this run's own generator (generator.fit_steps={FIT_STEPS})")
     return get_config(cfg.preset, **{**flatten_config(cfg), 'generator.fit_steps': FIT_STEPS})
 
+
+# %% ../nbs/20_pipeline.ipynb #5f9c1805
 def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stages=None, log=print,
                  photo=None, speech=None, # the closing render's photo and speech (default: see `a2v.render.heldout_pair`)
                  jobs:int=2, # stages run side by side once their inputs are done, at most this many (notebooks only)
@@ -157,6 +167,8 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
     run_side_by_side(todo, begin, execute, max(1, int(jobs)) if nbs is not None else 1)   # (stage functions share this process)
     _record_times(run, log, wall=time.time() - t0)
 
+
+# %% ../nbs/20_pipeline.ipynb #e4275466
 def run_side_by_side(todo:list, # [(stage, notebook)] in `STAGES` order
                      begin, # begin(stage) -> None (skipped: done) or what `execute` needs
                      execute, # execute(stage, notebook, begun) runs it (in a thread when jobs > 1)
@@ -196,6 +208,8 @@ def _stop_kernels():
         try: p.kill()
         except psutil.Error: pass
 
+
+# %% ../nbs/20_pipeline.ipynb #e1564aef
 def _record_times(run:Path, log=print, wall:float|None=None):
     "Each stage's time (from its marker) in one line, and in RUN/metrics.json (`stage_seconds`) when it exists; `wall`: this call's."
     secs = {}
@@ -212,3 +226,4 @@ def _record_times(run:Path, log=print, wall:float|None=None):
         try: m = read_run_json(p, 'a2v render')
         except A2VError: return
         atomic_write_json(p, {**m, 'stage_seconds': secs, **({'pipeline_seconds': round(wall, 1)} if wall else {})})
+

@@ -49,6 +49,8 @@ lib.espeak_Synchronize()
 sys.stdout.buffer.write(json.dumps({'sr': sr, 'events': events}).encode() + b'\n' + b''.join(pcm))
 """
 
+
+# %% ../nbs/04_sample_data.ipynb #1bb4f43b
 def synth_speech(text:str,          # what to say
                  voice:str='en-us',  # espeak-ng voice, optionally with a variant: 'en+f3', 'de+m2'
                  rate:int=160,       # words per minute
@@ -74,6 +76,7 @@ def synth_speech(text:str,          # what to say
         if end - start > 1e-4: phonemes.append((ph, round(start, 4), round(end, 4)))
     audio = soxr.resample(audio, sr0, sr).astype(np.float32) if sr != sr0 and len(audio) else audio
     return audio, phonemes
+
 
 # %% ../nbs/04_sample_data.ipynb #a7c2e86d
 SENTENCES = {
@@ -274,6 +277,8 @@ def _bilinear(img:np.ndarray, y:np.ndarray, x:np.ndarray) -> np.ndarray:
     bot = flat[i + W] + (flat[i + W + 1] - flat[i + W]) * fx
     return top + (bot - top) * fy
 
+
+# %% ../nbs/04_sample_data.ipynb #9a0b75e8
 class _FaceRig:
     "A face photo ready to animate: RGBA sprite (float32, 0..1) plus its landmarks in sprite pixels."
     def __init__(self, photo:np.ndarray, face:dict, box_size:float, rng:np.random.Generator=None, mirror:bool=False):
@@ -321,86 +326,99 @@ class _FaceRig:
     @property
     def center(self): return (self.box[:2] + self.box[2:]) / 2
 
-    def source(self, px, py, opening:float, width:float, blink:float=0.0):
-        "Backward warp: photo coordinates for displayed sprite coordinates (N,), (N,)."
-        (mx, my), (ux, uy), (vx, vy) = self.mc.tolist(), self.ex.tolist(), self.ey.tolist()
-        s = float(self.s); J = 0.42 * s * opening
-        du = (px - mx) * ux + (py - my) * uy
-        dv = (px - mx) * vx + (py - my) * vy
-        # jaw drop: below the mouth line, fading across the jaw and below the chin
-        ramp = 0.2 * s + 0.7 * s * np.clip(np.abs(du) / s - 0.5, 0, 1)         # lips part sharply, cheeks stretch softly
-        wv = _smoothstep((dv + 0.05 * s) / ramp) * (1 - _smoothstep((dv - 1.3 * s - J) / (0.6 * s)))
-        wu = 1 - _smoothstep((np.abs(du) - 1.0 * s) / (1.2 * s))
-        sv = dv - J * wv * wu
-        # lip stretch around the mouth
-        st = 1 + 0.3 * (width - 0.5)
-        wm = (1 - _smoothstep((np.abs(dv) - 0.45 * s - J) / (0.4 * s))) * (1 - _smoothstep((np.abs(du) - 0.9 * s) / (0.5 * s)))
-        su = du - wm * du * (1 - 1 / st)
-        sx = mx + su * ux + sv * vx
-        sy = my + su * uy + sv * vy
-        if blink > 0:
-            ed = float(self.ed); h = 0.08 * ed
-            for ex_, ey_ in (self.lm['eye_l'].tolist(), self.lm['eye_r'].tolist()):
-                eu = (px - ex_) * ux + (py - ey_) * uy
-                ev = (px - ex_) * vx + (py - ey_) * vy
-                lid = -h + 2 * h * blink
-                D = 2 * h * blink * _smoothstep((ev + 3.0 * h) / (2.0 * h)) * (1 - _smoothstep((ev - lid) / (0.3 * h)))
-                D = D * (1 - _smoothstep((np.abs(eu) - 0.16 * ed) / (0.1 * ed)))
-                sx = sx - D * vx; sy = sy - D * vy
-        return sx, sy
 
-    def mouth_paint(self, px, py, opening:float, width:float):
-        "Inner mouth over displayed sprite coordinates: alpha (N,) and colour (N, 3)."
-        (mx, my), (ux, uy), (vx, vy) = self.mc.tolist(), self.ex.tolist(), self.ey.tolist()
-        s = float(self.s); J = 0.42 * s * opening
-        hh = 0.45 * J; hw = 0.38 * s * (1 + 0.3 * (width - 0.5))
-        if hh < 0.4: return None, None
-        du = (px - mx) * ux + (py - my) * uy
-        dv = (px - mx) * vx + (py - my) * vy - (0.5 * J + 0.03 * s)
-        r = np.sqrt((du / hw) ** 2 + (dv / hh) ** 2)
-        alpha = np.clip((1 - r) * min(hw, hh) / 1.2, 0, 1) * min(1.0, hh / 1.5)
-        col = np.empty((len(px), 3), np.float32)
-        col[:] = (0.20, 0.06, 0.07)
-        col *= (0.45 + 0.55 * np.clip(r, 0, 1) ** 2)[:, None]                # darker inside
-        tongue = _smoothstep((dv / hh - 0.35) / 0.4)[:, None]                 # lower part: the tongue
-        col = col * (1 - 0.6 * tongue) + 0.6 * tongue * np.array([0.42, 0.15, 0.17], np.float32)
-        if hh > 2.0:                                                          # upper teeth: a thin, soft band
-            tb = np.clip((-0.5 * hh - dv) / 1.0, 0, 1) * (1 - _smoothstep((np.abs(du) / hw - 0.55) / 0.25))
-            col = col * (1 - 0.85 * tb[:, None]) + 0.85 * tb[:, None] * np.array([0.74, 0.70, 0.66], np.float32)
-        return alpha, col
+# %% ../nbs/04_sample_data.ipynb #3d28a7c0
+def _rig_source(self:_FaceRig, px, py, opening:float, width:float, blink:float=0.0):
+    "Backward warp: photo coordinates for displayed sprite coordinates (N,), (N,)."
+    (mx, my), (ux, uy), (vx, vy) = self.mc.tolist(), self.ex.tolist(), self.ey.tolist()
+    s = float(self.s); J = 0.42 * s * opening
+    du = (px - mx) * ux + (py - my) * uy
+    dv = (px - mx) * vx + (py - my) * vy
+    # jaw drop: below the mouth line, fading across the jaw and below the chin
+    ramp = 0.2 * s + 0.7 * s * np.clip(np.abs(du) / s - 0.5, 0, 1)         # lips part sharply, cheeks stretch softly
+    wv = _smoothstep((dv + 0.05 * s) / ramp) * (1 - _smoothstep((dv - 1.3 * s - J) / (0.6 * s)))
+    wu = 1 - _smoothstep((np.abs(du) - 1.0 * s) / (1.2 * s))
+    sv = dv - J * wv * wu
+    # lip stretch around the mouth
+    st = 1 + 0.3 * (width - 0.5)
+    wm = (1 - _smoothstep((np.abs(dv) - 0.45 * s - J) / (0.4 * s))) * (1 - _smoothstep((np.abs(du) - 0.9 * s) / (0.5 * s)))
+    su = du - wm * du * (1 - 1 / st)
+    sx = mx + su * ux + sv * vx
+    sy = my + su * uy + sv * vy
+    if blink > 0:
+        ed = float(self.ed); h = 0.08 * ed
+        for ex_, ey_ in (self.lm['eye_l'].tolist(), self.lm['eye_r'].tolist()):
+            eu = (px - ex_) * ux + (py - ey_) * uy
+            ev = (px - ex_) * vx + (py - ey_) * vy
+            lid = -h + 2 * h * blink
+            D = 2 * h * blink * _smoothstep((ev + 3.0 * h) / (2.0 * h)) * (1 - _smoothstep((ev - lid) / (0.3 * h)))
+            D = D * (1 - _smoothstep((np.abs(eu) - 0.16 * ed) / (0.1 * ed)))
+            sx = sx - D * vx; sy = sy - D * vy
+    return sx, sy
 
-    def draw(self, frame:np.ndarray,  # (H, W, 3) float32 canvas, changed in place
-             opening:float, width:float, blink:float=0.0,
-             shift=(0.0, 0.0), angle:float=0.0, scale:float=1.0):
-        "Composite the animated face: the sprite's face centre goes to `shift` in frame pixels; the frame's face box [x0,y0,x1,y1]."
-        H, W = frame.shape[:2]
-        c = self.center; h, w = self.img.shape[:2]
-        ca, sa = math.cos(angle) * scale, math.sin(angle) * scale
-        # forward: q = shift + R·S·(p − c); bounding box of the sprite's corners in the frame
-        corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) - c
-        q = np.stack([ca * corners[:, 0] - sa * corners[:, 1], sa * corners[:, 0] + ca * corners[:, 1]], 1) + shift
-        qx0, qy0 = np.floor(q.min(0)).astype(int); qx1, qy1 = np.ceil(q.max(0)).astype(int)
-        qx0, qy0, qx1, qy1 = max(qx0, 0), max(qy0, 0), min(qx1, W), min(qy1, H)
-        bs = (self.box[2:] - self.box[:2]) * scale
-        box = [shift[0] - bs[0] / 2, shift[1] - bs[1] / 2, shift[0] + bs[0] / 2, shift[1] + bs[1] / 2]
-        if qx1 <= qx0 or qy1 <= qy0: return box
-        yy, xx = np.mgrid[qy0:qy1, qx0:qx1]
-        qx, qy = (xx.ravel() + 0.5 - shift[0]).astype(np.float32), (yy.ravel() + 0.5 - shift[1]).astype(np.float32)
-        inv = 1.0 / scale**2; cx, cy = float(c[0]), float(c[1])
-        px = (ca * qx + sa * qy) * inv + (cx - 0.5); py = (-sa * qx + ca * qy) * inv + (cy - 0.5)
-        sh, sw = self.solid.shape
-        keep = self.solid[np.clip(py.astype(np.int32), 0, sh - 1), np.clip(px.astype(np.int32), 0, sw - 1)]
-        idx = np.flatnonzero(keep); px, py = px[idx], py[idx]
-        sx, sy = self.source(px, py, opening, width, blink)
-        rgba = _bilinear(self.img, sy, sx)                      # (N, 4)
-        a, col = self.mouth_paint(px, py, opening, width)
-        if a is not None:
-            rgba[:, :3] = rgba[:, :3] * (1 - a[:, None]) + col * a[:, None]
-        region = frame[qy0:qy1, qx0:qx1].reshape(-1, 3)        # a copy when the slice is not contiguous
-        al = rgba[:, 3:4]
-        region[idx] = region[idx] * (1 - al) + rgba[:, :3] * al
-        frame[qy0:qy1, qx0:qx1] = region.reshape(qy1 - qy0, qx1 - qx0, 3)
-        return box
+_FaceRig.source = _rig_source   # a method of `_FaceRig`, shown in its own cell
+
+
+# %% ../nbs/04_sample_data.ipynb #8c41563d
+def _rig_mouth_paint(self:_FaceRig, px, py, opening:float, width:float):
+    "Inner mouth over displayed sprite coordinates: alpha (N,) and colour (N, 3)."
+    (mx, my), (ux, uy), (vx, vy) = self.mc.tolist(), self.ex.tolist(), self.ey.tolist()
+    s = float(self.s); J = 0.42 * s * opening
+    hh = 0.45 * J; hw = 0.38 * s * (1 + 0.3 * (width - 0.5))
+    if hh < 0.4: return None, None
+    du = (px - mx) * ux + (py - my) * uy
+    dv = (px - mx) * vx + (py - my) * vy - (0.5 * J + 0.03 * s)
+    r = np.sqrt((du / hw) ** 2 + (dv / hh) ** 2)
+    alpha = np.clip((1 - r) * min(hw, hh) / 1.2, 0, 1) * min(1.0, hh / 1.5)
+    col = np.empty((len(px), 3), np.float32)
+    col[:] = (0.20, 0.06, 0.07)
+    col *= (0.45 + 0.55 * np.clip(r, 0, 1) ** 2)[:, None]                # darker inside
+    tongue = _smoothstep((dv / hh - 0.35) / 0.4)[:, None]                 # lower part: the tongue
+    col = col * (1 - 0.6 * tongue) + 0.6 * tongue * np.array([0.42, 0.15, 0.17], np.float32)
+    if hh > 2.0:                                                          # upper teeth: a thin, soft band
+        tb = np.clip((-0.5 * hh - dv) / 1.0, 0, 1) * (1 - _smoothstep((np.abs(du) / hw - 0.55) / 0.25))
+        col = col * (1 - 0.85 * tb[:, None]) + 0.85 * tb[:, None] * np.array([0.74, 0.70, 0.66], np.float32)
+    return alpha, col
+
+_FaceRig.mouth_paint = _rig_mouth_paint   # a method of `_FaceRig`, shown in its own cell
+
+
+# %% ../nbs/04_sample_data.ipynb #eb878060
+def _rig_draw(self:_FaceRig, frame:np.ndarray,  # (H, W, 3) float32 canvas, changed in place
+         opening:float, width:float, blink:float=0.0,
+         shift=(0.0, 0.0), angle:float=0.0, scale:float=1.0):
+    "Composite the animated face: the sprite's face centre goes to `shift` in frame pixels; the frame's face box [x0,y0,x1,y1]."
+    H, W = frame.shape[:2]
+    c = self.center; h, w = self.img.shape[:2]
+    ca, sa = math.cos(angle) * scale, math.sin(angle) * scale
+    # forward: q = shift + R·S·(p − c); bounding box of the sprite's corners in the frame
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) - c
+    q = np.stack([ca * corners[:, 0] - sa * corners[:, 1], sa * corners[:, 0] + ca * corners[:, 1]], 1) + shift
+    qx0, qy0 = np.floor(q.min(0)).astype(int); qx1, qy1 = np.ceil(q.max(0)).astype(int)
+    qx0, qy0, qx1, qy1 = max(qx0, 0), max(qy0, 0), min(qx1, W), min(qy1, H)
+    bs = (self.box[2:] - self.box[:2]) * scale
+    box = [shift[0] - bs[0] / 2, shift[1] - bs[1] / 2, shift[0] + bs[0] / 2, shift[1] + bs[1] / 2]
+    if qx1 <= qx0 or qy1 <= qy0: return box
+    yy, xx = np.mgrid[qy0:qy1, qx0:qx1]
+    qx, qy = (xx.ravel() + 0.5 - shift[0]).astype(np.float32), (yy.ravel() + 0.5 - shift[1]).astype(np.float32)
+    inv = 1.0 / scale**2; cx, cy = float(c[0]), float(c[1])
+    px = (ca * qx + sa * qy) * inv + (cx - 0.5); py = (-sa * qx + ca * qy) * inv + (cy - 0.5)
+    sh, sw = self.solid.shape
+    keep = self.solid[np.clip(py.astype(np.int32), 0, sh - 1), np.clip(px.astype(np.int32), 0, sw - 1)]
+    idx = np.flatnonzero(keep); px, py = px[idx], py[idx]
+    sx, sy = self.source(px, py, opening, width, blink)
+    rgba = _bilinear(self.img, sy, sx)                      # (N, 4)
+    a, col = self.mouth_paint(px, py, opening, width)
+    if a is not None:
+        rgba[:, :3] = rgba[:, :3] * (1 - a[:, None]) + col * a[:, None]
+    region = frame[qy0:qy1, qx0:qx1].reshape(-1, 3)        # a copy when the slice is not contiguous
+    al = rgba[:, 3:4]
+    region[idx] = region[idx] * (1 - al) + rgba[:, :3] * al
+    frame[qy0:qy1, qx0:qx1] = region.reshape(qy1 - qy0, qx1 - qx0, 3)
+    return box
+
+_FaceRig.draw = _rig_draw   # a method of `_FaceRig`, shown in its own cell
+
 
 # %% ../nbs/04_sample_data.ipynb #11384777
 _TEXTURES = ['brick', 'coffee', 'rocket', 'hubble_deep_field', 'moon', 'immunohistochemistry', 'page', 'text']
@@ -452,6 +470,8 @@ def _clip_spec(i:int, seed:int, face_names:list, seconds:tuple, sentences:list, 
                 rate=int(rng.integers(140, 190)), pitch=int(rng.integers(30, 75)), pitch_range=int(rng.integers(30, 80)),
                 seconds=[float(seconds[0]), float(seconds[1])], seed=[seed, i], head_motion=float(head_motion))
 
+
+# %% ../nbs/04_sample_data.ipynb #846332bd
 def _bad_specs(seed:int, face_names:list, seconds:tuple, sentences:list, start:int) -> list[dict]:
     out = []
     for k, kind in enumerate(['multiple_faces', 'no_face', 'face_too_small', 'face_leaves_frame']):
@@ -469,6 +489,8 @@ def _bad_specs(seed:int, face_names:list, seconds:tuple, sentences:list, start:i
 EXPECTED_STATUS = {'good': 'kept', 'multiple_faces': 'multiple_faces', 'no_face': 'no_face',
                    'face_too_small': 'face_too_small', 'face_leaves_frame': 'face_left_frame'}
 
+
+# %% ../nbs/04_sample_data.ipynb #45244a93
 def _speech_for(spec:dict, sr:int=16000):
     "Speech for the clip's target length: a second sentence when one is too short, faster when too long. (audio (T,), phonemes, rate, text)"
     lo, hi = spec['seconds']
@@ -482,6 +504,24 @@ def _speech_for(spec:dict, sr:int=16000):
         rate = int(rate * 1.2); audio, ph = say()
     return audio, ph, rate, text
 
+def _soundtrack(spec:dict, rng:np.random.Generator, sr:int, fps:Fraction) -> dict:
+    "The clip's length and audio: the speech after a short lead-in, in room noise; its phonemes shifted to match."
+    audio, phonemes, rate, text = _speech_for(spec, sr)
+    lo, hi = spec['seconds']
+    speech_s = len(audio) / sr
+    lead = rng.uniform(0.15, 0.5)
+    dur = float(np.clip(max(spec.get('target_s', lo), speech_s + lead + rng.uniform(0.2, 0.6)), lo, hi))
+    lead = min(lead, max(dur - speech_s, 0.0) / 2) if speech_s + lead > dur else lead
+    n = int(np.clip(round(dur * fps), math.ceil(lo * fps - 1e-6), math.floor(hi * fps + 1e-6))); dur = n / float(fps)
+    T = int(round(n * sr / fps))
+    track = np.zeros(T, np.float32); a0 = int(round(lead * sr))
+    seg = audio[:max(T - a0, 0)]; track[a0:a0 + len(seg)] = seg
+    track += rng.normal(0, 2e-4, T).astype(np.float32)               # a little room noise
+    phon = [(p, round(s + lead, 4), round(min(e + lead, dur), 4)) for p, s, e in phonemes if s + lead < dur]
+    return dict(n=n, dur=dur, T=T, track=track, phon=phon, lead=lead, rate=rate, text=text)
+
+
+# %% ../nbs/04_sample_data.ipynb #cb8a0fbc
 def _head_motion(rng, n:int, fps:float, amp:float, k:float=1.0):
     "Smooth drift (F, 2) in pixels, roll (F,) in radians and scale (F,) from a few slow sinusoids."
     t = np.arange(n) / fps
@@ -503,6 +543,51 @@ def _blinks(rng, n:int, fps:float) -> np.ndarray:
         t += d + rng.uniform(2.0, 5.0)
     return b
 
+def _place_faces(spec:dict, rng:np.random.Generator, n:int, fps:float, opening, mwidth, faces:dict) -> list:
+    "Each face of the clip: (rig, path (F, 2), roll (F,), scale (F,), blink (F,), (opening, width)); the first one talks."
+    W, H = spec['width'], spec['height']
+    rigs = []
+    for j, name in enumerate(spec['faces']):
+        rig = _FaceRig(faces[name]['image'], faces[name]['face'], spec['box_size'], rng)
+        hm = spec.get('head_motion', 1.0)
+        drift, roll, scale = _head_motion(rng, n, fps, 0.05 * spec['box_size'], hm)
+        bs = spec['box_size']
+        if spec['kind'] == 'multiple_faces': base = np.array([W * (0.3 + 0.4 * j), H * 0.5])
+        else: base = np.array([rng.uniform(0.35, 0.65) * W, rng.uniform(0.42, 0.55) * H])
+        base[1] = np.clip(base[1], 0.65 * bs, H - 0.75 * bs); base[0] = np.clip(base[0], 0.7 * bs, W - 0.7 * bs)
+        path = base + drift
+        if spec['kind'] == 'face_leaves_frame':   # walks out to the right, gone by 60 % of the clip
+            k = np.arange(n) / max(n - 1, 1)
+            path[:, 0] += _smoothstep((k - 0.2) / 0.4) * (W - base[0] + 1.5 * bs)
+        talk = (opening, mwidth) if j == 0 else (0.15 * opening[::-1].copy(), mwidth[::-1].copy())
+        rigs.append((rig, path, roll, scale, _blinks(rng, n, fps), talk))
+    return rigs
+
+
+# %% ../nbs/04_sample_data.ipynb #4f59cd42
+def _clip_truth(spec:dict, fps:float, sr:int, snd:dict, opening, mwidth, blink, boxes:list) -> dict:
+    "The truth json of a clip: what was said and when, the mouth curves, blinks and every face's box per frame."
+    W, H, n, phon = spec['width'], spec['height'], snd['n'], snd['phon']
+    def visible(b):
+        iw = max(0.0, min(b[2], W) - max(b[0], 0)); ih = max(0.0, min(b[3], H) - max(b[1], 0))
+        return iw * ih / max((b[2] - b[0]) * (b[3] - b[1]), 1e-6)
+    return dict(
+        id=spec['id'], video=f"videos/{spec['id']}.mp4", fps=round(fps, 6), fps_fraction=spec['fps'],
+        n_frames=n, width=W, height=H, duration_s=round(snd['dur'], 6), sample_rate=sr, n_samples=snd['T'],
+        sentence=snd['text'], language=spec['lang'], voice=spec['voice'], rate=snd['rate'], pitch=spec['pitch'],
+        speech_start_s=round(snd['lead'], 4), phonemes=phon,
+        visemes=[[p, viseme_of(p), s, e] for p, s, e in phon],
+        mouth_opening=_r4(opening), mouth_width=_r4(mwidth),
+        blink=_r4(blink) if boxes else [0.0] * n,
+        face_box=boxes[0] if boxes else [None] * n,
+        face_boxes=[[b[f] for b in boxes] for f in range(n)],
+        face_visible=[round(visible(b), 3) for b in boxes[0]] if boxes else [0.0] * n,
+        source_face=spec['faces'][0] if spec['faces'] else None, source_faces=spec['faces'],
+        face_size_px=round(spec['box_size'], 2), expected_status=EXPECTED_STATUS[spec['kind']],
+        kind=spec['kind'], heldout=False, spec=spec)
+
+
+# %% ../nbs/04_sample_data.ipynb #8d7aa887
 def _r4(a): return [round(float(v), 4) for v in a]
 
 def _build_clip(spec:dict, out_dir:str, faces_cache:str, faces_dir=None) -> dict:
@@ -513,36 +598,12 @@ def _build_clip(spec:dict, out_dir:str, faces_cache:str, faces_dir=None) -> dict
         if t.get('spec') == spec: return _row(t)
     rng = np.random.default_rng(spec['seed'] + [2])
     sr, fps = 16000, Fraction(spec['fps'])
-    audio, phonemes, rate, text = _speech_for(spec, sr)
-    lo, hi = spec['seconds']
-    speech_s = len(audio) / sr
-    lead = rng.uniform(0.15, 0.5)
-    dur = float(np.clip(max(spec.get('target_s', lo), speech_s + lead + rng.uniform(0.2, 0.6)), lo, hi))
-    lead = min(lead, max(dur - speech_s, 0.0) / 2) if speech_s + lead > dur else lead
-    n = int(np.clip(round(dur * fps), math.ceil(lo * fps - 1e-6), math.floor(hi * fps + 1e-6))); dur = n / float(fps)
-    T = int(round(n * sr / fps))
-    track = np.zeros(T, np.float32); a0 = int(round(lead * sr))
-    seg = audio[:max(T - a0, 0)]; track[a0:a0 + len(seg)] = seg
-    track += rng.normal(0, 2e-4, T).astype(np.float32)               # a little room noise
-    phon = [(p, round(s + lead, 4), round(min(e + lead, dur), 4)) for p, s, e in phonemes if s + lead < dur]
-    opening, mwidth = mouth_curves(phon, float(fps), n, track, sr)
+    snd = _soundtrack(spec, rng, sr, fps)
+    n, track = snd['n'], snd['track']
+    opening, mwidth = mouth_curves(snd['phon'], float(fps), n, track, sr)
     W, H = spec['width'], spec['height']
     faces = load_faces(faces_cache, faces_dir)[0] if spec['faces'] else {}
-    rigs, paths = [], []
-    for j, name in enumerate(spec['faces']):
-        rig = _FaceRig(faces[name]['image'], faces[name]['face'], spec['box_size'], rng)
-        hm = spec.get('head_motion', 1.0)
-        drift, roll, scale = _head_motion(rng, n, float(fps), 0.05 * spec['box_size'], hm)
-        bs = spec['box_size']
-        if spec['kind'] == 'multiple_faces': base = np.array([W * (0.3 + 0.4 * j), H * 0.5])
-        else: base = np.array([rng.uniform(0.35, 0.65) * W, rng.uniform(0.42, 0.55) * H])
-        base[1] = np.clip(base[1], 0.65 * bs, H - 0.75 * bs); base[0] = np.clip(base[0], 0.7 * bs, W - 0.7 * bs)
-        path = base + drift
-        if spec['kind'] == 'face_leaves_frame':   # walks out to the right, gone by 60 % of the clip
-            k = np.arange(n) / max(n - 1, 1)
-            path[:, 0] += _smoothstep((k - 0.2) / 0.4) * (W - base[0] + 1.5 * bs)
-        talk = (opening, mwidth) if j == 0 else (0.15 * opening[::-1].copy(), mwidth[::-1].copy())
-        rigs.append((rig, path, roll, scale, _blinks(rng, n, float(fps)), talk))
+    rigs = _place_faces(spec, rng, n, float(fps), opening, mwidth, faces)
     pad = int(0.03 * W) + 2
     bg = _background(rng, H, W, pad)
     pan = _head_motion(rng, n, float(fps), pad * 0.9, spec.get('head_motion', 1.0))[0] + pad   # (F, 2) camera pan
@@ -556,29 +617,14 @@ def _build_clip(spec:dict, out_dir:str, faces_cache:str, faces_dir=None) -> dict
                 boxes[j].append(_r4(box))
             yield (np.clip(fr, 0, 1) * 255 + 0.5).astype(np.uint8)
     write_video(vid, frames(), float(fps), track, sr, crf=20, preset='veryfast')
-    def visible(b):
-        iw = max(0.0, min(b[2], W) - max(b[0], 0)); ih = max(0.0, min(b[3], H) - max(b[1], 0))
-        return iw * ih / max((b[2] - b[0]) * (b[3] - b[1]), 1e-6)
-    truth = dict(
-        id=spec['id'], video=f"videos/{spec['id']}.mp4", fps=round(float(fps), 6), fps_fraction=spec['fps'],
-        n_frames=n, width=W, height=H, duration_s=round(dur, 6), sample_rate=sr, n_samples=T,
-        sentence=text, language=spec['lang'], voice=spec['voice'], rate=rate, pitch=spec['pitch'],
-        speech_start_s=round(lead, 4), phonemes=phon,
-        visemes=[[p, viseme_of(p), s, e] for p, s, e in phon],
-        mouth_opening=_r4(opening), mouth_width=_r4(mwidth),
-        blink=_r4(rigs[0][4]) if rigs else [0.0] * n,
-        face_box=boxes[0] if rigs else [None] * n,
-        face_boxes=[[b[f] for b in boxes] for f in range(n)],
-        face_visible=[round(visible(b), 3) for b in boxes[0]] if rigs else [0.0] * n,
-        source_face=spec['faces'][0] if spec['faces'] else None, source_faces=spec['faces'],
-        face_size_px=round(spec['box_size'], 2), expected_status=EXPECTED_STATUS[spec['kind']],
-        kind=spec['kind'], heldout=False, spec=spec)
+    truth = _clip_truth(spec, float(fps), sr, snd, opening, mwidth, rigs[0][4] if rigs else None, boxes)
     atomic_write_json(tru, truth, indent=None)
     return _row(truth)
 
 def _row(t:dict) -> dict:
     return {k: t[k] for k in ('id', 'video', 'fps', 'n_frames', 'width', 'height', 'duration_s', 'source_face',
                               'voice', 'language', 'expected_status', 'kind', 'heldout')} | {'truth': f"truth/{t['id']}.json"}
+
 
 # %% ../nbs/04_sample_data.ipynb #d6c54524
 def _heldout(out:Path, faces:dict, seed:int) -> dict:
@@ -603,6 +649,8 @@ def _heldout(out:Path, faces:dict, seed:int) -> dict:
     atomic_write_json(out/'heldout'/'truth.json', t, indent=None)
     return t
 
+
+# %% ../nbs/04_sample_data.ipynb #3c3c0cc4
 def make_sample_data(out_dir,                   # output folder: videos/, truth/, heldout/, index.json
                      clips:int=40,              # number of good clips
                      seed:int=0,                # everything is drawn from this seed
@@ -646,6 +694,7 @@ def make_sample_data(out_dir,                   # output folder: videos/, truth/
         heldout=dict(photo=held['photo'], speech=held['speech'], truth='heldout/truth.json',
                      source_face=held['source_face'], mirrored=True, sentence=held['sentence'], voice=held['voice'])))
     return rows
+
 
 # %% ../nbs/04_sample_data.ipynb #2597455a
 def contact_sheet(data_dir,             # a folder made by `make_sample_data`
