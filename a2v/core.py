@@ -7,17 +7,18 @@ from __future__ import annotations
 import contextlib, dataclasses, json, math, os, pickle, random, tempfile, time, types, typing
 from dataclasses import dataclass, field, asdict, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 # %% auto #0
 __all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputError', 'MissingWeightsError',
-           'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'CropConfig', 'GeneratorArch',
-           'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig', 'Embed2LatConfig', 'RenderConfig',
-           'SampleDataConfig', 'Config', 'generator_source', 'check_config', 'get_config', 'config_to_dict',
-           'config_from_dict', 'flatten_config', 'PresetTable', 'preset_table', 'RunDir', 'stage_config', 'get_device',
-           'seed_everything', 'cpu_cores', 'dist_env', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'append_jsonl', 'read_run_json', 'remove_stale_temps', 'read_jsonl', 'jsonable', 'psnr',
-           'save_tensors', 'load_tensors', 'figures_dir', 'save_figure']
+           'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'Bounds', 'field_bounds', 'CropConfig',
+           'GeneratorArch', 'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig', 'Embed2LatConfig',
+           'RenderConfig', 'SampleDataConfig', 'Config', 'generator_source', 'config_to_dict', 'config_from_dict',
+           'flatten_config', 'config_bounds', 'check_config', 'get_config', 'PresetTable', 'preset_table', 'RunDir',
+           'stage_config', 'get_device', 'seed_everything', 'cpu_cores', 'dist_env', 'atomic_path',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl',
+           'read_run_json', 'remove_stale_temps', 'save_tensors', 'load_tensors', 'jsonable', 'psnr', 'figures_dir',
+           'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -39,22 +40,34 @@ def bad_input(path, problem:str) -> BadInputError:
     "A `BadInputError` whose one-line message names `path` and the `problem`."
     return BadInputError(f"{path}: {problem}".replace('\n', ' '))
 
-# %% ../nbs/00_core.ipynb #0aa41f7f
+# %% ../nbs/00_core.ipynb #847224ae
+class Bounds(NamedTuple):
+    "Lowest and highest value (inclusive; None: no bound) of a numeric config field, given in its annotation."
+    lo: float|None = None
+    hi: float|None = None
+
+def field_bounds(cls) -> dict:
+    "Field name -> `Bounds` of the fields of dataclass `cls` whose annotation is `Annotated[..., Bounds(...)]`."
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {k: m for k, h in hints.items() for m in getattr(h, '__metadata__', ()) if isinstance(m, Bounds)}
+
+# %% ../nbs/00_core.ipynb #1eb31e94
 @dataclass
 class CropConfig:
     "§3.1: face detection, discard rules and crop geometry."
-    fps: float = 25.0               # output frame rate (paper: 25)
-    sample_rate: int = 16000        # output audio rate (Wav2Vec2 wants 16 kHz)
-    resolution: int = 256           # crop side in pixels (= generator resolution)
-    detect_interval_s: float = 0.4  # detect every k = round(interval · fps) frames (k = 10 at 25 fps)
-    min_face: int = 200             # faces below min_face × min_face px do not count
-    margin: float = 0.6             # crop side = box side × (1 + margin)
-    min_seconds: float = 1.0        # shorter clips are discarded as too_short
+    fps: Annotated[float, Bounds(1e-9)] = 25.0             # output frame rate (paper: 25)
+    sample_rate: Annotated[int, Bounds(1)] = 16000         # output audio rate (Wav2Vec2 wants 16 kHz)
+    resolution: Annotated[int, Bounds(1)] = 256            # crop side in pixels (= generator resolution)
+    detect_interval_s: Annotated[float, Bounds(1e-9)] = 0.4  # detect every k = round(interval · fps) frames (k = 10 at 25 fps)
+    min_face: Annotated[int, Bounds(0)] = 200              # faces below min_face × min_face px do not count
+    margin: Annotated[float, Bounds(0)] = 0.6              # crop side = box side × (1 + margin)
+    min_seconds: Annotated[float, Bounds(0)] = 1.0         # shorter clips are discarded as too_short
     use_hint: bool = False          # AVSpeech face hint: track the face nearest it instead of discarding
-    min_prob: float = 0.9           # MTCNN probability below which a detection does not count
-    batch: int = 8                  # detection frames per MTCNN batch
+    min_prob: Annotated[float, Bounds(0, 1)] = 0.9         # MTCNN probability below which a detection does not count
+    batch: Annotated[int, Bounds(1)] = 8                   # detection frames per MTCNN batch
     fixed_size: bool = True         # crop side from the clip's median detection box (False: interpolated per frame)
 
+# %% ../nbs/00_core.ipynb #4e79f8c1
 @dataclass
 class GeneratorArch:
     "StyleGAN3 hyper-parameters of a generator we fit ourselves (NVIDIA's keyword names); `**arch` passes them on."
@@ -72,115 +85,121 @@ class GeneratorArch:
     def keys(self): return [f.name for f in fields(self)]          # a mapping: Generator(**arch), arch['w_dim']
     def __getitem__(self, k): return getattr(self, k)
 
+# %% ../nbs/00_core.ipynb #b2d6efe8
 @dataclass
 class GeneratorConfig:
     "§3.2: which StyleGAN3 to use; `arch` and `fit_*` only matter when a run fits its own (`a2v fit-generator`)."
     source: str = 'stylegan3-r-ffhqu-256x256'  # registry name, path to an NVIDIA pickle or our saved generator, or a path inside the run
     arch: GeneratorArch | None = None          # hyper-parameters of a generator we fit ourselves (None: R-256's)
-    fit_steps: int = 0                         # > 0: the run fits its own generator (FITTED_GENERATOR) and uses it instead of `source`
-    fit_batch: int = 8
-    fit_lr_g: float = 2e-3
-    fit_lr_w: float = 1e-2
-    fit_minutes: float = 10.0                  # wall-clock budget for fitting
-    fit_lr_end: float = 1.0                    # both learning rates fall (cosine) to this fraction of their start by fit_steps (1: constant)
-    fit_max_frames: int = 600                  # frames fitted (evenly spaced over all clips; 0: all)
-    fit_lpips_weight: float = 0.0              # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 07_stylegan3)
-    fit_init: Literal['pca', 'random'] = 'pca'                    # codes start at the frames' principal components ('pca') or 'random'
-    fit_init_scale: float = 0.1                # mean std of the code dimensions at the start
+    fit_steps: Annotated[int, Bounds(0)] = 0   # > 0: the run fits its own generator (FITTED_GENERATOR) and uses it instead of `source`
+    fit_batch: Annotated[int, Bounds(1)] = 8
+    fit_lr_g: Annotated[float, Bounds(1e-9)] = 2e-3
+    fit_lr_w: Annotated[float, Bounds(1e-9)] = 1e-2
+    fit_minutes: Annotated[float, Bounds(1e-9)] = 10.0   # wall-clock budget for fitting
+    fit_lr_end: Annotated[float, Bounds(0, 1)] = 1.0     # both learning rates fall (cosine) to this fraction of their start by fit_steps (1: constant)
+    fit_max_frames: Annotated[int, Bounds(0)] = 600      # frames fitted (evenly spaced over all clips; 0: all)
+    fit_lpips_weight: Annotated[float, Bounds(0)] = 0.0  # loss = MSE + fit_lpips_weight · LPIPS-alex (0: MSE only, see 08_fit_generator)
+    fit_init: Literal['pca', 'random'] = 'pca'           # codes start at the frames' principal components ('pca') or 'random'
+    fit_init_scale: Annotated[float, Bounds(0)] = 0.1    # mean std of the code dimensions at the start
     fit_mirror: bool = False                   # also fit every frame mirrored (x-flips, as NVIDIA trains FFHQ); same frame budget
 
+# %% ../nbs/00_core.ipynb #aa5949eb
 @dataclass
 class InvertConfig:
     "§3.2: Image2StyleGAN-style optimisation in W+."
-    steps_first: int = 1000         # frame 0, from a random w
-    lr_first: float = 0.02          # decays to lr_first_end halfway
-    lr_first_end: float = 0.01
-    steps_next: int = 5             # frames i > 0, warm-started (see warm_start)
+    steps_first: Annotated[int, Bounds(0)] = 1000     # frame 0, from a random w
+    lr_first: Annotated[float, Bounds(1e-9)] = 0.02   # decays to lr_first_end halfway
+    lr_first_end: Annotated[float, Bounds(1e-9)] = 0.01
+    steps_next: Annotated[int, Bounds(0)] = 5         # frames i > 0, warm-started (see warm_start)
     warm_start: Literal['previous', 'first'] = 'previous'  # frame i starts from frame i-1's code (paper) or from frame 0's ('first')
-    anchor: float = 0.0             # 'previous': frame i starts at w_{i-1} + anchor·(w_0 − w_{i-1}) (0: the paper's; 13_invert)
-    lr_next: float = 0.01
+    anchor: Annotated[float, Bounds(0, 1)] = 0.0      # 'previous': frame i starts at w_{i-1} + anchor·(w_0 − w_{i-1}) (0: the paper's; 13_invert)
+    lr_next: Annotated[float, Bounds(1e-9)] = 0.01
     optimizer: Literal['adam', 'lbfgs'] = 'adam'  # 'adam' (paper) or 'lbfgs': curvature pairs kept along the clip; lr is then
-                                    # only the size of a clip's first step (13_invert)
-    memory: int = 20                # 'lbfgs': curvature pairs each clip keeps
-    mse_weight: float = 1.0
-    lpips_weight: float = 10.0
+                                                  # only the size of a clip's first step (13_invert)
+    memory: Annotated[int, Bounds(1)] = 20            # 'lbfgs': curvature pairs each clip keeps
+    mse_weight: Annotated[float, Bounds(0)] = 1.0
+    lpips_weight: Annotated[float, Bounds(0)] = 10.0
     lpips_net: Literal['vgg', 'alex'] = 'vgg'  # 'vgg' (Image2StyleGAN) or 'alex'
     init: Literal['random', 'w_avg', 'best_of_n'] = 'random'  # 'random' (paper), 'w_avg', or 'best_of_n'
-    n_init: int = 1                 # candidates for 'best_of_n'
-    batch_clips: int | Literal['auto'] = 8  # images (clips, or with warm_start='first' frames of a clip) advanced in lock-step
-                                            # 'auto': as many as free GPU memory allows (CPU: 8)
-    workers: int | Literal['auto'] = 1  # CPU processes that share the clips, each on its share of the cores ('auto': one per
-                                        # core, at most 8); always 1 on a GPU (13_invert)
-    checkpoint_s: float = 60.0      # save the in-flight batch every this many seconds (0: never); a kill loses at most this
-    max_loss: float | None = None   # §3.2's L_thres: a clip with a frame whose final loss exceeds it is excluded (None: off)
+    n_init: Annotated[int, Bounds(1)] = 1             # candidates for 'best_of_n'
+    batch_clips: Annotated[int | Literal['auto'], Bounds(1)] = 8  # images (clips, or with warm_start='first' frames of a clip) advanced in lock-step
+                                                                  # 'auto': as many as free GPU memory allows (CPU: 8)
+    workers: Annotated[int | Literal['auto'], Bounds(1)] = 1  # CPU processes that share the clips, each on its share of the cores ('auto': one per
+                                                              # core, at most 8); always 1 on a GPU (13_invert)
+    checkpoint_s: Annotated[float, Bounds(0)] = 60.0  # save the in-flight batch every this many seconds (0: never); a kill loses at most this
+    max_loss: Annotated[float | None, Bounds(0)] = None  # §3.2's L_thres: a clip with a frame whose final loss exceeds it is excluded (None: off)
 
+# %% ../nbs/00_core.ipynb #a6dee000
 @dataclass
 class VAEConfig:
     "§3.3, §4.3: the VAE on Δw = w_i − w_0 of a few W+ layers."
     layers: tuple[int, ...] = (5, 6, 7)  # 0-based W+ indices
     hidden: tuple[int, ...] = (768, 384, 192) # encoder widths after the input (3·512 = 1536)
-    latent_dim: int = 96
-    beta: float = 1.0               # weight of the KL term
-    keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
+    latent_dim: Annotated[int, Bounds(1)] = 96
+    beta: Annotated[float, Bounds(0)] = 1.0    # weight of the KL term
+    keep: Literal['best', 'last'] = 'best'     # weights kept: 'best' (lowest val loss) or 'last' epoch
     schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (11_train)
-    batch_size: int = 10000
-    lr: float = 1e-3
-    epochs: int = 500
-    val_fraction: float = 0.1       # split by clip, never by frame
-    threads: int = 0                # CPU threads while training (0: torch's default); see 11_train
+    batch_size: Annotated[int, Bounds(1)] = 10000
+    lr: Annotated[float, Bounds(1e-9)] = 1e-3
+    epochs: Annotated[int, Bounds(1)] = 500
+    val_fraction: Annotated[float, Bounds(0, 0.9)] = 0.1  # split by clip, never by frame
+    threads: Annotated[int, Bounds(0)] = 0     # CPU threads while training (0: torch's default); see 11_train
 
+# %% ../nbs/00_core.ipynb #759d0514
 @dataclass
 class AudioConfig:
     "§3.4: Wav2Vec2 embeddings, 50 per second."
     model: str = 'facebook/wav2vec2-base'  # hub name / local dir, or 'tiny' (small config, fixed-seed init)
     tiny: dict = field(default_factory=dict)  # Wav2Vec2Config overrides for model='tiny'
     hidden_layer: int = -1          # which hidden state (paper: the last)
-    chunk_s: float = 30.0           # long audio is embedded in chunks of this length ...
-    overlap_s: float = 2.0          # ... overlapping by this much, and stitched
+    chunk_s: Annotated[float, Bounds(1e-9)] = 30.0  # long audio is embedded in chunks of this length ...
+    overlap_s: Annotated[float, Bounds(0)] = 2.0    # ... overlapping by this much, and stitched (less than chunk_s)
     init_seed: int = 0              # seed of the random init for model='tiny'
 
 @dataclass
 class Embed2LatConfig:
     "§3.5: transformer with Wav2Vec2's encoder structure, pooled to the video rate, Linear → latent."
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    intermediate_size: int = 3072
-    conv_pos: int = 128             # positional conv embedding kernel
-    conv_pos_groups: int = 16
-    dropout: float = 0.1
-    lr: float = 1e-5
-    batch_size: int = 256
-    epochs: int = 100
-    max_seconds: float = 10.0       # training windows (AVSpeech clips are 3-10 s)
+    hidden_size: Annotated[int, Bounds(1)] = 768
+    num_layers: Annotated[int, Bounds(1)] = 12
+    num_heads: Annotated[int, Bounds(1)] = 12
+    intermediate_size: Annotated[int, Bounds(1)] = 3072
+    conv_pos: Annotated[int, Bounds(1)] = 128       # positional conv embedding kernel
+    conv_pos_groups: Annotated[int, Bounds(1)] = 16
+    dropout: Annotated[float, Bounds(0, 0.99)] = 0.1
+    lr: Annotated[float, Bounds(1e-9)] = 1e-5
+    batch_size: Annotated[int, Bounds(1)] = 256
+    epochs: Annotated[int, Bounds(1)] = 100
+    max_seconds: Annotated[float, Bounds(1e-9)] = 10.0  # training windows (AVSpeech clips are 3-10 s)
     keep: Literal['best', 'last'] = 'best'  # weights kept: 'best' (lowest val loss) or 'last' epoch
     schedule: Literal['constant', 'cosine'] = 'constant'  # learning rate over the epochs (11_train)
-    threads: int = 0                # CPU threads while training (0: torch's default); see 16_embed2lat
-    members: int = 1                # Embed2Lat models trained side by side, μ' their mean (1: the paper); see 16_embed2lat
+    threads: Annotated[int, Bounds(0)] = 0  # CPU threads while training (0: torch's default); see 16_embed2lat
+    members: Annotated[int, Bounds(1)] = 1  # Embed2Lat models trained side by side, μ' their mean (1: the paper); see 16_embed2lat
 
+# %% ../nbs/00_core.ipynb #39fd9d5b
 @dataclass
 class RenderConfig:
     "§4.4: decode μ', magnify, add Δw to the photo's w_0, synthesise, mux."
-    magnify: float = 500.0          # the paper's ×500
+    magnify: Annotated[float, Bounds(-1e6, 1e6)] = 500.0  # the paper's ×500
     mode: Literal['paper', 'calibrated'] = 'paper'  # 'paper' or a flicker-reducing alternative (see 18_render)
-    smooth_frames: int = 0          # temporal smoothing of μ' (0: none)
-    batch_size: int = 8             # frames synthesised at once
-    photo_steps_factor: float = 1.0 # the photo's inversion runs this many times invert.steps_first (a clip's frame 0 runs 1×)
+    smooth_frames: Annotated[int, Bounds(0)] = 0    # temporal smoothing of μ' (0: none)
+    batch_size: Annotated[int, Bounds(1)] = 8       # frames synthesised at once
+    photo_steps_factor: Annotated[float, Bounds(0)] = 1.0  # the photo's inversion runs this many times invert.steps_first (a clip's frame 0 runs 1×)
 
 @dataclass
 class SampleDataConfig:
     "The self-made talking-clip data set (tiny preset; see 04_sample_data)."
-    clips: int = 0                  # good clips to make (the paper preset reads AVSpeech videos instead)
+    clips: Annotated[int, Bounds(0)] = 0  # good clips to make (the paper preset reads AVSpeech videos instead)
     seconds: tuple[float, float] = (3.0, 6.0)  # clip length range (AVSpeech: 3-10 s)
     bad: bool = True                # also make the 4 deliberately bad clips (two faces, no face, tiny face, face leaving)
     faces_dir: str = ''             # extra face photos besides the built-in ones ('' = none)
-    head_motion: float = 1.0        # scale of the heads' drift, roll and zoom and of the camera pan (0: still)
+    head_motion: Annotated[float, Bounds(0)] = 1.0  # scale of the heads' drift, roll and zoom and of the camera pan (0: still)
 
+# %% ../nbs/00_core.ipynb #1fd1d6eb
 @dataclass
 class Config:
     "Everything one pipeline run needs."
     preset: Literal['tiny', 'paper'] = 'paper'
-    seed: int = 0
+    seed: Annotated[int, Bounds(0)] = 0
     device: str | None = None       # None: cuda → mps → cpu
     crop: CropConfig = field(default_factory=CropConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -215,6 +234,7 @@ def _tiny() -> Config:
 
 PRESETS = {'paper': Config, 'tiny': _tiny}
 
+# %% ../nbs/00_core.ipynb #2ef711f5
 FITTED_GENERATOR = 'generator/generator.safetensors'   # where a run's own generator goes (inside the run directory)
 FIT_STEPS = 2000   # steps of a run's own fit when it is asked for without a number (`a2v fit-generator`, other faces)
 
@@ -222,12 +242,42 @@ def generator_source(cfg:Config) -> str:
     "What a run's stages load: the run's own fitted generator when `generator.fit_steps` > 0, else `generator.source`."
     return FITTED_GENERATOR if cfg.generator.fit_steps > 0 else cfg.generator.source
 
-# %% ../nbs/00_core.ipynb #93073095
+# %% ../nbs/00_core.ipynb #3748707c
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
 
 def _json(value:str, key:str):
     try: return json.loads(value)
     except json.JSONDecodeError: raise A2VError(f"{key}: {value!r} is not valid JSON") from None
+
+def _convert_scalar(value, tp, key:str):
+    "`value` as `bool`, `int`, `float` or `str`, or an `A2VError` naming `key` and what it expects."
+    if tp is bool:
+        if isinstance(value, bool): return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE: return value.lower() in _TRUE
+        raise A2VError(f"{key}: expected true or false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, str):
+            try: value = float(value) if tp is float else int(value)
+            except ValueError: raise A2VError(f"{key}: expected {'a number' if tp is float else 'an integer'}, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and value != int(value)):
+            raise A2VError(f"{key}: expected {'a number' if tp is float else 'an integer'}, got {value!r}")
+        return tp(value)
+    if isinstance(value, str): return value
+    raise A2VError(f"{key}: expected a string, got {value!r}")
+
+# %% ../nbs/00_core.ipynb #51c6776f
+def _convert_sequence(value, tp, key:str):
+    "`value` (JSON text, list or tuple) as the tuple, list or dict type `tp`, each element converted."
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    value = _json(value, key) if isinstance(value, str) else value
+    if (tp is dict or origin is dict) and isinstance(value, dict): return value
+    if isinstance(value, (list, tuple)) and (tp in (tuple, list) or origin in (tuple, list)):
+        if origin is tuple and args and args[-1] is not Ellipsis and len(args) != len(value):
+            raise A2VError(f"{key}: expected {len(args)} values, got {len(value)}")
+        el = [args[0] if args and (len(args) == 1 or args[-1] is Ellipsis) else (args[i] if args else Any) for i in range(len(value))]
+        out = [_convert(v, t, f'{key}[{i}]') for i, (v, t) in enumerate(zip(value, el))]
+        return tuple(out) if (tp is tuple or origin is tuple) else out
+    raise A2VError(f"{key}: expected a JSON {'object' if dict in (tp, origin) else 'list'}, got {value!r}")
 
 def _convert(value, tp, key:str):
     "`value` (from the command line, JSON or Python) as type `tp`, or an `A2VError` naming `key` and what it expects."
@@ -248,78 +298,11 @@ def _convert(value, tp, key:str):
         value = _json(value, key) if isinstance(value, str) else value
         if not isinstance(value, dict): raise A2VError(f"{key}: expected a JSON object of {tp.__name__} fields, got {value!r}")
         return config_from_dict(value, tp, prefix=key + '.')
-    if tp is bool:
-        if isinstance(value, bool): return value
-        if isinstance(value, str) and value.lower() in _TRUE + _FALSE: return value.lower() in _TRUE
-        raise A2VError(f"{key}: expected true or false, got {value!r}")
-    if tp in (int, float):
-        if isinstance(value, str):
-            try: value = float(value) if tp is float else int(value)
-            except ValueError: raise A2VError(f"{key}: expected {'a number' if tp is float else 'an integer'}, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and value != int(value)):
-            raise A2VError(f"{key}: expected {'a number' if tp is float else 'an integer'}, got {value!r}")
-        return tp(value)
-    if tp is str:
-        if isinstance(value, str): return value
-        raise A2VError(f"{key}: expected a string, got {value!r}")
-    if tuple in (tp, origin) or list in (tp, origin) or dict in (tp, origin):
-        value = _json(value, key) if isinstance(value, str) else value
-        if (tp is dict or origin is dict) and isinstance(value, dict): return value
-        if isinstance(value, (list, tuple)) and (tp in (tuple, list) or origin in (tuple, list)):
-            if origin is tuple and args and args[-1] is not Ellipsis and len(args) != len(value):
-                raise A2VError(f"{key}: expected {len(args)} values, got {len(value)}")
-            el = [args[0] if args and (len(args) == 1 or args[-1] is Ellipsis) else (args[i] if args else Any) for i in range(len(value))]
-            out = [_convert(v, t, f'{key}[{i}]') for i, (v, t) in enumerate(zip(value, el))]
-            return tuple(out) if (tp is tuple or origin is tuple) else out
-        raise A2VError(f"{key}: expected a JSON {'object' if dict in (tp, origin) else 'list'}, got {value!r}")
+    if tp in (bool, int, float, str): return _convert_scalar(value, tp, key)
+    if tuple in (tp, origin) or list in (tp, origin) or dict in (tp, origin): return _convert_sequence(value, tp, key)
     return value
 
-_RULES = {  # dotted key: (lowest allowed, highest allowed); None: no bound. Every float must also be finite.
-    **{k: (1, None) for k in ('crop.sample_rate', 'crop.resolution', 'crop.batch', 'generator.fit_batch', 'invert.n_init', 'invert.memory',
-                              'invert.batch_clips', 'invert.workers', 'vae.latent_dim', 'vae.batch_size', 'vae.epochs', 'embed2lat.hidden_size',
-                              'embed2lat.num_layers', 'embed2lat.num_heads', 'embed2lat.intermediate_size', 'embed2lat.batch_size',
-                              'embed2lat.epochs', 'render.batch_size', 'embed2lat.conv_pos', 'embed2lat.conv_pos_groups',
-                              'embed2lat.members')},
-    **{k: (1e-9, None) for k in ('crop.fps', 'crop.detect_interval_s', 'invert.lr_first', 'invert.lr_first_end', 'invert.lr_next',
-                                 'vae.lr', 'embed2lat.lr', 'generator.fit_lr_g', 'generator.fit_lr_w', 'audio.chunk_s',
-                                 'embed2lat.max_seconds', 'generator.fit_minutes')},
-    **{k: (0, None) for k in ('crop.min_face', 'crop.margin', 'crop.min_seconds', 'invert.steps_first', 'invert.steps_next',
-                              'invert.mse_weight', 'invert.lpips_weight', 'vae.beta', 'render.smooth_frames', 'sample_data.clips',
-                              'audio.overlap_s', 'generator.fit_steps', 'generator.fit_max_frames', 'generator.fit_lpips_weight',
-                              'generator.fit_init_scale', 'sample_data.head_motion', 'seed', 'invert.checkpoint_s',
-                              'invert.max_loss', 'vae.threads', 'embed2lat.threads', 'render.photo_steps_factor')},
-    'crop.min_prob': (0, 1), 'generator.fit_lr_end': (0, 1), 'invert.anchor': (0, 1), 'vae.val_fraction': (0, 0.9), 'embed2lat.dropout': (0, 0.99), 'render.magnify': (-1e6, 1e6),
-}
-
-def check_config(cfg:Config):
-    "Raise an `A2VError` naming the first field whose value is out of range (see `_RULES`), or a non-finite number."
-    for key, v in flatten_config(cfg).items():
-        if isinstance(v, float) and not math.isfinite(v): raise A2VError(f"{key}: must be a finite number, got {v}")
-        lo, hi = _RULES.get(key, (None, None))
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if lo is not None and v < lo: raise A2VError(f"{key}: must be ≥ {lo:g}, got {v}")
-            if hi is not None and v > hi: raise A2VError(f"{key}: must be ≤ {hi:g}, got {v}")
-    if cfg.audio.overlap_s >= cfg.audio.chunk_s: raise A2VError(f"audio.overlap_s: must be < audio.chunk_s ({cfg.audio.chunk_s}), got {cfg.audio.overlap_s}")
-    if any(l < 0 for l in cfg.vae.layers) or not cfg.vae.layers: raise A2VError(f"vae.layers: expected W+ layer indices ≥ 0, got {cfg.vae.layers}")
-    if cfg.sample_data.seconds[0] <= 0 or cfg.sample_data.seconds[0] > cfg.sample_data.seconds[1]:
-        raise A2VError(f"sample_data.seconds: expected [shortest, longest] with 0 < shortest ≤ longest, got {list(cfg.sample_data.seconds)}")
-    return cfg
-
-def get_config(preset:str='tiny', **overrides) -> Config:
-    "The named preset with `overrides` applied; keys are dotted field names such as `'invert.steps_first'`."
-    if preset not in PRESETS: raise A2VError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    cfg = PRESETS[preset]()
-    for key, value in overrides.items():
-        *parents, name = key.replace('__', '.').split('.')
-        obj = cfg
-        for p in parents:
-            if not is_dataclass(obj) or not hasattr(obj, p): raise A2VError(f"unknown config key {key!r}")
-            obj = getattr(obj, p)
-        if not is_dataclass(obj) or name not in {f.name for f in fields(obj)}:
-            raise A2VError(f"unknown config key {key!r}")
-        setattr(obj, name, _convert(value, typing.get_type_hints(type(obj))[name], key))
-    return check_config(cfg)
-
+# %% ../nbs/00_core.ipynb #731d9136
 def config_to_dict(cfg) -> dict:
     "A JSON-ready dict of a config."
     return asdict(cfg)
@@ -341,6 +324,53 @@ def flatten_config(cfg, prefix:str='') -> dict:
         elif f.name != 'preset' or prefix: out[prefix + f.name] = v
     return out
 
+# %% ../nbs/00_core.ipynb #44c01395
+def config_bounds(cfg, prefix:str='') -> dict:
+    "Dotted key -> `Bounds` of every field of `cfg`, and of the configs inside it, that declares some."
+    out = {prefix + k: b for k, b in field_bounds(type(cfg)).items()}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if is_dataclass(v): out.update(config_bounds(v, prefix + f.name + '.'))
+    return out
+
+def _check_relations(cfg:Config):
+    "The rules that tie fields together, or hold for every element of a tuple."
+    if cfg.audio.overlap_s >= cfg.audio.chunk_s: raise A2VError(f"audio.overlap_s: must be < audio.chunk_s ({cfg.audio.chunk_s}), got {cfg.audio.overlap_s}")
+    if any(l < 0 for l in cfg.vae.layers) or not cfg.vae.layers: raise A2VError(f"vae.layers: expected W+ layer indices ≥ 0, got {cfg.vae.layers}")
+    if cfg.sample_data.seconds[0] <= 0 or cfg.sample_data.seconds[0] > cfg.sample_data.seconds[1]:
+        raise A2VError(f"sample_data.seconds: expected [shortest, longest] with 0 < shortest ≤ longest, got {list(cfg.sample_data.seconds)}")
+
+def check_config(cfg:Config):
+    "Raise an `A2VError` naming the first field whose value is outside its `Bounds`, or a non-finite number."
+    bounds = config_bounds(cfg)
+    for key, v in flatten_config(cfg).items():
+        if isinstance(v, float) and not math.isfinite(v): raise A2VError(f"{key}: must be a finite number, got {v}")
+        lo, hi = bounds.get(key, Bounds())
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if lo is not None and v < lo: raise A2VError(f"{key}: must be ≥ {lo:g}, got {v}")
+            if hi is not None and v > hi: raise A2VError(f"{key}: must be ≤ {hi:g}, got {v}")
+    _check_relations(cfg)
+    return cfg
+
+# %% ../nbs/00_core.ipynb #c65f2c2f
+def _set_key(cfg:Config, key:str, value):
+    "Set the field named by the dotted `key` (or `a__b`) to `value` converted to its type."
+    *parents, name = key.replace('__', '.').split('.')
+    obj = cfg
+    for p in parents:
+        if not is_dataclass(obj) or not hasattr(obj, p): raise A2VError(f"unknown config key {key!r}")
+        obj = getattr(obj, p)
+    if not is_dataclass(obj) or name not in {f.name for f in fields(obj)}:
+        raise A2VError(f"unknown config key {key!r}")
+    setattr(obj, name, _convert(value, typing.get_type_hints(type(obj))[name], key))
+
+def get_config(preset:str='tiny', **overrides) -> Config:
+    "The named preset with `overrides` applied; keys are dotted field names such as `'invert.steps_first'`."
+    if preset not in PRESETS: raise A2VError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    cfg = PRESETS[preset]()
+    for key, value in overrides.items(): _set_key(cfg, key, value)
+    return check_config(cfg)
+
 # %% ../nbs/00_core.ipynb #54867abe
 class PresetTable(str):
     "A markdown table (a `str`) that a notebook shows as a table."
@@ -350,13 +380,11 @@ def preset_table(*keys:str, # dotted config keys, e.g. 'invert.steps_first' (non
                  presets:tuple=('tiny', 'paper')) -> PresetTable:
     "The values of `keys` in each preset, as a markdown table: how a lesson names a preset's number without typing it."
     flat = {p: flatten_config(get_config(p)) for p in presets}
-    known = list(dict.fromkeys(k for p in presets for k in flat[p]))   # every key, in field order
-    unknown = [k for k in keys if k not in known]
+    unknown = [k for k in keys if k not in flat[presets[0]]]
     if unknown: raise A2VError(f"preset_table: unknown config keys {unknown}")
-    value = lambda p, k: str(flat[p].get(k, '—'))                        # '—': the preset has no such field
-    keys = keys or [k for k in known if len({value(p, k) for p in presets}) > 1]
+    keys = keys or [k for k in flat[presets[0]] if len({repr(flat[p].get(k)) for p in presets}) > 1]
     rows = ['| key | ' + ' | '.join(presets) + ' |', '|---|' + '---|' * len(presets)]
-    rows += [f"| `{k}` | " + ' | '.join(value(p, k) for p in presets) + ' |' for k in keys]
+    rows += [f"| `{k}` | " + ' | '.join(str(flat[p].get(k, '–')) for p in presets) + ' |' for k in keys]
     return PresetTable('\n'.join(rows))
 
 # %% ../nbs/00_core.ipynb #43a45ec9
@@ -431,9 +459,8 @@ def dist_env() -> tuple[int, int, int]:
     e = os.environ
     return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
 
-# %% ../nbs/00_core.ipynb #9e56115c
+# %% ../nbs/00_core.ipynb #6f643670
 _UMASK = os.umask(0); os.umask(_UMASK)   # read once: the process umask
-_STARTED = time.time()   # temps older than this were left by an earlier process
 
 @contextlib.contextmanager
 def atomic_path(path, suffix:str=None):
@@ -462,12 +489,24 @@ def _json_default(o):
     if is_dataclass(o): return asdict(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
+# %% ../nbs/00_core.ipynb #6a7e505f
 def append_jsonl(path, record:dict):
     "Append one JSON line; a line is written with one `write` call, so readers see whole lines only."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'a', encoding='utf-8') as f:
         f.write(json.dumps(record, default=_json_default) + '\n'); f.flush(); os.fsync(f.fileno())
 
+def read_jsonl(path) -> list[dict]:
+    "Records of a JSON-lines file (missing file: none); a torn last line from a crash is ignored."
+    path = Path(path)
+    if not path.exists(): return []
+    out = []
+    for line in path.read_text(encoding='utf-8').splitlines():
+        try: out.append(json.loads(line))
+        except json.JSONDecodeError: pass
+    return out
+
+# %% ../nbs/00_core.ipynb #d346ef8d
 def read_run_json(path, # a JSON file inside a run directory
                   made_by:str, # the command that (re)writes it, e.g. 'a2v train-vae'
                   keys:tuple=(), # keys it must have (a JSON object is expected)
@@ -484,6 +523,9 @@ def read_run_json(path, # a JSON file inside a run directory
         problem = f'no key {missing[0]!r}' if missing else f'a JSON {type(d).__name__}, expected an object'
     raise bad_input(path, f'not a readable {what} ({problem}); delete it or run `{made_by}`')
 
+# %% ../nbs/00_core.ipynb #33493fbc
+_STARTED = time.time()   # temps older than this were left by an earlier process
+
 def remove_stale_temps(folder, # a folder a stage writes into (not searched below it unless `recursive`)
                        prefix:str='', # only temps of files whose name starts with this
                        recursive:bool=False,
@@ -498,36 +540,6 @@ def remove_stale_temps(folder, # a folder a stage writes into (not searched belo
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         gone.append(p)
     return gone
-
-def read_jsonl(path) -> list[dict]:
-    "Records of a JSON-lines file (missing file: none); a torn last line from a crash is ignored."
-    path = Path(path)
-    if not path.exists(): return []
-    out = []
-    for line in path.read_text(encoding='utf-8').splitlines():
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError: pass
-    return out
-
-def jsonable(o):
-    "`o` as plain JSON values: numpy/torch scalars and arrays become Python numbers and lists, tuples lists, paths strings, non-finite floats None."
-    if isinstance(o, dict): return {str(k): jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [jsonable(v) for v in o]
-    if isinstance(o, Path): return str(o)
-    if is_dataclass(o) and not isinstance(o, type): return jsonable(asdict(o))
-    if hasattr(o, 'tolist'): return jsonable(o.tolist())     # numpy arrays and scalars, torch tensors
-    if isinstance(o, float): return o if math.isfinite(o) else None
-    return o
-
-def psnr(mse, # mean squared error: a number, a numpy array or a torch tensor (e.g. one value per image)
-         peak:float=1.0, # peak-to-peak range of the signals (1 for [0, 1] or normalised uint8, 2 for [-1, 1] images)
-        ):  # dB, same kind as `mse`
-    "Peak signal-to-noise ratio 10·log10(peak² / MSE); +inf for a zero MSE (tensors are clamped at 1e-10 so means stay finite)."
-    if hasattr(mse, 'clamp_min'): return 10 * (peak ** 2 / mse.clamp_min(1e-10)).log10()   # torch, without importing it
-    import numpy as np
-    m = np.asarray(mse, dtype=np.float64)
-    with np.errstate(divide='ignore'): out = 10 * np.log10(peak ** 2 / m)
-    return float(out) if out.ndim == 0 else out
 
 # %% ../nbs/00_core.ipynb #e2d29ca3
 def save_tensors(path, tensors:dict, metadata:dict=None):
@@ -554,6 +566,28 @@ def load_tensors(path, device:str='cpu',
             return {k: f.get_tensor(k) for k in f.keys()}, meta
     except Exception as e:
         raise bad_input(path, f'not a readable safetensors file ({type(e).__name__}){hint}') from None
+
+# %% ../nbs/00_core.ipynb #60bdbfbf
+def jsonable(o):
+    "`o` as plain JSON values: numpy/torch scalars and arrays become Python numbers and lists, tuples lists, paths strings, non-finite floats None."
+    if isinstance(o, dict): return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [jsonable(v) for v in o]
+    if isinstance(o, Path): return str(o)
+    if is_dataclass(o) and not isinstance(o, type): return jsonable(asdict(o))
+    if hasattr(o, 'tolist'): return jsonable(o.tolist())     # numpy arrays and scalars, torch tensors
+    if isinstance(o, float): return o if math.isfinite(o) else None
+    return o
+
+# %% ../nbs/00_core.ipynb #2cde1904
+def psnr(mse, # mean squared error: a number, a numpy array or a torch tensor (e.g. one value per image)
+         peak:float=1.0, # peak-to-peak range of the signals (1 for [0, 1] or normalised uint8, 2 for [-1, 1] images)
+        ):  # dB, same kind as `mse`
+    "Peak signal-to-noise ratio 10·log10(peak² / MSE); +inf for a zero MSE (tensors are clamped at 1e-10 so means stay finite)."
+    if hasattr(mse, 'clamp_min'): return 10 * (peak ** 2 / mse.clamp_min(1e-10)).log10()   # torch, without importing it
+    import numpy as np
+    m = np.asarray(mse, dtype=np.float64)
+    with np.errstate(divide='ignore'): out = 10 * np.log10(peak ** 2 / m)
+    return float(out) if out.ndim == 0 else out
 
 # %% ../nbs/00_core.ipynb #9760cf70
 def figures_dir(run_dir=None) -> Path:

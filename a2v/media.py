@@ -358,23 +358,57 @@ def _rate(fps:float) -> Fraction:
         if abs(float(r) - fps) < 2e-3: return r
     return Fraction(fps).limit_denominator(1001)
 
-# %% ../nbs/01_media.ipynb #f16d0c9d
-class VideoWriter:
-    "Streaming H.264 + AAC mp4 writer: `with VideoWriter(p, 25, (W, H)) as w: w.write(frame); w.write_audio(x)`."
-    def __init__(self, path, fps:float=25.0,
-                 size:tuple|None=None,   # (W, H) of the frames; None: taken from the first frame
-                 sr:int=16000,           # sample rate of the audio given to `write_audio`
-                 audio:bool=True,        # write an audio track (silence where no audio was given)
-                 crf:int=18,             # x264 quality: 0 lossless, 18 visually lossless, 23 default
-                 preset:str='medium'):   # x264 speed/size trade-off
-        self.path, self.fps, self.sr, self.audio, self.crf, self.preset = Path(path), float(fps), int(sr), audio, crf, preset
-        self.size = tuple(size) if size is not None else None
-        self.n_frames, self.n_samples = 0, 0
-        self._pending = np.zeros(0, np.float32)          # audio received but not yet encoded (ahead of the video)
-        self._sr_out = self.sr if self.sr in _AAC_RATES else 48000
-        self._rs = soxr.ResampleStream(self.sr, self._sr_out, 1, dtype='float32') if self._sr_out != self.sr else None
-        self._c = None
+# %% ../nbs/01_media.ipynb #50c3b401
+class _AudioTrack:
+    "The AAC track of a `VideoWriter`: resampled when AAC needs it, held back until the video covers it, cut or padded to its length."
+    def __init__(self, sr:int):
+        self.sr_out = sr if sr in _AAC_RATES else 48000
+        self._rs = soxr.ResampleStream(sr, self.sr_out, 1, dtype='float32') if self.sr_out != sr else None
+        self.pending = np.zeros(0, np.float32)          # audio received but not yet encoded (ahead of the video)
+        self.n_samples, self._s = 0, None
 
+    def open(self, c):
+        "Add the AAC stream to the output container `c`."
+        self._c, self._pts = c, 0
+        self._s = c.add_stream('aac', rate=self.sr_out, layout='mono')
+        self._s.bit_rate = 128000
+
+    def add(self, x:np.ndarray):
+        "Queue mono float samples at the writer's rate."
+        if self._rs is not None: x = self._rs.resample_chunk(x)      # rare: a rate AAC does not support
+        self.pending = np.concatenate([self.pending, np.clip(x, -1, 1)])
+
+    def _encode(self, x:np.ndarray):
+        if len(x) == 0: return
+        af = av.AudioFrame.from_ndarray(x[None].astype(np.float32), format='fltp', layout='mono')
+        af.sample_rate, af.pts = self.sr_out, self._pts
+        self._pts += len(x)
+        for p in self._s.encode(af): self._c.mux(p)
+        self.n_samples += len(x)
+
+    def flush(self, seconds:float, final:bool=False):
+        "Encode the queued samples that `seconds` of video cover; `final`: up to exactly that, padded with silence."
+        if self._s is None: return
+        n = _round_half_up(seconds * self.sr_out) - self.n_samples     # samples the video's length allows so far
+        if final and len(self.pending) < n:
+            self.pending = np.concatenate([self.pending, np.zeros(n - len(self.pending), np.float32)])
+        if n > 0 and len(self.pending) >= (n if final else 1024):
+            m = min(n, len(self.pending))
+            self._encode(self.pending[:m]); self.pending = self.pending[m:]
+
+    def finish(self, seconds:float):
+        "The last samples: the resampler's tail, then the track cut or padded to `seconds`."
+        if self._rs is not None: self.pending = np.concatenate([self.pending, self._rs.resample_chunk(np.zeros(0, np.float32), last=True)])
+        self.flush(seconds, final=True)
+
+    def drain(self):
+        "Mux what the AAC encoder still holds."
+        if self._s is not None:
+            for p in self._s.encode(): self._c.mux(p)
+
+# %% ../nbs/01_media.ipynb #0cc1e394
+class _Mp4File:
+    "The file side of a `VideoWriter`: opened on the first frame in a temporary file, renamed over `path` only when the `with` block ends well."
     def __enter__(self):
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
@@ -387,64 +421,14 @@ class VideoWriter:
         self._v = self._c.add_stream('libx264', rate=_rate(self.fps),
                                      options={'crf': str(self.crf), 'preset': self.preset, **X264_REPEATABLE})
         self._v.width, self._v.height, self._v.pix_fmt = w + w % 2, h + h % 2, 'yuv420p'
-        self._a = None
-        if self.audio:
-            self._a = self._c.add_stream('aac', rate=self._sr_out, layout='mono')
-            self._a.bit_rate = 128000
-            self._a_pts = 0
-
-    def write(self, frame:np.ndarray):
-        "Append one frame (H, W, 3) uint8 RGB."
-        f = np.asarray(frame)
-        if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8:
-            raise ValueError(f'expected a frame (H, W, 3) uint8, got {f.shape} {f.dtype}')
-        if not hasattr(self, '_atomic'): raise RuntimeError('use VideoWriter in a `with` block')
-        h, w = f.shape[:2]
-        if self.size is None: self.size = (w, h)
-        if (w, h) != self.size: raise ValueError(f'frame {self.n_frames} is {w}×{h}, expected {self.size[0]}×{self.size[1]}')
-        if self._c is None: self._start(w, h)
-        if w % 2 or h % 2: f = np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)), mode='edge')   # even sides for 4:2:0
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24')
-        vf.pts = self.n_frames
-        for p in self._v.encode(vf): self._c.mux(p)
-        self.n_frames += 1
-        self._flush_audio()
-
-    def write_audio(self, samples:np.ndarray):
-        "Append mono float audio (T,) in [-1, 1] at `sr`; it is cut or padded to the video's length on close."
-        x = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if not self.audio: raise ValueError('this VideoWriter was made with audio=False')
-        if self._rs is not None: x = self._rs.resample_chunk(x)      # rare: a rate AAC does not support
-        self._pending = np.concatenate([self._pending, np.clip(x, -1, 1)])
-        if self._c is not None: self._flush_audio()
-
-    def _target_samples(self) -> int:
-        return _round_half_up(self.n_frames / self.fps * self._sr_out)
-
-    def _encode_audio(self, x:np.ndarray):
-        if len(x) == 0: return
-        af = av.AudioFrame.from_ndarray(x[None].astype(np.float32), format='fltp', layout='mono')
-        af.sample_rate, af.pts = self._sr_out, self._a_pts
-        self._a_pts += len(x)
-        for p in self._a.encode(af): self._c.mux(p)
-        self.n_samples += len(x)
-
-    def _flush_audio(self, final:bool=False):
-        if self._a is None: return
-        n = self._target_samples() - self.n_samples             # samples the video's length allows so far
-        if final and len(self._pending) < n:
-            self._pending = np.concatenate([self._pending, np.zeros(n - len(self._pending), np.float32)])
-        if n > 0 and len(self._pending) >= (n if final else 1024):
-            m = min(n, len(self._pending))
-            self._encode_audio(self._pending[:m]); self._pending = self._pending[m:]
+        if self.audio: self._track.open(self._c)
 
     def close(self):
+        "Drain both encoders and close the container (the rename waits for the end of the `with` block)."
         if self._c is None: return
-        if self._rs is not None: self._pending = np.concatenate([self._pending, self._rs.resample_chunk(np.zeros(0, np.float32), last=True)])
-        self._flush_audio(final=True)
+        self._track.finish(self.n_frames / self.fps)
         for p in self._v.encode(): self._c.mux(p)
-        if self._a is not None:
-            for p in self._a.encode(): self._c.mux(p)
+        self._track.drain()
         self._c.close(); self._c = None
 
     def _abort(self):
@@ -461,6 +445,46 @@ class VideoWriter:
             self._abort(); self._atomic.__exit__(type(e), e, e.__traceback__); raise
         if typ is not None: self._abort()
         return self._atomic.__exit__(typ, exc, tb)
+
+# %% ../nbs/01_media.ipynb #477fde24
+class VideoWriter(_Mp4File):
+    "Streaming H.264 + AAC mp4 writer: `with VideoWriter(p, 25, (W, H)) as w: w.write(frame); w.write_audio(x)`."
+    def __init__(self, path, fps:float=25.0,
+                 size:tuple|None=None,   # (W, H) of the frames; None: taken from the first frame
+                 sr:int=16000,           # sample rate of the audio given to `write_audio`
+                 audio:bool=True,        # write an audio track (silence where no audio was given)
+                 crf:int=18,             # x264 quality: 0 lossless, 18 visually lossless, 23 default
+                 preset:str='medium'):   # x264 speed/size trade-off
+        self.path, self.fps, self.sr, self.audio, self.crf, self.preset = Path(path), float(fps), int(sr), audio, crf, preset
+        self.size = tuple(size) if size is not None else None
+        self.n_frames, self._track, self._c = 0, _AudioTrack(self.sr), None
+
+    @property
+    def n_samples(self) -> int: return self._track.n_samples   # audio samples written (at the AAC rate)
+
+    def write(self, frame:np.ndarray):
+        "Append one frame (H, W, 3) uint8 RGB."
+        f = np.asarray(frame)
+        if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8:
+            raise ValueError(f'expected a frame (H, W, 3) uint8, got {f.shape} {f.dtype}')
+        if not hasattr(self, '_atomic'): raise RuntimeError('use VideoWriter in a `with` block')
+        h, w = f.shape[:2]
+        if self.size is None: self.size = (w, h)
+        if (w, h) != self.size: raise ValueError(f'frame {self.n_frames} is {w}×{h}, expected {self.size[0]}×{self.size[1]}')
+        if self._c is None: self._start(w, h)
+        if w % 2 or h % 2: f = np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)), mode='edge')   # even sides for 4:2:0
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24')
+        vf.pts = self.n_frames
+        for p in self._v.encode(vf): self._c.mux(p)
+        self.n_frames += 1
+        self._track.flush(self.n_frames / self.fps)
+
+    def write_audio(self, samples:np.ndarray):
+        "Append mono float audio (T,) in [-1, 1] at `sr`; it is cut or padded to the video's length on close."
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not self.audio: raise ValueError('this VideoWriter was made with audio=False')
+        self._track.add(x)
+        if self._c is not None: self._track.flush(self.n_frames / self.fps)
 
 # %% ../nbs/01_media.ipynb #e3f24ef3
 def write_video(path, frames:np.ndarray|Iterable[np.ndarray], fps:float=25.0,

@@ -4,15 +4,37 @@
 
 # %% ../nbs/11_train.ipynb #b5528f3c
 from __future__ import annotations
-import math, time
+import contextlib, math, time
 from pathlib import Path
 import torch, torch.nn as nn
 from .core import *
 
 # %% auto #0
-__all__ = ['save_model', 'load_model', 'plot_curves', 'fit', 'lr_at', 'evaluate']
+__all__ = ['evaluate', 'save_model', 'load_model', 'lr_at', 'plot_curves', 'fit']
 
-# %% ../nbs/11_train.ipynb #d996c4d6
+# %% ../nbs/11_train.ipynb #aeb09ea1
+def _to(batch, device):
+    if isinstance(batch, torch.Tensor): return batch.to(device)
+    if isinstance(batch, dict): return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)): return type(batch)(_to(v, device) for v in batch)
+    return batch
+
+def _batch_len(batch):
+    if isinstance(batch, torch.Tensor): return len(batch)
+    if isinstance(batch, dict): return _batch_len(next(iter(batch.values())))
+    return _batch_len(batch[0])
+
+def _loader(data, batch_size, shuffle, seed, epoch, rank, world):
+    from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+    if world > 1:
+        sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed)
+        sampler.set_epoch(epoch)
+    elif shuffle: sampler = RandomSampler(data, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+    else: sampler = SequentialSampler(data)
+    collate = getattr(data, 'collate', None) or (lambda b: b)   # __getitems__ already returns a batch
+    return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+
+# %% ../nbs/11_train.ipynb #1f712e06
 def _dist() -> tuple[int, int, bool]:
     "(rank, world_size, created): joins torchrun's process group when needed; `created` says this call made it."
     import torch.distributed as dist
@@ -28,22 +50,46 @@ def _leave_dist():
     gc.collect()           # DDP's reducer sits in reference cycles and holds the group: free it now, not at exit
     dist.barrier(); dist.destroy_process_group()
 
-def _to(batch, device):
-    if isinstance(batch, torch.Tensor): return batch.to(device)
-    if isinstance(batch, dict): return {k: _to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)): return type(batch)(_to(v, device) for v in batch)
-    return batch
+def _wrap_ddp(model, device, world:int):
+    "`model` wrapped in DistributedDataParallel under torchrun, else as it is."
+    if world == 1: return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    return DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
 
-def _loader(data, batch_size, shuffle, seed, epoch, rank, world):
-    from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+def _allmean(total, n, world, device):
     if world > 1:
-        sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed)
-        sampler.set_epoch(epoch)
-    elif shuffle: sampler = RandomSampler(data, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-    else: sampler = SequentialSampler(data)
-    collate = getattr(data, 'collate', None) or (lambda b: b)   # __getitems__ already returns a batch
-    return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+        import torch.distributed as dist
+        t = torch.tensor([float(total), float(n)], device=device, dtype=torch.float64)
+        dist.all_reduce(t); total, n = t.tolist()
+    return total / max(n, 1)
 
+# %% ../nbs/11_train.ipynb #9cb98a53
+def _train_epoch(net, loss_fn, opt, data, batch_size:int, seed:int, epoch:int, rank:int, world:int, device) -> tuple:
+    "One epoch of Adam steps: ({'epoch', 'train_loss', 'train_<part>'...}, samples seen by this rank)."
+    net.train(); tot, n, parts_sum = 0., 0, {}
+    for batch in _loader(data, batch_size, True, seed, epoch, rank, world):
+        batch = _to(batch, device)
+        loss, parts = loss_fn(net, batch)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        bs = _batch_len(batch); tot += loss.item() * bs; n += bs
+        for k, v in parts.items(): parts_sum[k] = parts_sum.get(k, 0.) + float(v) * bs
+    return {'epoch': epoch, 'train_loss': _allmean(tot, n, world, device),
+            **{f'train_{k}': _allmean(v, n, world, device) for k, v in parts_sum.items()}}, n
+
+@torch.no_grad()
+def evaluate(model, loss_fn, data, batch_size:int=256, device='cpu', rank:int=0, world:int=1) -> dict:
+    "Mean loss (and parts) of `model` on `data` in eval mode: {'val_loss', 'val_<part>', ...}."
+    was = model.training; model.eval()
+    tot, n, parts_sum = 0., 0, {}
+    for batch in _loader(data, batch_size, False, 0, 0, rank, world):
+        batch = _to(batch, device)
+        loss, parts = loss_fn(model, batch)
+        bs = _batch_len(batch); tot += loss.item() * bs; n += bs
+        for k, v in parts.items(): parts_sum[k] = parts_sum.get(k, 0.) + float(v) * bs
+    model.train(was)
+    return {'val_loss': _allmean(tot, n, world, device), **{f'val_{k}': _allmean(v, n, world, device) for k, v in parts_sum.items()}}
+
+# %% ../nbs/11_train.ipynb #5a35876a
 def save_model(path, model, model_config:dict, extra:dict|None=None):
     "Atomically write a model's weights (or a state dict) and constructor arguments (safetensors metadata + `<path>.json`)."
     sd = model if isinstance(model, dict) else getattr(model, 'module', model).state_dict()
@@ -62,6 +108,44 @@ def load_model(path, cls, device='cpu',
         raise bad_input(path, f"weights do not fit {cls.__name__} ({str(e).strip().splitlines()[0][:120]}){hint}") from None
     return model.to(device).eval(), meta
 
+# %% ../nbs/11_train.ipynb #6e7496b9
+def _resume(last:Path, model, opt, model_config:dict, device, seed:int) -> tuple:
+    "(history, first epoch, (best criterion, its epoch)) from `last.pt` (weights_only: no code runs), else a fresh start."
+    if not last.exists():
+        torch.manual_seed(seed)
+        return [], 0, (float('inf'), -1)
+    try: ck = torch.load(last, map_location=device, weights_only=True)
+    except Exception as e: raise bad_input(last, f'not a readable checkpoint ({type(e).__name__}); delete it to start over') from None
+    if ck.get('config') != jsonable(model_config):
+        raise bad_input(last, f"is a checkpoint of another model ({ck.get('config')}); delete {last.parent} to start over")
+    model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])
+    torch.set_rng_state(ck['rng'])
+    return ck['history'], ck['epoch'] + 1, tuple(ck['best'])
+
+def _track_best(crit:float, epoch:int, best:tuple, kept:dict|None, model, keep:str) -> tuple:
+    "The new (best criterion, its epoch), and the weights waiting in memory for the next checkpoint."
+    if crit < best[0] or keep == 'last':
+        best = (crit, epoch)   # a copy of the best weights waits in memory for the next checkpoint
+        if keep == 'best': kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return best, kept
+
+def _save_epoch(out_dir:Path, model, opt, model_config:dict, epoch:int, history:list, best:tuple, kept:dict|None):
+    """Rank 0 at a checkpoint: the kept weights (this epoch's, or `kept`, the best epoch's since the last checkpoint)
+    and then `last.pt`, both atomically: a kill between the two re-runs the epochs since the last checkpoint."""
+    if best[1] == epoch or kept is not None:
+        save_model(out_dir/'model.safetensors', model if best[1] == epoch else kept, model_config, {'epoch': best[1], 'val_loss': best[0]})
+    with atomic_path(out_dir/'last.pt') as tmp:
+        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'epoch': epoch, 'history': history,
+                    'config': jsonable(model_config), 'best': list(best), 'rng': torch.get_rng_state()}, tmp)
+
+# %% ../nbs/11_train.ipynb #845791a3
+def lr_at(epoch:int, epochs:int, lr:float, schedule:str='constant') -> float:
+    "The learning rate of `epoch` (0-based) of `epochs`: `lr` throughout ('constant'), or half a cosine from `lr` towards 0 ('cosine')."
+    if schedule == 'constant': return lr
+    if schedule == 'cosine': return lr * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+    raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+
+# %% ../nbs/11_train.ipynb #c04c0c59
 def plot_curves(history:list, path=None, title:str=''):
     "Train and val loss per epoch (log scale) as a small figure; saved to `path` when given."
     import matplotlib; import matplotlib.pyplot as plt
@@ -74,7 +158,16 @@ def plot_curves(history:list, path=None, title:str=''):
         with atomic_path(path) as tmp: fig.savefig(tmp, dpi=80, format='png')
     return fig
 
-# %% ../nbs/11_train.ipynb #ce882c86
+@contextlib.contextmanager
+def _threads(n:int):
+    "torch's CPU thread count set to `n` inside the block (0: left as it is), and put back after."
+    before = torch.get_num_threads()
+    if n > 0: torch.set_num_threads(n)
+    try: yield
+    finally:
+        if n > 0: torch.set_num_threads(before)
+
+# %% ../nbs/11_train.ipynb #ffd36709
 def fit(model:nn.Module, # the model to train (its initial weights must come from the seed)
         loss_fn, # loss_fn(model, batch) -> (scalar loss, dict of scalar parts)
         train_data, # map-style data set (ideally with a batched `__getitems__`, or a `collate`)
@@ -96,110 +189,34 @@ def fit(model:nn.Module, # the model to train (its initial weights must come fro
     if keep not in ('best', 'last'): raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     lr_at(0, epochs, lr, schedule)                    # an unknown schedule fails before any work
     from tqdm.auto import tqdm
-    if threads > 0:   # the same fit with torch's thread count set for its duration
-        before = torch.get_num_threads(); torch.set_num_threads(threads)
-        try: return fit(model, loss_fn, train_data, val_data, out_dir, model_config, epochs, lr, batch_size, weight_decay,
-                        seed, device, progress, title, keep, 0, checkpoint_s, schedule)
-        finally: torch.set_num_threads(before)
-    out_dir = Path(out_dir); rank, world, own_pg = _dist()
-    device = torch.device(device) if device is not None else get_device()
-    model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay else \
-          torch.optim.Adam(model.parameters(), lr=lr)
-    history, start, best = _resume(out_dir/'last.pt', model, opt, model_config, device, seed)
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
-    bar = tqdm(range(start, epochs), desc=title or 'fit', disable=not progress or rank != 0, initial=start, total=epochs)
-    n_seen, t_train, t_saved, kept = 0, 0., time.monotonic(), None
-    for epoch in bar:
-        t0 = time.perf_counter()
-        for g in opt.param_groups: g['lr'] = lr_at(epoch, epochs, lr, schedule)   # a function of the epoch: resumes exactly
-        rec, n = _train_epoch(net, loss_fn, opt, train_data, batch_size, seed, epoch, rank, world, device)
-        t_train += time.perf_counter() - t0; n_seen += n
-        rec['lr'] = opt.param_groups[0]['lr']
-        if val_data is not None and len(val_data):
-            rec.update(evaluate(net, loss_fn, val_data, batch_size, device, rank, world))
-        crit = rec.get('val_loss', rec['train_loss'])
-        if crit < best[0] or keep == 'last':
-            best = (crit, epoch)   # a copy of the best weights waits in memory for the next checkpoint
-            if keep == 'best': kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        history.append(rec)
-        if rank == 0 and (epoch == epochs - 1 or time.monotonic() - t_saved >= checkpoint_s):
-            _save_epoch(out_dir, model, opt, model_config, epoch, history, best, kept)
-            kept, t_saved = None, time.monotonic()
-        bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k.endswith('loss')})
-    if rank == 0 and history:
-        import matplotlib.pyplot as plt
-        plt.close(plot_curves(history, out_dir/'curves.png', title))
-        atomic_write_json(out_dir/'history.json', history)
-    del net                                           # DDP's wrapper holds the process group
-    if own_pg: _leave_dist()
+    with _threads(threads):
+        out_dir = Path(out_dir); rank, world, own_pg = _dist()
+        device = torch.device(device) if device is not None else get_device()
+        model = model.to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay else \
+              torch.optim.Adam(model.parameters(), lr=lr)
+        history, start, best = _resume(out_dir/'last.pt', model, opt, model_config, device, seed)
+        net = _wrap_ddp(model, device, world)
+        bar = tqdm(range(start, epochs), desc=title or 'fit', disable=not progress or rank != 0, initial=start, total=epochs)
+        n_seen, t_train, t_saved, kept = 0, 0., time.monotonic(), None
+        for epoch in bar:
+            t0 = time.perf_counter()
+            for g in opt.param_groups: g['lr'] = lr_at(epoch, epochs, lr, schedule)   # a function of the epoch: resumes exactly
+            rec, n = _train_epoch(net, loss_fn, opt, train_data, batch_size, seed, epoch, rank, world, device)
+            t_train += time.perf_counter() - t0; n_seen += n
+            rec['lr'] = opt.param_groups[0]['lr']
+            if val_data is not None and len(val_data): rec.update(evaluate(net, loss_fn, val_data, batch_size, device, rank, world))
+            best, kept = _track_best(rec.get('val_loss', rec['train_loss']), epoch, best, kept, model, keep)
+            history.append(rec)
+            if rank == 0 and (epoch == epochs - 1 or time.monotonic() - t_saved >= checkpoint_s):
+                _save_epoch(out_dir, model, opt, model_config, epoch, history, best, kept)
+                kept, t_saved = None, time.monotonic()
+            bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k.endswith('loss')})
+        if rank == 0 and history:
+            import matplotlib.pyplot as plt
+            plt.close(plot_curves(history, out_dir/'curves.png', title))
+            atomic_write_json(out_dir/'history.json', history)
+        del net                                           # DDP's wrapper holds the process group
+        if own_pg: _leave_dist()
     return {'best_val_loss': best[0], 'best_epoch': best[1], 'epochs': epochs, 'history': history,
             'samples_per_s': n_seen / t_train if t_train else None, 'rank': rank}
-
-def lr_at(epoch:int, epochs:int, lr:float, schedule:str='constant') -> float:
-    "The learning rate of `epoch` (0-based) of `epochs`: `lr` throughout ('constant'), or half a cosine from `lr` towards 0 ('cosine')."
-    if schedule == 'constant': return lr
-    if schedule == 'cosine': return lr * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
-    raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
-
-def _resume(last:Path, model, opt, model_config:dict, device, seed:int) -> tuple:
-    "(history, first epoch, (best criterion, its epoch)) from `last.pt` (weights_only: no code runs), else a fresh start."
-    if not last.exists():
-        torch.manual_seed(seed)
-        return [], 0, (float('inf'), -1)
-    try: ck = torch.load(last, map_location=device, weights_only=True)
-    except Exception as e: raise bad_input(last, f'not a readable checkpoint ({type(e).__name__}); delete it to start over') from None
-    if ck.get('config') != jsonable(model_config):
-        raise bad_input(last, f"is a checkpoint of another model ({ck.get('config')}); delete {last.parent} to start over")
-    model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])
-    torch.set_rng_state(ck['rng'])
-    return ck['history'], ck['epoch'] + 1, tuple(ck['best'])
-
-def _train_epoch(net, loss_fn, opt, data, batch_size:int, seed:int, epoch:int, rank:int, world:int, device) -> tuple:
-    "One epoch of Adam steps: ({'epoch', 'train_loss', 'train_<part>'...}, samples seen by this rank)."
-    net.train(); tot, n, parts_sum = 0., 0, {}
-    for batch in _loader(data, batch_size, True, seed, epoch, rank, world):
-        batch = _to(batch, device)
-        loss, parts = loss_fn(net, batch)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        bs = _batch_len(batch); tot += loss.item() * bs; n += bs
-        for k, v in parts.items(): parts_sum[k] = parts_sum.get(k, 0.) + float(v) * bs
-    return {'epoch': epoch, 'train_loss': _allmean(tot, n, world, device),
-            **{f'train_{k}': _allmean(v, n, world, device) for k, v in parts_sum.items()}}, n
-
-def _save_epoch(out_dir:Path, model, opt, model_config:dict, epoch:int, history:list, best:tuple, kept:dict|None):
-    """Rank 0 at a checkpoint: the kept weights (this epoch's, or `kept`, the best epoch's since the last checkpoint)
-    and then `last.pt`, both atomically: a kill between the two re-runs the epochs since the last checkpoint."""
-    if best[1] == epoch or kept is not None:
-        save_model(out_dir/'model.safetensors', model if best[1] == epoch else kept, model_config, {'epoch': best[1], 'val_loss': best[0]})
-    with atomic_path(out_dir/'last.pt') as tmp:
-        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'epoch': epoch, 'history': history,
-                    'config': jsonable(model_config), 'best': list(best), 'rng': torch.get_rng_state()}, tmp)
-
-def _batch_len(batch):
-    if isinstance(batch, torch.Tensor): return len(batch)
-    if isinstance(batch, dict): return _batch_len(next(iter(batch.values())))
-    return _batch_len(batch[0])
-
-def _allmean(total, n, world, device):
-    if world > 1:
-        import torch.distributed as dist
-        t = torch.tensor([float(total), float(n)], device=device, dtype=torch.float64)
-        dist.all_reduce(t); total, n = t.tolist()
-    return total / max(n, 1)
-
-@torch.no_grad()
-def evaluate(model, loss_fn, data, batch_size:int=256, device='cpu', rank:int=0, world:int=1) -> dict:
-    "Mean loss (and parts) of `model` on `data` in eval mode: {'val_loss', 'val_<part>', ...}."
-    was = model.training; model.eval()
-    tot, n, parts_sum = 0., 0, {}
-    for batch in _loader(data, batch_size, False, 0, 0, rank, world):
-        batch = _to(batch, device)
-        loss, parts = loss_fn(model, batch)
-        bs = _batch_len(batch); tot += loss.item() * bs; n += bs
-        for k, v in parts.items(): parts_sum[k] = parts_sum.get(k, 0.) + float(v) * bs
-    model.train(was)
-    return {'val_loss': _allmean(tot, n, world, device), **{f'val_{k}': _allmean(v, n, world, device) for k, v in parts_sum.items()}}

@@ -76,7 +76,7 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
     WeightsEntry('syncnet', url='http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model',
         sha256=None, size=None, licence='MIT (the authors\' syncnet_python code; the weights are published beside it)',
         cache='syncnet/syncnet_v2.model',
-        note='SyncNet (Chung & Zisserman 2016) for LSE-C/LSE-D in a2v.metrics; a torch state dict of about 54.6 MB (52 MiB; '
+        note='SyncNet (Chung & Zisserman 2016) for LSE-C/LSE-D in a2v.syncnet; a torch state dict of about 54.6 MB (52 MiB; '
              '54 561 024 bytes of tensors); sha256 and exact size unknown (the authors\' site was unreachable here)'),
     WeightsEntry('mediapipe-0.10.14',
         url='https://files.pythonhosted.org/packages/2f/ee/2e9e730dc4d98c8a9541b57bad173bebddf0e4c78f179acc100248c58066/'
@@ -142,7 +142,7 @@ def _download(url:str, dest:Path, sha256:str|None=None, size:int|None=None, entr
 def _adhoc(dest:Path, url:str) -> WeightsEntry:
     return WeightsEntry(dest.name, url, None, None, '?', dest.name)
 
-# %% ../nbs/02_weights.ipynb #cd845d8f
+# %% ../nbs/02_weights.ipynb #0cbe3d8f
 def get_entry(name:str) -> WeightsEntry:
     "The registry entry called `name`, or a one-line `BadInputError` listing the known names."
     if isinstance(name, WeightsEntry): return name
@@ -168,6 +168,27 @@ def _check_bundled(e:WeightsEntry) -> Path:
     _CHECKED.add(e.name)
     return e.path
 
+# %% ../nbs/02_weights.ipynb #d89b5dc3
+def _fetch_converted(e:WeightsEntry, fetch:bool, progress:bool) -> Path:
+    "Make a converted entry from its source entry (fetched first when `fetch`)."
+    if not fetch and not get_entry(e.source).present():
+        src = get_entry(e.source)
+        raise MissingWeightsError(f"{e.path.name}: missing ('{e.name}' is converted from {src.path.name}); "
+                                  f"run `a2v weights fetch {e.name}`, or " + _where(src, src.path, src.url))
+    _CONVERTERS[e.name](weights_path(e.source, fetch=fetch, progress=progress), e.path)
+    return e.path
+
+def _fetch_files(e:WeightsEntry, fetch:bool, progress:bool) -> Path:
+    "Download each missing file of a directory entry from `url + file`."
+    for f in e.files:
+        dest = e.path/f
+        if dest.is_file(): continue
+        if not fetch: raise MissingWeightsError(f"{f}: missing from '{e.name}'; " + _where(e, dest, e.url + f))
+        sha = e.sha256.get(f) if isinstance(e.sha256, dict) else None
+        _download(e.url + f, dest, sha, None, e, progress)
+    return e.path
+
+# %% ../nbs/02_weights.ipynb #017bf1d3
 def weights_path(name_or_path, # registry name (see `list_weights`), a `WeightsEntry`, or a local file/folder
                  fetch:bool=True, # download (or convert) when missing; `$A2V_OFFLINE=1` forces False
                  progress:bool=True, # show a progress bar while downloading
@@ -184,21 +205,8 @@ def weights_path(name_or_path, # registry name (see `list_weights`), a `WeightsE
         if not e.files: _check_size(e, e.path)
         return e.path
     if os.environ.get('A2V_OFFLINE', '') not in ('', '0'): fetch = False
-    if e.source:                                                   # converted entry: made from its source
-        if not fetch and not get_entry(e.source).present():
-            src = get_entry(e.source)
-            raise MissingWeightsError(f"{e.path.name}: missing ('{e.name}' is converted from {src.path.name}); "
-                                      f"run `a2v weights fetch {e.name}`, or " + _where(src, src.path, src.url))
-        _CONVERTERS[e.name](weights_path(e.source, fetch=fetch, progress=progress), e.path)
-        return e.path
-    if e.files:
-        for f in e.files:
-            dest = e.path/f
-            if dest.is_file(): continue
-            if not fetch: raise MissingWeightsError(f"{f}: missing from '{e.name}'; " + _where(e, dest, e.url + f))
-            sha = e.sha256.get(f) if isinstance(e.sha256, dict) else None
-            _download(e.url + f, dest, sha, None, e, progress)
-        return e.path
+    if e.source: return _fetch_converted(e, fetch, progress)
+    if e.files: return _fetch_files(e, fetch, progress)
     if not fetch: raise MissingWeightsError(f"{e.path.name}: missing; " + _where(e, e.path, e.url))
     _download(e.url, e.path, e.sha256, e.size, e, progress)
     _check_size(e, e.path)
