@@ -11,10 +11,10 @@ import numpy as np, torch, torch.nn.functional as F
 from .core import *
 
 # %% auto #0
-__all__ = ['inversion_loss', 'lr_at', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
+__all__ = ['inversion_loss', 'step_lr', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
            'auto_batch_clips', 'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'load_run_generator',
-           'invert_log', 'split_clips', 'invert_workers', 'invert_run', 'inversion_report', 'frame_losses',
-           'excluded_clips', 'usable_clips', 'plot_inversion', 'run_stage']
+           'invert_log', 'deal_clips', 'invert_workers', 'invert_run', 'frame_losses', 'excluded_clips', 'usable_clips',
+           'inversion_report', 'plot_inversion', 'run_stage']
 
 # %% ../nbs/13_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -32,11 +32,11 @@ def inversion_loss(img:torch.Tensor, # synthesised images (N, 3, H, W) in [-1, 1
     return mse_weight * mse + lpips_weight * lp, mse, lp
 
 # %% ../nbs/13_invert.ipynb #64b337dc
-def lr_at(step:int, # 0-based optimisation step within this frame
-          n_steps:int, # steps this frame gets
-          lr:float, # learning rate of the first half
-          lr_end:float|None=None, # learning rate from step n_steps // 2 on (None: constant lr)
-         ) -> float:
+def step_lr(step:int, # 0-based optimisation step within this frame
+            n_steps:int, # steps this frame gets
+            lr:float, # learning rate of the first half
+            lr_end:float|None=None, # learning rate from step n_steps // 2 on (None: constant lr)
+           ) -> float:
     "The paper's step schedule: `lr` for the first half of the steps, `lr_end` for the second."
     return lr if lr_end is None or step < n_steps // 2 else lr_end
 
@@ -71,9 +71,30 @@ class BatchAdam:
         bc2_sqrt = (1 - self.b2 ** t).sqrt().float().view(shape)
         p[rows] = p[rows] - step_size * m / (v.sqrt() / bc2_sqrt + self.eps)
 
-# %% ../nbs/13_invert.ipynb #41336fb9
-class BatchLBFGS:
-    "L-BFGS over a batch of independent rows (B, ...): per row the last `memory` curvature pairs, a step factor, and the last point."
+# %% ../nbs/13_invert.ipynb #1981f17e
+def _two_loop(S:torch.Tensor, # (b, M, D) steps s = w_{k+1} - w_k of each row, newest last (only the newest k are used)
+              Y:torch.Tensor, # (b, M, D) gradient changes y, likewise
+              k:torch.Tensor, # (b,) pairs each row holds
+              g:torch.Tensor, # (b, D) gradients
+              lr:torch.Tensor, # (b,) size of the sign step of a row without pairs
+             ) -> torch.Tensor:  # (b, D)
+    "H·g for each row by the two-loop recursion, H from the row's pairs scaled by the newest pair's sᵀy/yᵀy; lr·sign(g) without pairs."
+    M = S.shape[1]
+    valid = torch.arange(M, device=g.device)[None] >= (M - k)[:, None]   # (b, M): the newest k slots
+    sy = (S * Y).sum(-1)                                               # (b, M)
+    rho = torch.where(valid, 1 / sy.where(valid, torch.ones_like(sy)), torch.zeros_like(sy))
+    q, a = g.clone(), torch.zeros_like(sy)
+    for j in range(M - 1, -1, -1):                                     # newest to oldest
+        a[:, j] = rho[:, j] * (S[:, j] * q).sum(-1); q -= a[:, j, None] * Y[:, j]
+    gamma = sy[:, -1] / (Y[:, -1] * Y[:, -1]).sum(-1).clamp_min(1e-30)    # (b,)
+    q *= gamma[:, None]
+    for j in range(M):                                                 # oldest to newest
+        b = rho[:, j] * (Y[:, j] * q).sum(-1); q += (a[:, j] - b)[:, None] * S[:, j]
+    return torch.where((k > 0)[:, None], q, lr.float()[:, None] * g.sign())
+
+# %% ../nbs/13_invert.ipynb #e500abc4
+class _PairMemory:
+    "What L-BFGS keeps per row (B, ...): the last `memory` curvature pairs, a step factor, and the last point."
     def __init__(self, shape, device, memory:int=20):
         B, D = shape[0], math.prod(shape[1:])
         self.S = torch.zeros(B, memory, D, device=device); self.Y = torch.zeros_like(self.S)   # (B, M, D) pairs, newest last
@@ -96,21 +117,12 @@ class BatchLBFGS:
         self.S[i], self.Y[i], self.k[i], self.alpha[i] = (mem['S'], mem['Y'], mem['k'], mem['alpha']) if mem is not None else (0, 0, 0, 1)
         self.has[i] = False
 
+# %% ../nbs/13_invert.ipynb #41336fb9
+class BatchLBFGS(_PairMemory):
+    "L-BFGS over a batch of independent rows (B, ...): per row the last `memory` curvature pairs, a step factor, and the last point."
     def direction(self, g:torch.Tensor, rows:torch.Tensor, lr:torch.Tensor) -> torch.Tensor:
-        "H·g for each row (b, D) by the two-loop recursion, H from the row's pairs scaled by the newest pair's sᵀy/yᵀy; lr·sign(g) without pairs."
-        S, Y, k = self.S[rows], self.Y[rows], self.k[rows]                 # (b, M, D), (b, M, D), (b,)
-        M = S.shape[1]
-        valid = torch.arange(M, device=g.device)[None] >= (M - k)[:, None]   # (b, M): the newest k slots
-        sy = (S * Y).sum(-1)                                               # (b, M)
-        rho = torch.where(valid, 1 / sy.where(valid, torch.ones_like(sy)), torch.zeros_like(sy))
-        q, a = g.clone(), torch.zeros_like(sy)
-        for j in range(M - 1, -1, -1):                                     # newest to oldest
-            a[:, j] = rho[:, j] * (S[:, j] * q).sum(-1); q -= a[:, j, None] * Y[:, j]
-        gamma = sy[:, -1] / (Y[:, -1] * Y[:, -1]).sum(-1).clamp_min(1e-30)    # (b,)
-        q *= gamma[:, None]
-        for j in range(M):                                                 # oldest to newest
-            b = rho[:, j] * (Y[:, j] * q).sum(-1); q += (a[:, j] - b)[:, None] * S[:, j]
-        return torch.where((k > 0)[:, None], q, lr.float()[:, None] * g.sign())
+        "H·g for each row (b, D) from the row's pairs (`_two_loop`); lr·sign(g) without pairs."
+        return _two_loop(self.S[rows], self.Y[rows], self.k[rows], g, lr)
 
     @torch.no_grad()
     def step(self, p:torch.Tensor, # all parameters (B, ...), updated in place at `rows`
@@ -196,6 +208,12 @@ def frames_to_tensor(frames, # (F, H, W, 3) uint8 frames, or (F, 3, H, W) floats
     return x.cpu()
 
 # %% ../nbs/13_invert.ipynb #1aac2bef
+def _load_clip_frames(frames, resolution:int) -> torch.Tensor:
+    "A clip's frames (F, 3, R, R) in [-1, 1]; `frames` may be a zero-argument loader."
+    x = frames_to_tensor(frames() if callable(frames) else frames, resolution)
+    if len(x) == 0: raise ValueError('no frames')
+    return x
+
 class _Clip:
     "Book-keeping of one clip inside the engine: its frames and the results of the frames done so far."
     def __init__(self, cid, frames=None):
@@ -223,23 +241,18 @@ class _Clip:
         for k in cls._STATE: setattr(c, k, d[k])
         return c
 
+# %% ../nbs/13_invert.ipynb #454d82d5
 class _Job:
-    "Frame `f` of clip `c` in the engine: at step `s` of its `n`, learning rate `lr` (then `lr_end`, see `lr_at`)."
+    "Frame `f` of clip `c` in the engine: at step `s` of its `n`, learning rate `lr` (then `lr_end`, see `step_lr`)."
     def __init__(self, c:_Clip, f:int, n:int, lr:float, lr_end:float|None, s:int=0):
         self.c, self.f, self.n, self.lr, self.lr_end, self.s = c, f, n, lr, lr_end, s
     def state(self) -> dict: return dict(cid=self.c.cid, f=self.f, s=self.s, n=self.n, lr=self.lr, lr_end=self.lr_end)
 
 def _is_oom(e:BaseException) -> bool: return isinstance(e, torch.cuda.OutOfMemoryError)
 
-def _load_clip_frames(frames, resolution:int) -> torch.Tensor:
-    "A clip's frames (F, 3, R, R) in [-1, 1]; `frames` may be a zero-argument loader."
-    x = frames_to_tensor(frames() if callable(frames) else frames, resolution)
-    if len(x) == 0: raise ValueError('no frames')
-    return x
-
-# %% ../nbs/13_invert.ipynb #5fc931d5
-class _Lockstep:
-    "The lock-step inversion of `invert_clips`: B slots, each a (clip, frame) job, one synthesis + backward per step for all."
+# %% ../nbs/13_invert.ipynb #b1d5cffa
+class _Slots:
+    "B slots, each holding a (clip, frame) job: the codes W, their targets T and one optimiser over the rows."
     def __init__(self, G, clips, icfg, lpips, B:int, w_init, n_first:int, seed:int, checkpoint=None, checkpoint_s:float=0, key:str=''):
         self.G, self.icfg, self.lpips, self.w_init, self.n_first, self.seed = G, icfg, lpips, w_init, n_first, seed
         self.dev, self.res = _device_of(G), G.img_resolution
@@ -248,7 +261,6 @@ class _Lockstep:
         self.ckpt, self.ckpt_s, self.key = (Path(checkpoint) if checkpoint else None), checkpoint_s, key
         self.last_ckpt, self.n_steps, self.skip = time.time(), 0, set()
         self._alloc(B)
-
     def _alloc(self, B:int):
         self.B = B
         self.W = torch.zeros(B, self.G.num_ws, self.G.w_dim, device=self.dev)  # (B, num_ws, w_dim) the codes being optimised
@@ -258,12 +270,14 @@ class _Lockstep:
         self.slots = [None] * B
 
     def loss_of(self, img, rows): return inversion_loss(img, self.T[rows], self.lpips, self.icfg.mse_weight, self.icfg.lpips_weight)
-
     def job(self, c:_Clip, f:int) -> _Job:
         "Frame `f` of clip `c` with its schedule: frame 0 `n_first` steps at lr_first, later frames steps_next at lr_next."
         ic = self.icfg
         return _Job(c, f, self.n_first, ic.lr_first, ic.lr_first_end) if f == 0 else _Job(c, f, ic.steps_next, ic.lr_next, None)
-
+    def _start_code(self, cid, i):
+        ic = self.icfg
+        if self.w_init is not None and cid in self.w_init: return torch.as_tensor(self.w_init[cid]).to(self.dev).float()
+        return initial_ws(self.G, self.T[i], ic.init, ic.n_init, self.seed, cid, self.lpips, ic.mse_weight, ic.lpips_weight)
     def start(self, i:int, j:_Job):
         "Slot `i` takes job `j`; a later frame starts from frame f-1's code (pulled towards w_0 by `anchor`) or frame 0's ('first'), with the optimiser memory of that frame (`new_frame`)."
         self.T[i] = j.c.frames[j.f].to(self.dev)
@@ -275,24 +289,23 @@ class _Lockstep:
             else: self.W[i] = torch.lerp(j.c.ws[j.f - 1].to(self.dev), w0, self.icfg.anchor)   # w_{f-1} + a·(w_0 − w_{f-1})
         else: self.W[i] = self._start_code(j.c.cid, i)
         self.slots[i], j.s = j, 0                                      # (only once nothing can fail: out of memory)
-
     def drop(self, c:_Clip):
         "Forget every job of clip `c`, in the slots and in the queue."
         self.slots = [None if j is not None and j.c is c else j for j in self.slots]
         self.jobs = [j for j in self.jobs if j.c is not c]
-
     def fail(self, c:_Clip, msg:str): self.out.append((c.cid, c.result(msg))); self.drop(c)
 
+# %% ../nbs/13_invert.ipynb #5acb27bd
+class _Feed(_Slots):
+    "Slots that take work: the queued frames of clips already started first, then frame 0 of the next clip."
     def _next_clip(self):
         "(clip_id, frames) of the next clip to start, or None when there is none."
         if self.pending: return self.pending.pop(0)
         nxt = next(self.it, None)
         if nxt is None: self.exhausted = True
         return nxt
-
     def _more_clips(self) -> bool: return bool(self.pending) or not self.exhausted
     def more(self) -> bool: return bool(self.jobs) or self._more_clips()
-
     def fill(self):
         "Empty slots take the queued frames first, then the next clips' frame 0 (with its start code)."
         for i in range(self.B):
@@ -307,11 +320,9 @@ class _Lockstep:
                 except BaseException:                                      # (out of memory): the clip waits in the queue
                     self.started.pop(); self.pending.insert(0, (c.cid, c.frames)); raise
 
-    def _start_code(self, cid, i):
-        ic = self.icfg
-        if self.w_init is not None and cid in self.w_init: return torch.as_tensor(self.w_init[cid]).to(self.dev).float()
-        return initial_ws(self.G, self.T[i], ic.init, ic.n_init, self.seed, cid, self.lpips, ic.mse_weight, ic.lpips_weight)
-
+# %% ../nbs/13_invert.ipynb #5fc931d5
+class _Lockstep(_Feed):
+    "The lock-step inversion of `invert_clips`: B slots, each a (clip, frame) job, one synthesis + backward per step for all."
     def settle(self):
         "Fill the empty slots; close the frames whose steps are done (measure, record, start what follows); repeat."
         while True:
@@ -354,7 +365,7 @@ class _Lockstep:
             loss = self.loss_of(self.G.synthesis(w, noise_mode='const'), idx[good])[0]
         if len(good):
             loss.sum().backward()              # rows are independent: d(sum)/d(w_k) = d(loss_k)/d(w_k)
-            lrs = torch.tensor([lr_at(j.s, j.n, j.lr, j.lr_end) for j in jobs], device=self.dev)   # (b,)
+            lrs = torch.tensor([step_lr(j.s, j.n, j.lr, j.lr_end) for j in jobs], device=self.dev)   # (b,)
             self.opt.step(self.W, w.grad, idx[good], lrs[good], loss=loss.detach())
         for k, (i, j) in enumerate(zip(rows, jobs)):
             if self.slots[i] is not j: continue                            # its clip failed at an earlier row
@@ -363,24 +374,9 @@ class _Lockstep:
             j.s += 1; j.c.steps += 1
         self.n_steps += 1
 
-# %% ../nbs/13_invert.ipynb #c42ae7dc
-class _Engine(_Lockstep):
-    "`_Lockstep` that survives a kill (checkpoint, resume) and running out of GPU memory (halve the batch)."
-    def halve(self):
-        "Out of GPU memory: keep the first B/2 slots; the frames of the others go back to the queue (a frame 0: its clip)."
-        if self.B == 1: raise A2VError('out of GPU memory with one clip per step; free the GPU or use a smaller generator')
-        keep = self.B // 2
-        gone = [j for j in self.slots[keep:] if j is not None]
-        again = {j.c.cid: j.c for j in gone if j.f == 0}                  # clips that start again
-        self.jobs = [j for j in gone if j.f > 0] + self.jobs
-        self.started = [s for s in self.started if s not in again]
-        self.pending = [(c.cid, c.frames) for c in again.values()] + self.pending
-        W, T, st, slots = self.W, self.T, self.opt.state_dict(), self.slots
-        self._alloc(keep)
-        self.W[:], self.T[:], self.slots = W[:keep], T[:keep], slots[:keep]
-        self.opt.load_state_dict({k: v[:keep] for k, v in st.items()})
-        if self.dev.type == 'cuda': torch.cuda.empty_cache()
-
+# %% ../nbs/13_invert.ipynb #0d8a6679
+class _Checkpointed(_Lockstep):
+    "`_Lockstep` whose in-flight state can be saved to `checkpoint` and resumed from it."
     def inflight(self) -> list[_Clip]:
         "The clips with a frame in a slot or in the queue, once each."
         return list({j.c.cid: j.c for j in self.slots + self.jobs if j is not None}.values())
@@ -416,6 +412,24 @@ class _Engine(_Lockstep):
         self.skip = done
         return True
 
+# %% ../nbs/13_invert.ipynb #c42ae7dc
+class _Engine(_Checkpointed):
+    "`_Lockstep` that survives a kill (checkpoint, resume) and running out of GPU memory (halve the batch)."
+    def halve(self):
+        "Out of GPU memory: keep the first B/2 slots; the frames of the others go back to the queue (a frame 0: its clip)."
+        if self.B == 1: raise A2VError('out of GPU memory with one clip per step; free the GPU or use a smaller generator')
+        keep = self.B // 2
+        gone = [j for j in self.slots[keep:] if j is not None]
+        again = {j.c.cid: j.c for j in gone if j.f == 0}                  # clips that start again
+        self.jobs = [j for j in gone if j.f > 0] + self.jobs
+        self.started = [s for s in self.started if s not in again]
+        self.pending = [(c.cid, c.frames) for c in again.values()] + self.pending
+        W, T, st, slots = self.W, self.T, self.opt.state_dict(), self.slots
+        self._alloc(keep)
+        self.W[:], self.T[:], self.slots = W[:keep], T[:keep], slots[:keep]
+        self.opt.load_state_dict({k: v[:keep] for k, v in st.items()})
+        if self.dev.type == 'cuda': torch.cuda.empty_cache()
+
     def run(self, stop_after_steps:int|None=None) -> Iterator[tuple[str, dict]]:
         "Yield `(clip_id, result)` as each clip finishes; checkpoint every `checkpoint_s` seconds."
         resumed = self.restore()
@@ -438,7 +452,7 @@ class _Engine(_Lockstep):
             if stop_after_steps is not None and self.n_steps >= stop_after_steps: raise KeyboardInterrupt('stop_after_steps')
         if self.ckpt is not None: self.ckpt.unlink(missing_ok=True)
 
-# %% ../nbs/13_invert.ipynb #4c7c9dd7
+# %% ../nbs/13_invert.ipynb #6d6795f9
 def batch_for_memory(free_bytes:int, # free device memory
                      per_image:int, # measured peak bytes of one inversion step at batch 1
                      cap:int=256, # never more clips than this
@@ -462,6 +476,7 @@ def auto_batch_clips(G, lpips, icfg, # generator, LPIPS module, `InvertConfig`
     del w, x; torch.cuda.empty_cache()
     return batch_for_memory(torch.cuda.mem_get_info(dev)[0], per_image)
 
+# %% ../nbs/13_invert.ipynb #4c7c9dd7
 def _engine_key(icfg, seed:int, n_first:int, G, w_init) -> str:
     "What must match for a checkpoint to be resumed: the inversion settings, seed and generator shape."
     skip = ('batch_clips', 'checkpoint_s', 'max_loss', 'workers')
@@ -523,6 +538,7 @@ def invert_image(G, # generator
     if r['error']: raise A2VError(f"inversion failed: {r['error']}")
     return r['ws'][0], r['loss0']
 
+# %% ../nbs/13_invert.ipynb #9d3050be
 def invert_images(G, # generator
                   images, # photos, each (H, W, 3) uint8 or (3, H, W) in [-1, 1]
                   cfg, # `Config` or `InvertConfig`: the frame-0 schedule is used
@@ -543,6 +559,7 @@ def invert_images(G, # generator
         if res[n]['error']: raise A2VError(f"inversion of photo {n} failed: {res[n]['error']}")
     return [(res[n]['ws'][0], res[n]['loss0']) for n in names]
 
+# %% ../nbs/13_invert.ipynb #cbd9f57b
 def _invert_images_worker(payload:bytes, threads:int) -> list:
     "One process of `invert_images`: its photos in one batch, on `threads` cores; codes and losses as numpy arrays."
     import pickle
@@ -567,7 +584,7 @@ def _invert_images_in_workers(G, xs, cfg, lpips, steps, names, n:int) -> list:
     out = {i: (torch.from_numpy(w), torch.from_numpy(l)) for part, res in zip(parts, got) for i, (w, l) in zip(part, res)}
     return [out[i] for i in range(len(xs))]
 
-# %% ../nbs/13_invert.ipynb #99f5a528
+# %% ../nbs/13_invert.ipynb #538148a5
 def load_run_generator(run_dir, cfg, device=None):
     "The run's generator (`generator_source`: its own fit, a path inside the run, a path, or a registry name), frozen."
     from a2v.stylegan3 import load_generator
@@ -578,6 +595,7 @@ def load_run_generator(run_dir, cfg, device=None):
         raise MissingStageOutputError(f"{p}: missing generator; run `a2v fit-generator --run {run_dir}` first")
     return load_generator(src).to(get_device(device or cfg.device)).eval().requires_grad_(False)
 
+# %% ../nbs/13_invert.ipynb #c099073f
 def _latents_done(path:Path) -> bool:
     "A finished latents file: readable header with a 3-d `ws` (reads the header only, not the tensors)."
     if not path.exists(): return False
@@ -592,15 +610,16 @@ def _load_frames(rd:RunDir, cid:str):
 
 def invert_log(run_dir) -> Path: return RunDir(run_dir).root/'latents'/'invert_log.jsonl'
 
+# %% ../nbs/13_invert.ipynb #63f2edd6
 def _clip_cost(n_frames:int, icfg) -> float:
     "Relative work of one clip: frame 0's steps, then `steps_next` per later frame, plus one closing measurement per frame."
     return icfg.steps_first + max(n_frames - 1, 0) * icfg.steps_next + 0.35 * n_frames
 
-def split_clips(ids:list, # clip ids in manifest order
-                n_frames:dict, # {clip_id: frames} (missing: 1)
-                n:int, # workers
-                icfg, # `InvertConfig`: the step counts that weigh a clip
-               ) -> list[list]:
+def deal_clips(ids:list, # clip ids in manifest order
+               n_frames:dict, # {clip_id: frames} (missing: 1)
+               n:int, # workers
+               icfg, # `InvertConfig`: the step counts that weigh a clip
+              ) -> list[list]:
     "Deal clips to `n` workers: the most work first, each to the least loaded one; a worker keeps manifest order."
     load, part = [0.0] * n, {}
     for cid in sorted(ids, key=lambda c: -_clip_cost(n_frames.get(c) or 1, icfg)):   # (stable: ties keep manifest order)
@@ -608,12 +627,14 @@ def split_clips(ids:list, # clip ids in manifest order
         part[cid] = k; load[k] += _clip_cost(n_frames.get(cid) or 1, icfg)
     return [[c for c in ids if part[c] == k] for k in range(n)]
 
+# %% ../nbs/13_invert.ipynb #26b55f96
 def invert_workers(icfg, dev, n_clips:int) -> int:
     "Processes that share a run's clips (`invert.workers`; 'auto': one per core, at most 8); one on a GPU, at most one per clip."
     if dev.type != 'cpu' or n_clips < 2: return 1
     n = min(cpu_cores(), 8) if icfg.workers == 'auto' else int(icfg.workers)
     return max(1, min(n, n_clips))
 
+# %% ../nbs/13_invert.ipynb #e18b27b7
 def _invert_todo(rd:RunDir, cfg, todo:list, dev, G=None, lpips=None, ckpt=None, stop_after_steps=None, rank:int=0,
                  on_clip=None) -> tuple[list, dict, int]:
     "Invert clips `todo` of run `rd` in this process, writing each one's latents (or error file) as it finishes."
@@ -639,6 +660,7 @@ def _invert_todo(rd:RunDir, cfg, todo:list, dev, G=None, lpips=None, ckpt=None, 
         if on_clip is not None: on_clip(cid, bool(r['error']))
     return done, failed, n_frames
 
+# %% ../nbs/13_invert.ipynb #8b1d5971
 def _worker_ckpt(rd:RunDir, k:int) -> Path: return rd.root/'latents'/f'.inflight-w{k}.pt'
 
 def _invert_worker(run_dir:str, cfg, todo:list, k:int, threads:int, stop_after_steps, q):
@@ -682,6 +704,46 @@ def _invert_in_workers(rd:RunDir, cfg, parts:list, stop_after_steps, bar) -> tup
     if stopped: raise KeyboardInterrupt('stop_after_steps')
     return done, failed, n_frames
 
+# %% ../nbs/13_invert.ipynb #cff7d9da
+def _worker_parts(rd:RunDir, mine:list, todo:list, workers:int, icfg) -> list[list]:
+    "The clips left to each worker, dealt from the manifest, not from what is left: a resumed worker finds its clips again."
+    if workers == 1: return [todo]
+    frames = {r['clip']: r.get('frames') for r in read_jsonl(rd.manifest) if r.get('status') == 'kept'} if rd.manifest.exists() else {}
+    return [[c for c in part if c in todo] for part in deal_clips(mine, frames, workers, icfg)]
+
+def _drop_stale_checkpoints(rd:RunDir, ckpt:Path, parts:list, workers:int):
+    "A checkpoint of no clip left, or of another split of the clips, goes (a run in one process or its workers)."
+    keep = {ckpt} if workers == 1 else {_worker_ckpt(rd, k) for k, part in enumerate(parts) if part}
+    for p in [ckpt, *(rd.root/'latents').glob('.inflight-w*.pt')]:
+        if p not in keep: p.unlink(missing_ok=True)
+
+# %% ../nbs/13_invert.ipynb #052af368
+def _invert_with_bar(rd:RunDir, cfg, todo:list, parts:list, workers:int, dev, G, lpips, ckpt, stop_after_steps, rank:int, world:int,
+                     progress:bool) -> tuple[list, dict, int]:
+    "Invert `todo` in this process or in `workers` processes, behind a progress bar: (done, failed, frames)."
+    from tqdm.auto import tqdm
+    desc = f'invert (rank {rank})' if world > 1 else 'invert' if workers == 1 else f'invert ({workers} processes)'
+    bar = tqdm(total=len(todo), desc=desc, disable=not progress, position=rank if world > 1 else None, unit='clip')
+    if workers > 1: done, failed, n_frames = _invert_in_workers(rd, cfg, parts, stop_after_steps, bar)
+    else:
+        def tick(cid, err): bar.update(1); tick.failed += err; bar.set_postfix(failed=tick.failed)
+        tick.failed = 0
+        done, failed, n_frames = _invert_todo(rd, cfg, todo, dev, G, lpips, ckpt, stop_after_steps, rank, on_clip=tick)
+    bar.close()
+    return done, failed, n_frames
+
+def _gather_ranks(out:dict, world:int, own_pg:bool) -> dict:
+    "Under torchrun, every rank's summary merged (each rank returns the whole run's); the process group closed if this run opened it."
+    import torch.distributed as dist
+    if world == 1 or not dist.is_initialized(): return out
+    parts = [None] * world; dist.all_gather_object(parts, out)
+    out = dict(inverted=sum((p['inverted'] for p in parts), []), skipped=sum((p['skipped'] for p in parts), []),
+               failed={k: v for p in parts for k, v in p['failed'].items()}, frames=sum(p['frames'] for p in parts),
+               seconds=max(p['seconds'] for p in parts), workers=1)
+    if own_pg: dist.barrier(); dist.destroy_process_group()   # no rank tears gloo down mid-collective
+    return out
+
+# %% ../nbs/13_invert.ipynb #99f5a528
 def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2v crop`)
                cfg=None, # `Config` (None: the run's saved config)
                clip_ids:list|None=None, # only these clips (None: every kept clip)
@@ -709,35 +771,49 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
     todo = [c for c in mine if not _latents_done(rd.latents(c))]
     if workers is None: workers = 1 if world > 1 or G is not None or lpips is not None else invert_workers(icfg, dev, len(mine))
     workers = max(1, min(int(workers), len(mine))) if dev.type == 'cpu' else 1   # (workers run on the CPU)
-    parts = [todo]
-    if workers > 1:                                           # split by the manifest, not by what is left: a resumed worker has its clips
-        frames = {r['clip']: r.get('frames') for r in read_jsonl(rd.manifest) if r.get('status') == 'kept'} if rd.manifest.exists() else {}
-        parts = [[c for c in part if c in todo] for part in split_clips(mine, frames, workers, icfg)]
-    if world == 1:                                            # a checkpoint of no clip left, or of another split, goes
-        keep = {ckpt} if workers == 1 else {_worker_ckpt(rd, k) for k, part in enumerate(parts) if part}
-        for p in [ckpt, *(rd.root/'latents').glob('.inflight-w*.pt')]:
-            if p not in keep: p.unlink(missing_ok=True)
+    parts = _worker_parts(rd, mine, todo, workers, icfg)
+    if world == 1: _drop_stale_checkpoints(rd, ckpt, parts, workers)
     if not todo: ckpt.unlink(missing_ok=True)
-    done, failed, t0, n_frames = [], {}, time.time(), 0
-    if todo:
-        from tqdm.auto import tqdm
-        desc = f'invert (rank {rank})' if world > 1 else 'invert' if workers == 1 else f'invert ({workers} processes)'
-        bar = tqdm(total=len(todo), desc=desc, disable=not progress, position=rank if world > 1 else None, unit='clip')
-        if workers > 1: done, failed, n_frames = _invert_in_workers(rd, cfg, parts, stop_after_steps, bar)
-        else:
-            def tick(cid, err): bar.update(1); tick.failed += err; bar.set_postfix(failed=tick.failed)
-            tick.failed = 0
-            done, failed, n_frames = _invert_todo(rd, cfg, todo, dev, G, lpips, ckpt, stop_after_steps, rank, on_clip=tick)
-        bar.close()
+    t0 = time.time()
+    done, failed, n_frames = _invert_with_bar(rd, cfg, todo, parts, workers, dev, G, lpips, ckpt, stop_after_steps, rank, world,
+                                              progress) if todo else ([], {}, 0)
     out = dict(inverted=done, skipped=[c for c in mine if c not in todo], failed=failed, frames=n_frames,
                seconds=round(time.time() - t0, 2), workers=workers)
-    if world > 1 and dist.is_initialized():
-        parts = [None] * world; dist.all_gather_object(parts, out)
-        out = dict(inverted=sum((p['inverted'] for p in parts), []), skipped=sum((p['skipped'] for p in parts), []),
-                   failed={k: v for p in parts for k, v in p['failed'].items()}, frames=sum(p['frames'] for p in parts),
-                   seconds=max(p['seconds'] for p in parts), workers=1)
-        if own_pg: dist.barrier(); dist.destroy_process_group()   # no rank tears gloo down mid-collective
-    return dict(out, world_size=world)
+    return dict(_gather_ranks(out, world, own_pg), world_size=world)
+
+# %% ../nbs/13_invert.ipynb #847e33a7
+def frame_losses(t:dict, # a latents file's tensors (needs 'mse' and 'lpips', (F,) each)
+                 icfg, # `InvertConfig`: the loss weights
+                ) -> torch.Tensor:  # (F,) the final loss L of every frame
+    "§3.2's reconstruction loss L = mse_weight·MSE + lpips_weight·LPIPS of every frame's final code."
+    L = icfg.mse_weight * t['mse'].double()
+    return L + icfg.lpips_weight * t['lpips'].double() if icfg.lpips_weight else L
+
+# %% ../nbs/13_invert.ipynb #85deff7a
+def excluded_clips(run_dir, cfg=None) -> dict:
+    "{clip: reason} of the finished clips that fail the quality gate `invert.max_loss` (empty when it is off)."
+    from safetensors import safe_open
+    rd = RunDir(run_dir); cfg = cfg or rd.load_config(); icfg = cfg.invert
+    if icfg.max_loss is None: return {}
+    out = {}
+    for cid in rd.clip_ids():
+        p = rd.root/'latents'/f'{cid}.safetensors'
+        if not _latents_done(p): continue
+        with safe_open(str(p), framework='pt') as f: L = frame_losses({k: f.get_tensor(k) for k in ('mse', 'lpips')}, icfg)
+        worst = int(L.argmax())
+        if not L[worst] <= icfg.max_loss:                       # NaN fails too
+            out[cid] = f'frame {worst}: loss {float(L[worst]):.4g} > invert.max_loss {icfg.max_loss:g}'
+    return out
+
+def usable_clips(run_dir, cfg=None) -> list[str]:
+    "Kept clips with finished latents that pass the quality gate, in manifest order: what the VAE and Embed2Lat learn from."
+    rd = RunDir(run_dir); bad, out = excluded_clips(run_dir, cfg), []
+    for c in rd.clip_ids():
+        p = rd.root/'latents'/f'{c}.safetensors'
+        if c in bad or not p.exists(): continue                   # excluded, or not inverted (invert_log.jsonl says why)
+        if not _latents_done(p): raise bad_input(p, 'not a readable latents file; delete it or run `a2v invert`')
+        out.append(c)
+    return out
 
 # %% ../nbs/13_invert.ipynb #5673e51f
 def _read_latents(rd:RunDir, ids) -> dict:
@@ -782,39 +858,6 @@ def inversion_report(run_dir, # a run whose invert stage has (partly) run
     r['later_over_frame0_lpips'] = round(r['lpips_later'] / max(r['lpips_frame0'], 1e-12), 4) if later else None
     r['later_within_10pct'] = r['later_over_frame0_lpips'] is not None and r['later_over_frame0_lpips'] <= 1.1
     return r
-
-# %% ../nbs/13_invert.ipynb #85deff7a
-def frame_losses(t:dict, # a latents file's tensors (needs 'mse' and 'lpips', (F,) each)
-                 icfg, # `InvertConfig`: the loss weights
-                ) -> torch.Tensor:  # (F,) the final loss L of every frame
-    "§3.2's reconstruction loss L = mse_weight·MSE + lpips_weight·LPIPS of every frame's final code."
-    L = icfg.mse_weight * t['mse'].double()
-    return L + icfg.lpips_weight * t['lpips'].double() if icfg.lpips_weight else L
-
-def excluded_clips(run_dir, cfg=None) -> dict:
-    "{clip: reason} of the finished clips that fail the quality gate `invert.max_loss` (empty when it is off)."
-    from safetensors import safe_open
-    rd = RunDir(run_dir); cfg = cfg or rd.load_config(); icfg = cfg.invert
-    if icfg.max_loss is None: return {}
-    out = {}
-    for cid in rd.clip_ids():
-        p = rd.root/'latents'/f'{cid}.safetensors'
-        if not _latents_done(p): continue
-        with safe_open(str(p), framework='pt') as f: L = frame_losses({k: f.get_tensor(k) for k in ('mse', 'lpips')}, icfg)
-        worst = int(L.argmax())
-        if not L[worst] <= icfg.max_loss:                       # NaN fails too
-            out[cid] = f'frame {worst}: loss {float(L[worst]):.4g} > invert.max_loss {icfg.max_loss:g}'
-    return out
-
-def usable_clips(run_dir, cfg=None) -> list[str]:
-    "Kept clips with finished latents that pass the quality gate, in manifest order: what the VAE and Embed2Lat learn from."
-    rd = RunDir(run_dir); bad, out = excluded_clips(run_dir, cfg), []
-    for c in rd.clip_ids():
-        p = rd.root/'latents'/f'{c}.safetensors'
-        if c in bad or not p.exists(): continue                   # excluded, or not inverted (invert_log.jsonl says why)
-        if not _latents_done(p): raise bad_input(p, 'not a readable latents file; delete it or run `a2v invert`')
-        out.append(c)
-    return out
 
 # %% ../nbs/13_invert.ipynb #0bafec03
 def plot_inversion(run_dir, # a run with latents

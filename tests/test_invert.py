@@ -83,7 +83,7 @@ def test_schedule_and_adam_reset(G, lpips, clips, monkeypatch):
     c = cfg.invert
     assert [l[0] for l, _ in seen] == pytest.approx([c.lr_first] * 3 + [c.lr_first_end] * 3 + [c.lr_next] * 4, rel=1e-6)
     assert [t[0] for _, t in seen] == [1, 2, 3, 4, 5, 6, 1, 2, 1, 2]
-    assert inv.lr_at(499, 1000, 0.02, 0.01) == 0.02 and inv.lr_at(500, 1000, 0.02, 0.01) == 0.01
+    assert inv.step_lr(499, 1000, 0.02, 0.01) == 0.02 and inv.step_lr(500, 1000, 0.02, 0.01) == 0.01
 
 def test_lbfgs_memory_follows_the_clip(G, lpips, clips, monkeypatch):
     "L-BFGS: a clip's later frames start with the curvature pairs its earlier frames gathered; a new clip starts with none."
