@@ -120,8 +120,7 @@ class InvertConfig:
     mse_weight: Annotated[float, Bounds(0)] = 1.0
     lpips_weight: Annotated[float, Bounds(0)] = 10.0
     lpips_net: Literal['vgg', 'alex'] = 'vgg'  # 'vgg' (Image2StyleGAN) or 'alex'
-    init: Literal['random', 'w_avg', 'best_of_n'] = 'random'  # 'random' (paper), 'w_avg', or 'best_of_n'
-    n_init: Annotated[int, Bounds(1)] = 1             # candidates for 'best_of_n'
+    init: Literal['random', 'w_avg'] = 'random'     # frame 0 from a random w (paper) or from w_avg
     batch_clips: Annotated[int | Literal['auto'], Bounds(1)] = 8  # images (clips, or with warm_start='first' frames of a clip) advanced in lock-step
                                                                   # 'auto': as many as free GPU memory allows (CPU: 8)
     workers: Annotated[int | Literal['auto'], Bounds(1)] = 1  # CPU processes that share the clips, each on its share of the cores ('auto': one per

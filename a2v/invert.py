@@ -160,27 +160,18 @@ def _clip_seed(seed:int, clip_id:str) -> int:
     return (seed * 1_000_003 + zlib.crc32(str(clip_id).encode())) % 2**63
 
 def initial_ws(G, # generator (mapping + synthesis)
-               target:torch.Tensor, # frame 0 (3, H, W) in [-1, 1], on G's device (used by 'best_of_n')
-               init:str='random', # 'random' | 'w_avg' | 'best_of_n'
-               n_init:int=1, # candidates for 'best_of_n'
-               seed:int=0, # seed of the random draws (with the clip id: same w whatever the batch)
-               clip_id:str='', lpips=None, mse_weight:float=1.0, lpips_weight:float=10.0):
-    "Starting W+ code (num_ws, w_dim) of frame 0: mapping(z) of a random z, w_avg, or the best of `n_init` such z."
+               target:torch.Tensor, # frame 0 (3, H, W) in [-1, 1], on G's device (a start may look at it)
+               init:str='random', # 'random' (the paper) | 'w_avg'
+               seed:int=0, # seed of the random draw (with the clip id: same w whatever the batch)
+               clip_id:str=''):
+    "Starting W+ code (num_ws, w_dim) of frame 0: mapping(z) of a random z, or w_avg."
     dev = target.device
     if init == 'w_avg':
         return G.mapping.w_avg.detach().float().to(dev).expand(G.num_ws, -1).clone()
-    if init not in ('random', 'best_of_n'):
-        raise A2VError(f"unknown invert.init {init!r}; choose 'random', 'w_avg' or 'best_of_n'")
-    n = max(1, n_init) if init == 'best_of_n' else 1
+    if init != 'random': raise A2VError(f"unknown invert.init {init!r}; choose 'random' or 'w_avg'")
     gen = torch.Generator().manual_seed(_clip_seed(seed, clip_id))
-    z = torch.randn(n, G.z_dim, generator=gen).to(dev)                     # (n, z_dim)
-    with torch.no_grad():
-        ws = G.mapping(z, None, truncation_psi=1.0).float()                # (n, num_ws, w_dim)
-        if n > 1:
-            img = G.synthesis(ws, noise_mode='const')
-            loss = inversion_loss(img, target.expand_as(img), lpips, mse_weight, lpips_weight)[0]
-            ws = ws[loss.argmin()][None]
-    return ws[0].clone()
+    z = torch.randn(1, G.z_dim, generator=gen).to(dev)                     # (1, z_dim)
+    with torch.no_grad(): return G.mapping(z, None, truncation_psi=1.0).float()[0].clone()   # (num_ws, w_dim)
 
 # %% ../nbs/13_invert.ipynb #f64fc443
 def _device_of(m) -> torch.device:
@@ -277,7 +268,7 @@ class _Slots:
     def _start_code(self, cid, i):
         ic = self.icfg
         if self.w_init is not None and cid in self.w_init: return torch.as_tensor(self.w_init[cid]).to(self.dev).float()
-        return initial_ws(self.G, self.T[i], ic.init, ic.n_init, self.seed, cid, self.lpips, ic.mse_weight, ic.lpips_weight)
+        return initial_ws(self.G, self.T[i], ic.init, self.seed, cid)
     def start(self, i:int, j:_Job):
         "Slot `i` takes job `j`; a later frame starts from frame f-1's code (pulled towards w_0 by `anchor`) or frame 0's ('first'), with the optimiser memory of that frame (`new_frame`)."
         self.T[i] = j.c.frames[j.f].to(self.dev)
@@ -499,7 +490,7 @@ def _engine_for(G, clips, cfg, lpips=None, batch_size=None, w_init=None, steps_f
 def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, `img_resolution`
                  clips, # {clip_id: frames} or an iterable of (clip_id, frames); frames may be a zero-argument loader
                  cfg, # `Config` (uses .invert and .seed) or `InvertConfig`
-                 lpips=None, # LPIPS module (None: `a2v.weights.get_lpips(cfg.lpips_net)`)
+                 lpips=None, # LPIPS module (None: `a2v.lpips.get_lpips(cfg.lpips_net)`)
                  batch_size:int|None=None, # images advanced in lock-step (None: cfg.batch_clips, which may be 'auto')
                  w_init:dict|None=None, # optional {clip_id: (num_ws, w_dim)} start of frame 0
                  steps_first:int|None=None, # override cfg.steps_first
