@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_media.ipynb #2855ed8d
 from __future__ import annotations
-import contextlib, math, os, wave, warnings
+import contextlib, math, os, stat, wave, warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,8 +15,9 @@ import av, soxr
 from .core import BadInputError, bad_input, atomic_path
 
 # %% auto #0
-__all__ = ['X264_REPEATABLE', 'SAMPLE_PHOTOS', 'MediaInfo', 'probe', 'iter_frames', 'VideoClip', 'read_video', 'load_audio',
-           'save_wav', 'VideoWriter', 'write_video', 'load_image', 'sample_photo', 'loudness_envelope']
+__all__ = ['MAX_AUDIO_SECONDS', 'X264_REPEATABLE', 'SAMPLE_PHOTOS', 'MediaInfo', 'probe', 'iter_frames', 'VideoClip',
+           'read_video', 'load_audio', 'save_wav', 'VideoWriter', 'write_video', 'load_image', 'sample_photo',
+           'loudness_envelope']
 
 # %% ../nbs/01_media.ipynb #d37e2d3c
 def _mp4_top_boxes(path, limit:int=64) -> list[str]:
@@ -41,11 +42,17 @@ def _looks_like_text(head:bytes) -> bool:
     except UnicodeDecodeError: return False
     return sum(c.isprintable() or c in '\r\n\t' for c in s) >= 0.95 * len(s)
 
+def _file_kind(p:Path) -> str:
+    m = p.stat().st_mode
+    return ('a character device' if stat.S_ISCHR(m) else 'a block device' if stat.S_ISBLK(m) else
+            'a FIFO (named pipe)' if stat.S_ISFIFO(m) else 'a socket' if stat.S_ISSOCK(m) else 'something else')
+
 def _check_file(path) -> Path:
     "Raise a one-line `BadInputError` for a path that cannot be a media file."
     p = Path(path)
     if not p.exists(): raise bad_input(path, 'no such file')
     if p.is_dir(): raise bad_input(path, 'is a directory, not a media file')
+    if not p.is_file(): raise bad_input(path, f'not a regular file but {_file_kind(p)}; give a media file')
     if p.stat().st_size == 0: raise bad_input(path, 'empty file (0 bytes)')
     return p
 
@@ -259,51 +266,131 @@ def _plot_frame_strip(clip, src_fps, n=10, path=None):
     if path: fig.savefig(path, dpi=80, metadata={'Software': None})
     return fig
 
+# %% ../nbs/01_media.ipynb #fe0e1099
+MAX_AUDIO_SECONDS = 2 * 3600   # the longest audio `load_audio` decodes (s); longer is refused, from the header when it says
+
+# %% ../nbs/01_media.ipynb #4abbedf7
+def _check_rate(path, rate:int) -> int:
+    "`rate` (Hz) when it is one a recording can have; else one line naming `path`."
+    if not 4000 <= rate <= 192000:
+        raise bad_input(path, f'sample rate {rate} Hz is outside 4–192 kHz (a damaged header?); '
+                              'export the audio again at 16 or 48 kHz')
+    return rate
+
+def _hours(s:float) -> str: return f'{s / 3600:.1f} h' if s >= 3600 else f'{s / 60:.1f} min' if s >= 60 else f'{s:.1f} s'
+
+def _too_long(path, seconds:float|None, max_seconds:float) -> BadInputError:
+    "The error for more than `max_seconds` of audio: `seconds` by the header, or None: found while decoding."
+    what, tail = ((f'{_hours(seconds)} of audio to load, over', '') if seconds is not None else
+                  ('more audio than', ', which its header did not show'))
+    return bad_input(path, f'{what} the {_hours(max_seconds)} maximum (MAX_AUDIO_SECONDS){tail}; '
+                           f'cut it shorter, e.g. ffmpeg -i IN -t {max_seconds:g} OUT')
+
+def _check_audio_header(path, c, s, start:float, end:float|None, max_seconds:float):
+    "Refuse, from the header alone, a sample rate outside 4–192 kHz or more than `max_seconds` of audio to decode."
+    if s.codec_context.sample_rate: _check_rate(path, s.codec_context.sample_rate)   # 0: unknown, checked on the first frame
+    dur = _stream_duration(s) or (c.duration / av.time_base if c.duration else 0.0)
+    ends = [t for t in (dur or None, end) if t is not None]            # what the header says, what the caller asks
+    if ends and min(ends) - start > max_seconds: raise _too_long(path, min(ends) - start, max_seconds)
+
+# %% ../nbs/01_media.ipynb #512825bd
+class _Mixdown:
+    "Channels → mono: their mean, or only `channel`; sums the channels' products (C, C) as it goes, to judge the mean."
+    def __init__(self, channel:int|None=None): self.channel, self.gram = channel, None
+
+    def __call__(self, x:np.ndarray) -> np.ndarray:                        # (C, n) → (n,)
+        if len(x) == 1: return x[0]
+        if self.gram is None: self.gram = np.zeros((len(x), len(x)))
+        with np.errstate(all='ignore'):                                     # NaN and inf: `_check_finite` names them
+            if len(self.gram) == len(x): self.gram += x @ x.T               # diagonal: each channel's energy
+            else: self.gram[:] = np.nan                                     # the layout changed: no verdict
+            return x.mean(axis=0) if self.channel is None else x[min(self.channel, len(x) - 1)]
+
+    def ratio(self, k:int) -> float:
+        "Energy of the mean over that of channel `k` (the mean's energy is the sum of all products / C²)."
+        return self.gram.sum() / len(self.gram) ** 2 / self.gram[k, k]
+
+    def opposite(self, db:float=10.0) -> int|None:
+        "The louder channel when the mean is more than `db` dB below it (channels in opposite phase), else None."
+        if self.gram is None or not np.isfinite(self.gram).all(): return None   # mono, or NaN/inf (named later)
+        k = int(np.argmax(np.diag(self.gram)))
+        return k if self.gram[k, k] > 0 and self.ratio(k) < 10 ** (-db / 10) else None
+
+    def warning(self, path, k:int) -> str:
+        name = {0: 'left', 1: 'right'}[k] if len(self.gram) == 2 else f'number {k}'
+        return (f'{path}: its channels cancel when averaged (opposite phase: the mean keeps {self.ratio(k):.1%} '
+                f'of the energy of the {name} channel); using the {name} channel alone')
+
 # %% ../nbs/01_media.ipynb #1ec5a3ea
-def _decode_audio(path, c, s, seek_to:float|None) -> tuple[np.ndarray, int, float]:
-    "Mono float32 samples of stream `s`, its rate, and the time (s) of the first sample."
-    origin = _origin(c)
+def _decode_audio(path, c, s, seek_to:float|None, stop:float|None=None, max_seconds:float=MAX_AUDIO_SECONDS,
+                  mix:_Mixdown|None=None) -> tuple[np.ndarray, int, float]:
+    "Mono float32 samples of stream `s` (to just past `stop` s, if given), its rate, and the time (s) of the first sample."
+    origin, mix = _origin(c), mix or _Mixdown()
     if seek_to is not None and seek_to > 1.0:
         c.seek(int((seek_to + origin) / float(s.time_base)), stream=s, backward=True, any_frame=False)
     to_float = av.AudioResampler(format='fltp')             # any sample format → planar float, same layout/rate
-    chunks, t0, rate, n_bad = [], None, None, 0
+    chunks, t0, rate, n, n_bad = [], None, None, 0, 0
     def add(frames):
-        nonlocal t0, rate
+        nonlocal t0, rate, n
         for f in frames:
             for g in to_float.resample(f):
-                x = g.to_ndarray()                            # (C, n)
                 if t0 is None: t0 = float(g.pts * g.time_base) - origin if g.pts is not None else 0.0
-                rate = rate or g.sample_rate
-                chunks.append(x.mean(axis=0) if x.shape[0] > 1 else x[0])
+                rate = rate or _check_rate(path, g.sample_rate)
+                chunks.append(mix(g.to_ndarray())); n += len(chunks[-1])       # (C, n) → (n,)
+        if rate and t0 + n / rate - (seek_to or 0.0) > max_seconds + 1.5:   # a header that did not say, or lied
+            raise _too_long(path, None, max_seconds)
     for packet in c.demux(s):
         try: add(packet.decode())
         except (av.InvalidDataError, av.error.EOFError):
             n_bad += 1
             if n_bad > 50: raise bad_input(path, 'audio stream is damaged (more than 50 undecodable packets)') from None
         except av.FFmpegError as e: raise bad_input(path, f'cannot decode the audio stream ({e.strerror})') from None
+        if stop is not None and rate and t0 + n / rate > stop + 0.5: break
     x = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     return x, rate or (s.codec_context.sample_rate or 0), t0 or 0.0
+
+# %% ../nbs/01_media.ipynb #61569067
+def _check_finite(path, x:np.ndarray, sr:int, t0:float):
+    "One line naming `path` when samples of `x` (the first at `t0` s) are NaN or infinite."
+    bad = ~np.isfinite(x)
+    if not bad.any(): return
+    n_nan = int(np.isnan(x).sum())
+    what = ' and '.join(f'{k} {w}' for k, w in ((n_nan, 'NaN'), (int(bad.sum()) - n_nan, 'infinite')) if k)
+    raise bad_input(path, f'{what} samples (the first at {t0 + np.argmax(bad) / sr:.2f} s); '
+                          'audio must be finite numbers: export it again')
+
+# %% ../nbs/01_media.ipynb #481ebeab
+def _read_audio(path, start:float, end:float|None, max_seconds:float, channel:int|None=None):
+    "Header checks, then the decoded mono samples around [start, end]: (x, rate, t0, the header's end or None, `_Mixdown`)."
+    mix = _Mixdown(channel)
+    with _open(path) as c:
+        if not c.streams.audio:
+            raise bad_input(path, 'has no audio stream' + (' (a video without sound)' if c.streams.video else ''))
+        s = c.streams.audio[0]
+        _check_audio_header(path, c, s, start, end, max_seconds)          # before anything is decoded
+        x, sr_in, t0 = _decode_audio(path, c, s, start - 0.5 if start else None, end, max_seconds, mix)
+        return x, sr_in, t0, _origin_end(c, s), mix                     # AAC/MP3 decoders add the last frame's padding
 
 # %% ../nbs/01_media.ipynb #55b622da
 def load_audio(path,                      # wav/flac/mp3/m4a/ogg/webm, or a video with sound
                sr:int=16000,              # output sample rate (Wav2Vec2: 16 kHz)
                start:float|None=None,     # seconds from the file's start (None: 0)
                end:float|None=None,       # seconds (None: to the end); gives round(sr · (end − start)) samples
+               max_seconds:float=MAX_AUDIO_SECONDS,  # longer audio is refused (from the header when it says)
               ) -> np.ndarray:
     "Audio of `path` (audio file or video) as float32 mono in [-1, 1] at `sr` Hz, from `start` to `end` (s)."
-    c = _open(path)
-    with c:
-        if not c.streams.audio:
-            raise bad_input(path, 'has no audio stream' + (' (a video without sound)' if c.streams.video else ''))
-        s = c.streams.audio[0]
-        start = float(start or 0.0)
-        x, sr_in, t0 = _decode_audio(path, c, s, start - 0.5 if start else None)
-        t_stop = _origin_end(c, s)                         # AAC/MP3 decoders return the padding of the last frame
+    start = float(start or 0.0)
+    x, sr_in, t0, t_stop, mix = _read_audio(path, start, end, max_seconds)
+    if (k := mix.opposite()) is not None:                  # L = −R averages to silence: take the louder channel
+        warnings.warn(mix.warning(path, k), stacklevel=2)
+        x, sr_in, t0, t_stop, _ = _read_audio(path, start, end, max_seconds, channel=k)
     if len(x) == 0: raise bad_input(path, f'no audio between {start:g} s and {end} s' if start > 1.0 else 'audio stream is empty (0 samples)')
     got = t0 + len(x) / sr_in
     if t_stop is not None and got < 0.9 * t_stop - 0.1 and (end is None or got < end):
         raise bad_input(path, f'truncated: audio stops at {got:.2f} s of the {t_stop:.2f} s its header declares')
     if t_stop is not None: x = x[:max(0, _round_half_up((t_stop - t0) * sr_in))]
+    lo = max(0, _round_half_up((start - t0) * sr_in))
+    _check_finite(path, x[lo:None if end is None else max(lo, _round_half_up((end - t0) * sr_in))], sr_in, t0 + lo / sr_in)
     if sr_in != sr: x = soxr.resample(x, sr_in, sr).astype(np.float32)
     # place sample 0 at t = 0: pad when the stream starts late, cut when it starts before the window
     lead = _round_half_up((t0 - start) * sr)
@@ -515,7 +602,7 @@ def load_image(path,                      # jpg/png/webp/tiff/... any file PIL r
                     im.draft(None, (max_side, max_side))   # JPEG: decode at 1/2, 1/4 or 1/8 scale, still ≥ max_side
                     im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=None)
                 else: im.load()
-                im = ImageOps.exif_transpose(im)
+                im = ImageOps.exif_transpose(im)          # EXIF orientation: upright before anything sees the pixels
                 return _to_rgb8(im)
     except BadInputError: raise
     except Image.DecompressionBombError: raise bad_input(path, 'image is too large to load') from None
