@@ -4,10 +4,11 @@
 
 # %% ../nbs/21_cli.ipynb #ad6bbf98
 from __future__ import annotations
-import json, os, sys
+import json, os, signal, sys, threading
 from pathlib import Path
 import click
-from .core import A2VError, MissingStageOutputError, RunDir, get_config, flatten_config, jsonable, Config, FIT_STEPS
+from .core import (A2VError, MissingStageOutputError, RunDir, get_config, flatten_config, jsonable, Config, FIT_STEPS,
+                      Terminated, handle_sigterm)
 
 # %% auto #0
 __all__ = ['resolve_config', 'A2VUsageError', 'error_line', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
@@ -82,12 +83,18 @@ def _run_opts(f):
     f = click.option('--run', 'run', type=click.Path(file_okay=False), default='runs/demo', show_default=True, help='Run directory.')(f)
     return f
 
+_NoArgsIsHelp = getattr(click.exceptions, 'NoArgsIsHelpError', ())   # (click ≥ 8.2; older ones print the help themselves)
+
 def main(argv=None):
     "Entry point of the `a2v` command."
     # OpenMP threads that spin while waiting make torch many times slower on a busy machine; set before torch loads
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    handle_sigterm()
     try: rv = a2v.main(args=argv, prog_name='a2v', standalone_mode=False)
-    except (KeyboardInterrupt, click.exceptions.Abort): click.echo('a2v: interrupted', err=True); sys.exit(130)
+    except (KeyboardInterrupt, click.exceptions.Abort) as e:           # (click turns a KeyboardInterrupt into Abort)
+        if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated): click.echo('a2v: terminated', err=True); sys.exit(143)
+        click.echo('a2v: interrupted', err=True); sys.exit(130)
+    except _NoArgsIsHelp as e: click.echo(e.ctx.get_help()); sys.exit(0)     # a bare `a2v`: its help, not an error
     except click.UsageError as e:                     # one line, like every other error (click would print the usage too)
         cmd = e.ctx.command_path if e.ctx else 'a2v'
         click.echo(f"a2v: error: {e.format_message()} (see `{cmd} -h`)", err=True); sys.exit(e.exit_code)

@@ -4,21 +4,21 @@
 
 # %% ../nbs/00_core.ipynb #1e292c1b
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, pickle, random, tempfile, time, types, typing
+import contextlib, dataclasses, json, math, os, pickle, random, signal, tempfile, threading, time, types, typing, warnings
 from dataclasses import dataclass, field, asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 # %% auto #0
 __all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputError', 'MissingWeightsError',
-           'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'Bounds', 'field_bounds', 'CropConfig',
-           'GeneratorArch', 'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig', 'Embed2LatConfig',
-           'RenderConfig', 'SampleDataConfig', 'Config', 'generator_source', 'config_to_dict', 'config_from_dict',
-           'flatten_config', 'config_bounds', 'check_config', 'get_config', 'PresetTable', 'preset_table', 'RunDir',
-           'stage_config', 'get_device', 'seed_everything', 'cpu_cores', 'dist_env', 'atomic_path',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl',
-           'read_run_json', 'remove_stale_temps', 'save_tensors', 'load_tensors', 'jsonable', 'psnr', 'figures_dir',
-           'save_figure']
+           'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'A2VWarning', 'warn', 'Bounds', 'field_bounds',
+           'CropConfig', 'GeneratorArch', 'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig',
+           'Embed2LatConfig', 'RenderConfig', 'SampleDataConfig', 'Config', 'generator_source', 'config_to_dict',
+           'config_from_dict', 'flatten_config', 'config_bounds', 'check_config', 'get_config', 'PresetTable',
+           'preset_table', 'RunDir', 'stage_config', 'get_device', 'seed_everything', 'cpu_cores', 'dist_env',
+           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl',
+           'read_run_json', 'remove_stale_temps', 'save_tensors', 'load_tensors', 'jsonable', 'psnr', 'Terminated',
+           'handle_sigterm', 'die_with_parent', 'in_worker', 'stop_pool', 'figures_dir', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -39,6 +39,20 @@ class UnsafePickleError(A2VError, pickle.UnpicklingError):
 def bad_input(path, problem:str) -> BadInputError:
     "A `BadInputError` whose one-line message names `path` and the `problem`."
     return BadInputError(f"{path}: {problem}".replace('\n', ' '))
+
+# %% ../nbs/00_core.ipynb #76f2a87a
+class A2VWarning(UserWarning):
+    "A legal value that is likely wrong for this run; shown as one line, `a2v: warning: …`."
+
+_formatwarning = warnings.formatwarning
+def _one_line_warning(message, category, *args, **kw):
+    if issubclass(category, A2VWarning): return f"a2v: warning: {message}\n"
+    return _formatwarning(message, category, *args, **kw)
+warnings.formatwarning = _one_line_warning
+
+def warn(message:str):
+    "Warn the user in one line (`a2v: warning: message`)."
+    warnings.warn(message.replace('\n', ' '), A2VWarning, stacklevel=2)
 
 # %% ../nbs/00_core.ipynb #847224ae
 class Bounds(NamedTuple):
@@ -182,7 +196,9 @@ class RenderConfig:
     mode: Literal['paper', 'calibrated'] = 'paper'  # 'paper' or a flicker-reducing alternative (see 18_render)
     smooth_frames: Annotated[int, Bounds(0)] = 0    # temporal smoothing of μ' (0: none)
     batch_size: Annotated[int, Bounds(1)] = 8       # frames synthesised at once
-    photo_steps_factor: Annotated[float, Bounds(0)] = 1.0  # the photo's inversion runs this many times invert.steps_first (a clip's frame 0 runs 1×)
+    photo_steps_factor: Annotated[float, Bounds(1e-9)] = 1.0  # the photo's inversion runs this many times invert.steps_first (a clip's frame 0 runs 1×);
+                                                              # > 0: no steps would render the average face, not the photo
+    min_face_score: Annotated[float, Bounds(0, 1)] = 0.5  # a render whose lowest face-mesh score is below this fails (0: no check; 18_render)
 
 @dataclass
 class SampleDataConfig:
@@ -415,10 +431,19 @@ class RunDir:
         return p
     def save_config(self, cfg:Config): atomic_write_json(self.config, config_to_dict(cfg))
     def load_config(self) -> Config:
-        "The recorded config; a damaged or wrong-shaped config.json raises one line naming it."
-        d = read_run_json(self.config, 'a2v pipeline', what='config')
-        try: return check_config(config_from_dict(d))
+        "The recorded config, laid over the preset it names; a damaged or wrong-shaped config.json, or one naming no preset, raises one line naming it."
+        d = read_run_json(self.config, 'a2v pipeline', keys=('preset',), what='config')
+        try: return check_config(config_from_dict(_on_preset(get_config(str(d['preset'])), d)))
         except A2VError as e: raise bad_input(self.config, f'not a readable config ({e}); delete it or run `a2v pipeline`') from None
+
+def _on_preset(base, d:dict) -> dict:
+    "A saved config `d` (perhaps partial) laid over the dataclass `base` field by field; unknown keys stay, for `config_from_dict` to name."
+    out = {}
+    for f in fields(base):
+        v = getattr(base, f.name)
+        if is_dataclass(v) and isinstance(d.get(f.name), dict): out[f.name] = _on_preset(v, d[f.name])
+        else: out[f.name] = d.get(f.name, asdict(v) if is_dataclass(v) else v)
+    return {**out, **{k: v for k, v in d.items() if k not in out}}
 
 def stage_config(run_dir, cfg:Config|None=None) -> Config:
     "The config a stage runs with: `cfg` when given, else the one the run directory recorded (never a silent default)."
@@ -461,11 +486,18 @@ def dist_env() -> tuple[int, int, int]:
 # %% ../nbs/00_core.ipynb #6f643670
 _UMASK = os.umask(0); os.umask(_UMASK)   # read once: the process umask
 
+def _temp_stem(name:str) -> str:
+    "`name` cut to 200 bytes: `.<stem>.<8 random>.<suffix ≤ 32>` stays within NAME_MAX (255 bytes), however long the name."
+    b = os.fsencode(name)
+    return name if len(b) <= 200 else os.fsdecode(b[:200])
+
 @contextlib.contextmanager
 def atomic_path(path, suffix:str=None):
     "Yield a temporary path `.<name>.<random>….tmp…` beside `path`; on success rename it to `path`, on error delete it."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=(path.suffix + '.tmp') if suffix is None else '.tmp' + suffix)
+    suffix = (path.suffix + '.tmp') if suffix is None else '.tmp' + suffix
+    if len(os.fsencode(suffix)) > 32: suffix = '.tmp'                 # the temp's name must stay within NAME_MAX (255 bytes)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{_temp_stem(path.name)}.', suffix=suffix)
     os.close(fd); tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_UMASK)           # mkstemp makes 0600 files; give them the usual permissions
     try:
@@ -534,7 +566,7 @@ def remove_stale_temps(folder, # a folder a stage writes into (not searched belo
     folder = Path(folder)
     if not folder.is_dir() or dist_env()[1] > 1: return []   # torchrun: other ranks write here too
     gone = []
-    for p in (folder.rglob if recursive else folder.glob)(f'.{prefix}*'):
+    for p in (folder.rglob if recursive else folder.glob)(f'.{_temp_stem(prefix)}*'):
         if '.tmp' not in p.name or p.stat().st_mtime >= _STARTED: continue   # a writer running now keeps its temp
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         gone.append(p)
@@ -587,6 +619,51 @@ def psnr(mse, # mean squared error: a number, a numpy array or a torch tensor (e
     m = np.asarray(mse, dtype=np.float64)
     with np.errstate(divide='ignore'): out = 10 * np.log10(peak ** 2 / m)
     return float(out) if out.ndim == 0 else out
+
+# %% ../nbs/00_core.ipynb #3b36ef10
+class Terminated(KeyboardInterrupt):
+    "SIGTERM, raised where the program is, as Ctrl-C's `KeyboardInterrupt` would be: the same cleanup runs."
+
+def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)       # once: `timeout` signals the process, then its group
+    raise Terminated()
+
+def handle_sigterm():
+    "From now on SIGTERM raises `Terminated` in this process (in its main thread; called elsewhere, nothing changes)."
+    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _raise_terminated)
+
+# %% ../nbs/00_core.ipynb #cb1fb938
+def _watch_parent(pid:int):
+    "Where prctl is missing: SIGTERM to this process once its parent `pid` is gone."
+    import time
+    while os.getppid() == pid: time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+def die_with_parent():
+    "In a worker process: SIGTERM (handled like Ctrl-C) when the parent dies; if it is gone already, exit now."
+    import ctypes, multiprocessing as mp
+    handle_sigterm()
+    parent = mp.parent_process()
+    if parent is None: return
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)   # 1: PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError): threading.Thread(target=_watch_parent, args=(parent.pid,), daemon=True).start()
+    if os.getppid() != parent.pid: os._exit(143)       # it died before prctl: no one waits for this work
+
+# %% ../nbs/00_core.ipynb #ed4a6890
+def in_worker(fn, *args, **kwargs):
+    "Call `fn` in a pool worker: an interrupt (Ctrl-C, SIGTERM, the parent's death) ends the worker once `fn` cleaned up."
+    try: return fn(*args, **kwargs)
+    except KeyboardInterrupt as e: os._exit(143 if isinstance(e, Terminated) else 130)
+
+def stop_pool(pool):
+    "Stop a `ProcessPoolExecutor` now: queued jobs cancelled, running ones interrupted (SIGTERM: their cleanup runs), workers waited for."
+    procs = list((getattr(pool, '_processes', None) or {}).values())     # (shutdown forgets them)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive(): p.terminate()
+    for p in procs:
+        p.join(30)
+        if p.is_alive(): p.kill()
 
 # %% ../nbs/00_core.ipynb #9760cf70
 def figures_dir(run_dir=None) -> Path:

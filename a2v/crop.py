@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_crop.ipynb #0f237cbc
 from __future__ import annotations
-import csv, functools, json, math, os, re, shutil, time, uuid, wave
+import csv, functools, itertools, json, math, os, re, shutil, time, uuid, wave
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -263,8 +263,14 @@ def load_clip(clip_dir) -> Clip:
     return Clip(frames, _read_wav(d/'audio.wav'), meta)
 
 # %% ../nbs/05_crop.ipynb #88e10c1e
+def _file_id(path) -> str|None:
+    "The file behind `path` (any link to it, any spelling): 'device:inode:size', or None when there is no such file."
+    try: st = os.stat(path); return f'{st.st_dev}:{st.st_ino}:{st.st_size}'
+    except OSError: return None
+
 def _row(clip_id, source, status='kept', reason=None, frames=None, fps=25.0, **extra) -> dict:
-    return dict(clip=clip_id, source=str(source), status=status, reason=reason, frames=frames, fps=fps, **extra)
+    return dict(clip=clip_id, source=str(source), status=status, reason=reason, frames=frames, fps=fps,
+                source_path=os.path.abspath(source), source_id=_file_id(source), **extra)
 
 def _safe_id(s:str) -> str: return re.sub(r'[^A-Za-z0-9._-]+', '_', s).strip('.') or 'clip'
 
@@ -427,20 +433,37 @@ class ClipJob:
     end: float|None = None
     hint: tuple|None = None
 
-def _jobs(videos, hints=None) -> list[ClipJob]:
-    hints, jobs, seen = hints or {}, [], {}
+def _same_source(row:dict, path) -> bool:
+    "Is manifest `row` of the file `path` (the same absolute path, or the same file by device, inode and size)?"
+    fid, ap = _file_id(path), os.path.abspath(path)
+    if 'source_path' in row: return row['source_path'] == ap or (fid is not None and row.get('source_id') == fid)
+    other = _file_id(row.get('source', ''))       # a row written before ids were checked: the same unless its source is another file
+    return other is None or other == fid
+
+def _free_id(cid:str, path, known:dict, taken:set, same=_same_source) -> str:
+    "`cid`, or `cid-2`, `cid-3`, ...: the first that a `known` row gives this source (`same`) or that no row nor job has."
+    for c in itertools.chain([cid], (f'{cid}-{n}' for n in itertools.count(2))):
+        if c not in taken and (c not in known or same(known[c], path)): return c
+
+def _jobs(videos, hints=None, known:dict|None=None) -> list[ClipJob]:
+    "The inputs as jobs: one per source (file and segment), each with an id unique in `known` (clip id → manifest row)."
+    hints, jobs, seen, taken, known = hints or {}, [], set(), set(), known or {}
     for v in videos:
         d = dict(v) if isinstance(v, dict) else {'path': str(v)}
         h = hints.get(str(d['path'])) or hints.get(d.get('clip'))
         if isinstance(h, dict): d = {**h, **d} if isinstance(v, dict) else {**d, **{k: h[k] for k in h if k != 'path'}}
         elif h is not None: d['x'], d['y'] = h
-        cid = _safe_id(d.get('clip') or Path(d['path']).stem)
-        seen[cid] = seen.get(cid, 0) + 1
-        if seen[cid] > 1: cid = f'{cid}-{seen[cid]}'
+        src = (_file_id(d['path']) or os.path.abspath(d['path']), d.get('start'), d.get('end'))
+        if src in seen: continue                                     # the same source again: one clip
+        seen.add(src)
+        same = (lambda r, p: True) if d.get('clip') else _same_source     # an id given with the input (AVSpeech) names its clip
+        cid = _free_id(_safe_id(d.get('clip') or Path(d['path']).stem), d['path'], known, taken, same); taken.add(cid)
         hint = (float(d['x']), float(d['y'])) if d.get('x') is not None and d.get('y') is not None else None
         jobs.append(ClipJob(str(d['path']), cid, d.get('start'), d.get('end'), hint))
     return jobs
 
+
+# %% ../nbs/05_crop.ipynb #e3c1a7d2
 _RANK = {'kept': 2, 'discarded': 1, 'error': 0}
 
 def _best_rows(out_dir) -> dict:
@@ -464,6 +487,8 @@ def merge_manifest(out_dir, order:list[str]|None=None) -> list[dict]:
     return rows
 
 def _init_worker(threads:int):
+    "A pool worker's start: its share of the cores; it dies with the parent (`a2v.core.die_with_parent`)."
+    die_with_parent()
     import torch; torch.set_num_threads(threads)
 
 def _run_job(job:ClipJob, out_dir, cfg) -> dict:
@@ -477,7 +502,7 @@ def crop_videos(videos, # video paths, or dicts {'path', 'clip', 'start', 'end',
                 progress:bool=True) -> list[dict]:
     "Crop many videos (resumable, parallel, rank-sharded); returns the manifest rows of these inputs."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = _jobs(videos, hints)
+    jobs = _jobs(videos, hints, _best_rows(out_dir))
     rank, world, local_rank = dist_env()
     mine = jobs[rank::world]
     parts = out_dir/'manifest.parts'; parts.mkdir(exist_ok=True)
@@ -506,13 +531,15 @@ def crop_videos(videos, # video paths, or dicts {'path', 'clip', 'start', 'end',
         import a2v.crop as mod                     # workers import the module (also when this runs in the notebook)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=mod._init_worker,
                                  initargs=(max(1, cores // workers),)) as ex:
-            futs = {ex.submit(mod._run_job, mod.ClipJob(j.path, j.clip, j.start, j.end, j.hint), out_dir, cfg): j for j in todo}
-            for f in as_completed(futs):
-                j = futs[f]
-                try: r = f.result()
-                except BrokenProcessPool as e: raise A2VError(f'crop: a worker process died ({e})') from None
-                except Exception as e: r = _row(j.clip, j.path, 'error', 'exception', detail=f'{type(e).__name__}: {e}'[:300])
-                append_jsonl(part, r); bar.update()
+            try:
+                futs = {ex.submit(in_worker, mod._run_job, mod.ClipJob(j.path, j.clip, j.start, j.end, j.hint), out_dir, cfg): j for j in todo}
+                for f in as_completed(futs):
+                    j = futs[f]
+                    try: r = f.result()
+                    except BrokenProcessPool as e: raise A2VError(f'crop: a worker process died ({e})') from None
+                    except Exception as e: r = _row(j.clip, j.path, 'error', 'exception', detail=f'{type(e).__name__}: {e}'[:300])
+                    append_jsonl(part, r); bar.update()
+            except BaseException: stop_pool(ex); raise    # Ctrl-C, SIGTERM, a dead worker: the others stop now (their temps go)
     bar.close()
     done_mark.touch()
     if all((parts/f'rank{r:03d}-of-{world:03d}.done').exists() for r in range(world)):

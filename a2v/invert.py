@@ -567,11 +567,13 @@ def _invert_images_in_workers(G, xs, cfg, lpips, steps, names, n:int) -> list:
     import a2v.invert as mod                       # workers import the module (also when this runs in the notebook)
     parts = [list(range(k, len(xs), n)) for k in range(n)]
     threads = max(1, cpu_cores() // n)
-    with ProcessPoolExecutor(n, mp_context=mp.get_context('spawn')) as pool:   # (plain pickles: no tensors shared between processes)
-        futs = [pool.submit(mod._invert_images_worker, pickle.dumps((G, [xs[i] for i in part], cfg, lpips, steps, [names[i] for i in part])),
-                            threads) for part in parts]
-        try: got = [f.result() for f in futs]
-        except BrokenProcessPool as e: raise A2VError(f'invert_images: a worker process died ({e})') from None
+    with ProcessPoolExecutor(n, mp_context=mp.get_context('spawn'), initializer=die_with_parent) as pool:   # (plain pickles: no tensors shared)
+        try:
+            futs = [pool.submit(in_worker, mod._invert_images_worker, pickle.dumps((G, [xs[i] for i in part], cfg, lpips, steps,
+                                [names[i] for i in part])), threads) for part in parts]
+            try: got = [f.result() for f in futs]
+            except BrokenProcessPool as e: raise A2VError(f'invert_images: a worker process died ({e})') from None
+        except BaseException: stop_pool(pool); raise   # interrupted or failed: the other workers stop now
     out = {i: (torch.from_numpy(w), torch.from_numpy(l)) for part, res in zip(parts, got) for i, (w, l) in zip(part, res)}
     return [out[i] for i in range(len(xs))]
 
@@ -656,6 +658,7 @@ def _worker_ckpt(rd:RunDir, k:int) -> Path: return rd.root/'latents'/f'.inflight
 
 def _invert_worker(run_dir:str, cfg, todo:list, k:int, threads:int, stop_after_steps, q):
     "One worker process of `invert_run`: its share of the clips, on `threads` cores; reports each clip and its end on `q`."
+    die_with_parent()                                              # SIGTERM (as Ctrl-C) when the parent dies, even by SIGKILL
     torch.set_num_threads(threads)
     rd = RunDir(run_dir)
     try:
@@ -687,10 +690,12 @@ def _invert_in_workers(rd:RunDir, cfg, parts:list, stop_after_steps, bar) -> tup
             elif kind == 'end': ends.add(k); done += x[0]; failed.update(x[1]); n_frames += x[2]
             elif kind == 'stopped': ends.add(k); stopped = True
             else: error = x
-    finally:
+    finally:                                               # stopped or failed: the others are interrupted (they clean up), then waited for
         for p in procs.values():
             if p.is_alive() and (error is not None or len(ends) < len(procs)): p.terminate()
-            p.join()
+        for p in procs.values():
+            p.join(60)
+            if p.is_alive(): p.kill(); p.join()
     if error is not None: raise error
     if stopped: raise KeyboardInterrupt('stop_after_steps')
     return done, failed, n_frames
@@ -752,8 +757,8 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
     dev = get_device(cfg.device)
     if world > 1 and dev.type == 'cuda': dev = torch.device('cuda', local_rank); torch.cuda.set_device(dev)
     if own_pg: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
-    ids = list(clip_ids) if clip_ids else rd.clip_ids()
-    if not ids and not clip_ids: raise MissingStageOutputError(f"{rd.root/'manifest.jsonl'}: no kept clips; run `a2v crop` first")
+    ids = _asked_clips(rd, clip_ids) if clip_ids else rd.clip_ids()
+    if not ids: raise MissingStageOutputError(f"{rd.root/'manifest.jsonl'}: no kept clips; run `a2v crop` first")
     mine = ids[rank::world]                                   # a fixed shard: no two ranks ever take one clip
     for cid in mine:                                          # temp files of a killed run are never read: drop them
         for tmp in (rd.root/'latents').glob(f'.{cid}.safetensors.*'): tmp.unlink(missing_ok=True)
@@ -771,6 +776,19 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
     out = dict(inverted=done, skipped=[c for c in mine if c not in todo], failed=failed, frames=n_frames,
                seconds=round(time.time() - t0, 2), workers=workers)
     return dict(_gather_ranks(out, world, own_pg), world_size=world)
+
+# %% ../nbs/13_invert.ipynb #30269f7b
+def _asked_clips(rd:RunDir, clip_ids:list) -> list[str]:
+    "`clip_ids`, each checked to be a kept clip of the run (in the order asked, once each)."
+    rows = {r.get('clip'): r for r in read_jsonl(rd.root/'manifest.jsonl')}
+    for cid in clip_ids:
+        r = rows.get(cid)
+        if r is None or r.get('status') != 'kept':
+            kept = [c for c, x in rows.items() if x.get('status') == 'kept']
+            why = f"{r.get('status')}: {r.get('reason')}" if r else 'no such clip'
+            raise A2VError(f"clip {cid!r}: not a kept clip of {rd.root/'manifest.jsonl'} ({why}); kept: "
+                           + (', '.join(kept[:5]) + (f' and {len(kept) - 5} more' if len(kept) > 5 else '') if kept else 'none'))
+    return list(dict.fromkeys(clip_ids))
 
 # %% ../nbs/13_invert.ipynb #847e33a7
 def frame_losses(t:dict, # a latents file's tensors (needs 'mse' and 'lpips', (F,) each)

@@ -14,9 +14,9 @@ from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS, sample_ph
 
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
-           'calibrate', 'predict_windowed', 'TalkingFace', 'photo_workers', 'Renderer', 'render_video', 'render_panel',
-           'side_by_side', 'side_by_side_stills', 'heldout_pair', 'render_demo', 'run_summary', 'fig4_full_flow',
-           'make_figures', 'run_stage']
+           'calibrate', 'predict_windowed', 'TalkingFace', 'metrics_path', 'photo_workers', 'Renderer',
+           'check_render_config', 'render_video', 'render_panel', 'side_by_side', 'side_by_side_stills', 'heldout_pair',
+           'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures', 'run_stage']
 
 # %% ../nbs/18_render.ipynb #e9261e5b
 def latents_to_ws(mu:torch.Tensor, # motion latents μ (F, latent_dim)
@@ -166,13 +166,33 @@ class TalkingFace:
     mu: torch.Tensor        # (F, latent_dim): Embed2Lat's raw predictions μ'
     ws: torch.Tensor        # (F, num_ws, w_dim): the codes synthesised
 
-def _output_place(out) -> Path:
-    "`out` as a Path whose folder exists and is writable, or a one-line error naming it."
+# %% ../nbs/18_render.ipynb #df7d0fcc
+_OUT_SUFFIXES = ('.mp4', '.m4v', '.mov', '.mkv')   # containers `VideoWriter` writes H.264 + AAC into
+
+def _same_file(a, b) -> bool:
+    a, b = Path(a), Path(b)
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+def metrics_path(out) -> Path:
+    "`<out>.metrics.json` beside a render, its stem cut so that the name stays within NAME_MAX (255 bytes), as `out`'s may."
+    out = Path(out); stem = os.fsencode(out.stem)[:255 - len('.metrics.json')]
+    return out.with_name(os.fsdecode(stem) + '.metrics.json')
+
+def _output_place(out, inputs=(), create:bool=True) -> Path:
+    "`out` as a Path: a video suffix, not one of `inputs`, in a writable folder (made when `create`); else one line naming it."
     out = Path(out)
     if out.is_dir(): raise bad_input(out, 'is a folder; --out names the mp4 to write')
-    try: out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise bad_input(out, f'cannot create the output folder ({e.strerror})') from None
-    if not os.access(out.parent, os.W_OK): raise bad_input(out, 'output folder is not writable')
+    for p in inputs:
+        if isinstance(p, (str, Path)) and _same_file(out, p): raise bad_input(out, f'is also an input ({p}); the render would replace it: choose another --out')
+    if out.suffix.lower() not in _OUT_SUFFIXES:
+        raise bad_input(out, f"render writes H.264 + AAC video: --out must end in {', '.join(_OUT_SUFFIXES)}, not {out.suffix or 'no suffix'!r}")
+    top = out.parent                                                # the nearest folder that exists
+    while not top.exists() and top != top.parent: top = top.parent
+    if not top.is_dir(): raise bad_input(out, f'cannot create the output folder ({top} is a file)')
+    if not os.access(top, os.W_OK): raise bad_input(out, 'output folder is not writable')
+    if create:
+        try: out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e: raise bad_input(out, f'cannot create the output folder ({e.strerror})') from None
     return out
 
 # %% ../nbs/18_render.ipynb #b11f0de6
@@ -220,7 +240,7 @@ class _RunModels:
         new = {k: c for k, c in zip(keys, crops) if k not in self._codes}
         if new:
             if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
-            steps = round(self.cfg.render.photo_steps_factor * self.cfg.invert.steps_first)
+            steps = max(1, round(self.cfg.render.photo_steps_factor * self.cfg.invert.steps_first))   # 0 steps: the average face
             codes = invert_images(self.G, list(new.values()), self.cfg, lpips=self._lpips, steps=steps, names=list(new),
                                   workers=photo_workers(self.cfg.invert, self.device, len(new)))
             self._codes.update({k: w.detach().cpu() for k, (w, _) in zip(new, codes)})
@@ -228,10 +248,36 @@ class _RunModels:
 
     @staticmethod
     def _speech(audio):
-        wave = load_audio(audio, 16000) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
-        if len(wave) < 400: raise bad_input(audio if isinstance(audio, (str, Path)) else 'audio',
-                                            f'speech too short ({len(wave) / 16000:.3f} s; at least 0.025 s)')
+        "16 kHz speech (S,) from a file or an array: long enough, finite, and (a file) not silent; else one line naming it."
+        is_file = isinstance(audio, (str, Path))
+        wave = load_audio(audio, 16000) if is_file else np.asarray(audio, np.float32)
+        name = audio if is_file else 'audio'
+        if len(wave) < 400: raise bad_input(name, f'speech too short ({len(wave) / 16000:.3f} s; at least 0.025 s)')
+        if not np.isfinite(wave).all(): raise bad_input(name, f'{int((~np.isfinite(wave)).sum())} samples of the speech are NaN or infinite')
+        peak = float(np.abs(wave).max())
+        if is_file and peak < 1e-3:                                    # an array of zeros is a caller's still face; a file is a mistake
+            raise bad_input(name, f'the speech is silent (peak {peak:.1e}, below −60 dBFS): a still face over a silent track; check the file (a muted track, stereo channels that cancel?)')
         return wave
+
+# %% ../nbs/18_render.ipynb #11742e90
+def _face_check(m:dict, # a render's metrics (`render_metrics`, with its `mesh`)
+                threshold:float, out, magnify:float, mode:str) -> dict:
+    "The face mesh's verdict on a render: {'threshold', 'lowest', 'passed'} (passed None: no check, and why); below the threshold, one line."
+    mesh = m.get('mesh') or {}
+    lo = mesh.get('face_score_min')
+    if threshold <= 0: return dict(threshold=threshold, lowest=lo, passed=None, why='render.min_face_score=0: no check')
+    if lo is None: return dict(threshold=threshold, lowest=None, passed=None, why=f"not judged: {mesh.get('missing', 'no face mesh')}")
+    if not lo >= threshold:                                   # NaN fails too
+        how = f'×{magnify:g} may be too large for this run (render.magnify)' if mode == 'paper' else 'the calibrated motion'
+        raise bad_input(out, f"not a face in every frame: the face mesh's lowest score is {lo:.3f}, below render.min_face_score={threshold:g}; "
+                             f"likely cause: {how}, or a photo that is rotated or upside down; nothing written")
+    return dict(threshold=threshold, lowest=lo, passed=True)
+
+def _check_cover(n_frames:int, fps:float, seconds:float, name):
+    "Frames that do not last as long as the speech (to within a frame) are refused, naming the speech."
+    if abs(n_frames / fps - seconds) > 1 / fps:
+        raise bad_input(name, f"{n_frames} frames at {fps:g} fps last {n_frames / fps:.2f} s, the speech {seconds:.2f} s: "
+                              f"the video would not cover the speech (Embed2Lat predicts 25 frames per second; crop.fps is {fps:g})")
 
 # %% ../nbs/18_render.ipynb #acc10a6c
 class Renderer(_RunModels):
@@ -264,11 +310,12 @@ class Renderer(_RunModels):
         "Render to an mp4 (streamed, bounded memory) and write `<out>.metrics.json`; returns the metrics."
         from a2v.metrics import render_metrics
         from tqdm.auto import tqdm
-        out = _output_place(out)
+        out = _output_place(out, (image, audio))
         wave = self._speech(audio)
         crop, w0 = self.photo_code(image, face_index)
         mu = self.motion(wave); ws = self.codes(mu, w0, mode, magnify)
         fps, R = self.cfg.crop.fps, self.G.img_resolution
+        _check_cover(len(ws), fps, len(wave) / 16000, audio if isinstance(audio, (str, Path)) else 'speech')
         keep = int(metrics_seconds * fps)                       # frames kept in memory for the metrics
         kept = []
         with VideoWriter(out, fps, sr=16000) as w, tqdm(total=len(ws), unit='frame', disable=not progress, desc=out.name) as bar:
@@ -276,22 +323,38 @@ class Renderer(_RunModels):
             for f in synthesize_frames(self.G, ws, self.cfg.render.batch_size):
                 w.write(f); bar.update(1)
                 if len(kept) < keep: kept.append(f)
-        m = render_metrics(np.stack(kept), wave[:int(len(kept) / fps * 16000)], 16000, fps=fps,
-                           truth_opening=truth_opening)
-        m.update(out=str(out), frames=len(ws), seconds=len(wave) / 16000, mode=mode or self.cfg.render.mode,
-                 magnify=self.cfg.render.magnify if magnify is None else magnify, metrics_frames=len(kept))
-        atomic_write_json(out.with_suffix('.metrics.json'), m)
+            m = render_metrics(np.stack(kept), wave[:int(len(kept) / fps * 16000)], 16000, fps=fps,
+                               truth_opening=truth_opening)
+            m.update(out=str(out), frames=len(ws), seconds=len(wave) / 16000, mode=mode or self.cfg.render.mode,
+                     magnify=self.cfg.render.magnify if magnify is None else magnify, metrics_frames=len(kept))
+            m['face_check'] = _face_check(m, self.cfg.render.min_face_score, out, m['magnify'], m['mode'])   # fails: the mp4 is not kept
+        atomic_write_json(metrics_path(out), m)
         return m
+
+# %% ../nbs/18_render.ipynb #91ff9f6a
+def check_render_config(run, cfg:Config):
+    "Refuse render numbers that cannot be right for run `run` (its recorded `crop.fps`); warn on a magnification far off its scale."
+    saved = Path(run)/'config.json'
+    if saved.exists():
+        rec = RunDir(run).load_config()
+        if cfg.crop.fps != rec.crop.fps:
+            raise A2VError(f"crop.fps: {cfg.crop.fps:g} is not this run's ({rec.crop.fps:g} fps, {saved}): its models predict frames at that rate; drop --set crop.fps")
+    m, scale = cfg.render.magnify, get_config(cfg.preset).render.magnify
+    if cfg.render.mode == 'paper' and not 0 <= m <= 1.5 * scale:
+        warn(f"render.magnify={m:g} is far outside this {cfg.preset} run's scale (the preset's ×{scale:g}): "
+             f"expect frames that are no longer a face; the safe range is 0 to {1.5 * scale:g}")
 
 # %% ../nbs/18_render.ipynb #87391f50
 def render_video(image, audio, out, run, cfg:Config|None=None, face_index:int|None=None, **kw) -> dict:
     "Photo + speech → mp4 at `out` using the trained models of run directory `run`; returns the metrics."
     for p, what in ((image, 'photo'), (audio, 'speech')):
         if isinstance(p, (str, Path)) and not Path(p).exists(): raise bad_input(p, f'no such file ({what})')
-    _output_place(out)                                  # the inputs are checked before seconds of model loading
+    _output_place(out, (image, audio), create=False)   # the inputs are checked before seconds of model loading
     cfg = cfg or RunDir(run).load_config()
+    check_render_config(run, cfg)
     if isinstance(audio, (str, Path)): Renderer._speech(audio)
     if isinstance(image, (str, Path)): _check_faces(image, cfg, face_index)
+    _output_place(out, (image, audio))                  # its folder is made only now
     return Renderer(run, cfg).render(image, audio, out, face_index=face_index, **kw)
 
 # %% ../nbs/18_render.ipynb #f159e011
@@ -399,7 +462,7 @@ def heldout_pair(run, cfg:Config|None=None) -> tuple:
 def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int, run=None) -> Path:
     "`renders/demo_side_by_side.mp4` from a finished render and its metrics (mouth opening, loudness), and its stills."
     from a2v.media import read_video
-    d = json.loads(render.with_suffix('.metrics.json').read_text())
+    d = json.loads(metrics_path(render).read_text())
     mouth = np.array(d['mouth_opening'], float)
     out = side_by_side(crop_photo(photo, cfg, resolution)[0], read_video(render, fps=cfg.crop.fps).frames,
                        mouth, np.array(d['loudness_db'], float), load_audio(speech), render.with_name('demo_side_by_side.mp4'), cfg.crop.fps)
@@ -533,6 +596,7 @@ def run_stage(run_dir, # run directory with the trained models
              ) -> dict:  # the render's metrics (one render), or the run's metrics.json (the held-out pair)
     "The render stage (§4.4): photo + speech → talking-face mp4."
     cfg = stage_config(run_dir, cfg)
+    check_render_config(run_dir, cfg)
     for d in ('render', 'renders', 'figures'): remove_stale_temps(Path(run_dir)/d)   # what a killed run left half-written
     if out is not None: remove_stale_temps(Path(out).parent, prefix=Path(out).name)
     if photo is None and speech is None: return render_demo(run_dir, cfg, progress=progress)

@@ -15,9 +15,9 @@ from .train import fit, evaluate, save_model, load_model
 
 # %% auto #0
 __all__ = ['delta_w', 'apply_delta', 'code_stats', 'normalise', 'denormalise', 'split_clips', 'DeltaWDataset',
-           'make_synthetic_run', 'LatentVAE', 'vae_config', 'vae_loss', 'train_vae', 'TrainedVAE', 'load_vae',
-           'encode_clip', 'load_split', 'load_mu', 'reconstruct', 'recon_mse', 'plot_roundtrip', 'vae_lpips',
-           'fig3_vae', 'layer_probe', 'plot_layer_probe', 'save_layer_probe', 'run_stage']
+           'make_synthetic_run', 'LatentVAE', 'vae_config', 'vae_loss', 'train_vae', 'TrainedVAE', 'encode_clip',
+           'load_mu', 'reconstruct', 'recon_mse', 'load_vae', 'load_split', 'plot_roundtrip', 'vae_lpips', 'fig3_vae',
+           'layer_probe', 'plot_layer_probe', 'save_layer_probe', 'run_stage']
 
 # %% ../nbs/14_vae.ipynb #ec48dc6d
 def delta_w(ws:torch.Tensor, # W+ codes of one clip (F, num_ws, w_dim); frame 0 is the reference w_0
@@ -230,20 +230,9 @@ class TrainedVAE:
         "Eq. 3: w'_i = w_0 + D(E(Δw_i))·σ_code + μ_code on the VAE's layers; (F, num_ws, w_dim)."
         return apply_delta(w0, self.decode(self.encode(dws)), self.layers)
 
-def load_vae(run_dir, device='cpu') -> TrainedVAE:
-    "The VAE that `train_vae` wrote into `run_dir/vae/`."
-    rd = RunDir(run_dir)
-    model, meta = load_model(rd.root/'vae'/'model.safetensors', LatentVAE, device, made_by='a2v train-vae')
-    stats = read_run_json(rd.root/'vae'/'stats.json', 'a2v train-vae', ('layers', 'sigma_code'))
-    return TrainedVAE(model, stats, stats['layers'])
-
 def encode_clip(vae:TrainedVAE, ws:torch.Tensor) -> torch.Tensor:
     "μ* (F, latent_dim) of one clip's codes `ws` (F, num_ws, w_dim): the encoder's mean, Embed2Lat's target."
     return vae.encode(delta_w(ws, vae.layers))
-
-def load_split(run_dir) -> dict:
-    "The train/val clip split that `train_vae` fixed for the run (Embed2Lat and reports use the same one)."
-    return read_run_json(RunDir(run_dir).root/'vae'/'split.json', 'a2v train-vae', ('train', 'val'))
 
 def load_mu(run_dir, clip_id:str) -> torch.Tensor:
     "Cached μ* (F, latent_dim) of a clip (written by `train_vae`)."
@@ -258,6 +247,35 @@ def recon_mse(vae:TrainedVAE, data:DeltaWDataset) -> dict:
     rec = vae.model.decode(vae.model.encode(x)[0])
     mse = F.mse_loss(rec, x).item()
     return {'mse': mse, 'mse_w': mse * vae.stats['sigma_code'] ** 2, 'mse_zero': F.mse_loss(torch.zeros_like(x), x).item()}
+
+# %% ../nbs/14_vae.ipynb #897c6022
+def _stats_checked(path) -> dict:
+    "`vae/stats.json` with a finite σ_code > 0 and a finite μ_code, else one line naming it."
+    stats = read_run_json(path, 'a2v train-vae', ('layers', 'sigma_code'))
+    s, m = stats['sigma_code'], stats.get('mu_code', 0.0)
+    ok = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    if not (ok(s) and s > 0) or not ok(m):
+        raise bad_input(path, f"sigma_code {s!r}, mu_code {m!r}: σ_code must be a finite number > 0 (decoded frames would be NaN or still); delete vae/ and run `a2v train-vae`")
+    return stats
+
+def load_vae(run_dir, device='cpu') -> TrainedVAE:
+    "The VAE that `train_vae` wrote into `run_dir/vae/`."
+    rd = RunDir(run_dir)
+    model, meta = load_model(rd.root/'vae'/'model.safetensors', LatentVAE, device, made_by='a2v train-vae')
+    stats = _stats_checked(rd.root/'vae'/'stats.json')
+    return TrainedVAE(model, stats, stats['layers'])
+
+def load_split(run_dir) -> dict:
+    "The train/val clip split that `train_vae` fixed for the run (Embed2Lat and reports use the same one); only clips the run kept."
+    rd = RunDir(run_dir); path = rd.root/'vae'/'split.json'
+    split = read_run_json(path, 'a2v train-vae', ('train', 'val'))
+    kept = set(rd.clip_ids()) if (rd.root/'manifest.jsonl').exists() else None
+    for part in ('train', 'val'):
+        if not isinstance(split[part], list): raise bad_input(path, f"{part!r} is not a list of clip ids; delete it and run `a2v train-vae`")
+        bad = next((c for c in split[part] if not isinstance(c, str) or (kept is not None and c not in kept)), None)
+        if bad is not None:
+            raise bad_input(path, f"names clip {bad!r} ({part}), which is not a kept clip of this run (manifest.jsonl); delete it and run `a2v train-vae`")
+    return split
 
 # %% ../nbs/14_vae.ipynb #957e2a62
 def plot_roundtrip(run_dir, clip_id:str, path=None):
