@@ -70,6 +70,44 @@ CASES = [
     ('pipeline --run {run} --preset paper', 'another preset than the run recorded', 'tiny preset', '{run}', None),
     ('weights path nosuch', 'an unknown weights name', 'nosuch', '{tmp}', None),
     ('weights fetch nosuch', 'an unknown weights name', 'nosuch', '{tmp}', None),
+    # ---- issue 35: nothing silently wrong
+    # `invert --clips` with an id the run does not have: one line naming the id (was: exit 0 with the failure only in
+    # the stdout JSON, and latents/nosuchclip.error.json, latents/invert_log.jsonl and an empty clips/nosuchclip/ left behind)
+    ('invert --run {run} --clips nosuchclip', 'a clip id the run does not have', "clip 'nosuchclip'", '{run}', None),
+    # `invert --clips` with a clip the crop discarded ('no_clips': c0 is discarded, reason no_face): refused alike,
+    # with the clip's status and reason
+    ('invert --run {run} --clips c0', 'a clip id the crop discarded', "clip 'c0': not a kept clip", '{run}', 'no_clips'),
+    ('render --run {run} --image {in}/face.png --audio {in}/onehz.wav --out {tmp}/o.mp4', 'a WAV whose header says 1 Hz (13.6 h in 98 KB)',
+     'onehz.wav: sample rate 1 Hz is outside 4–192 kHz', '{tmp}', None),
+    ('render --run {run} --image {in}/face.png --audio {in}/long.wav --out {tmp}/o.mp4', 'speech of 2.5 h, over the 2 h maximum',
+     'long.wav: 2.5 h of audio to load, over the 2.0 h maximum (MAX_AUDIO_SECONDS)', '{tmp}', None),
+    ('render --run {run} --image {in}/face.png --audio {in}/nan.wav --out {tmp}/o.mp4', 'NaN samples in float speech',
+     'nan.wav: 100 NaN samples (the first at 0.50 s)', '{tmp}', None),
+    ('render --run {run} --image {in}/face.png --audio /dev/zero --out {tmp}/o.mp4', 'a character device as the speech',
+     '/dev/zero: not a regular file but a character device', '{tmp}', None),
+    ('render --run {run} --image /dev/zero --audio {in}/speech.wav --out {tmp}/o.mp4', 'a character device as the photo',
+     '/dev/zero: not a regular file but a character device', '{tmp}', None),
+    ('crop {in}/fifo.mp4 --out {tmp}/c', 'a FIFO (named pipe) as a video', 'fifo.mp4: not a regular file but a FIFO', '{tmp}/c/clips', None),
+    # never overwrite an input: --out is the photo itself (a copy inside the run); refused before any work
+    ('render --run {run} --image {run}/face.png --audio {in}/speech.wav --out {run}/face.png', '--out equal to --image', 'face.png: is also an input', '{run}', 'photo_in_run'),
+    # the writer makes H.264 + AAC: an o.webm would be an mp4 under a false name
+    ('render --run {run} --image {in}/face.png --audio {in}/speech.wav --out {tmp}/o.webm', 'an --out suffix the writer does not make', 'o.webm: render writes H.264 + AAC video', '{tmp}', None),
+    # a render-time frame rate that is not the run's (76 frames at 30 fps cut the speech to 2.5 s)
+    ('render --run {run} --image {in}/face.png --audio {in}/speech.wav --out {tmp}/o.mp4 --set crop.fps=30', "a frame rate other than the run's", "crop.fps: 30 is not this run's", '{tmp}', None),
+    # photo steps of 0 render the average face: the bound excludes 0
+    ('render --run {run} --image {in}/face.png --audio {in}/speech.wav --out {tmp}/o.mp4 --set render.photo_steps_factor=0', 'photo steps of 0', 'render.photo_steps_factor', '{tmp}', None),
+    # σ_code NaN or 0 in vae/stats.json decodes black or still frames: refused when the VAE loads
+    ('render --run {run} --image {in}/face.png --audio {in}/speech.wav --out {tmp}/o.mp4', 'σ_code NaN in vae/stats.json', 'stats.json: sigma_code nan', '{tmp}', 'stats_nan'),
+    ('render --run {run} --image {in}/face.png --audio {in}/speech.wav --out {tmp}/o.mp4', 'σ_code 0 in vae/stats.json', 'stats.json: sigma_code 0', '{tmp}', 'stats_zero'),
+    # a config.json of {} named no preset (it silently became the paper preset and reached for NVIDIA's pickle)
+    ('invert --run {run}', 'a config.json of {}', "config.json: not a readable config (no key 'preset')", '{run}', 'config_empty'),
+    # a split.json naming a clip the run does not have (said "run `a2v embed-audio`")
+    ('train-embed2lat --run {run}', 'a split.json naming an unknown clip', "split.json: names clip 'nosuch'", '{run}', 'split_unknown'),
+    # speech that decodes to silence (a muted track; stereo whose channels cancel): a still face over a silent track
+    ('render --run {run} --image {in}/face.png --audio {run}/silent.wav --out {tmp}/o.mp4', 'silent speech', 'silent.wav: the speech is silent', '{tmp}', 'silent_speech'),
+    # the render judges itself: the prepared run's random 32 px generator makes no faces, so the face mesh's lowest
+    # score is far below render.min_face_score (0.5); nothing is written (needs the face mesh in the cache, as CI has)
+    ('render --run {run} --image {in}/face.png --audio {in}/speech.wav --out {tmp}/o.mp4', 'a render that is not a face', 'o.mp4: not a face in every frame', '{tmp}', None),
 ]
 
 # ---- the inputs
@@ -98,6 +136,28 @@ def _make_inputs(d:Path):
     (d/'w2v_empty').mkdir(); (d/'w2v_garbage').mkdir(); (d/'w2v_garbage'/'config.json').write_text('{nope')
     (d/'w2v_hostile').mkdir(); (d/'w2v_hostile'/'config.json').write_text('{"model_type": "wav2vec2"}')
     (d/'w2v_hostile'/'pytorch_model.bin').write_bytes(_hostile_pickle(d/'HACKED'))
+    _make_media_inputs(d)
+
+def _make_media_inputs(d:Path):
+    "The inputs of MEDIA_ROWS, in the folder `d` of prepared bad inputs ({in})."
+    import os, struct, wave
+    from pathlib import Path
+    import numpy as np
+    d = Path(d)
+    def wav_claiming(path, sr, n):
+        "A 16-bit mono WAV whose header says `n` samples at `sr` Hz; sparse, so a long one uses no disk."
+        with wave.open(str(path), 'wb') as w: w.setnchannels(1); w.setsampwidth(2); w.setframerate(sr); w.writeframes(b'')
+        b = bytearray(path.read_bytes()); i = b.find(b'data')
+        b[i + 4:i + 8] = struct.pack('<I', 2 * n); b[4:8] = struct.pack('<I', i + 2 * n)
+        with open(path, 'wb') as f: f.write(b); f.truncate(i + 8 + 2 * n)
+    wav_claiming(d/'onehz.wav', 1, 49_000)                               # 98 KB, 13.6 h by its header
+    wav_claiming(d/'long.wav', 16000, int(2.5 * 3600 * 16000))           # 288 MB of zeros, sparse
+    x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype('<f4'); x[8000:8100] = np.nan
+    fmt = struct.pack('<HHIIHH', 3, 1, 16000, 16000 * 4, 4, 32)           # WAVE_FORMAT_IEEE_FLOAT, mono, 32-bit
+    data = x.tobytes()
+    (d/'nan.wav').write_bytes(b'RIFF' + struct.pack('<I', 4 + 8 + len(fmt) + 8 + len(data)) + b'WAVE' + b'fmt ' +
+                              struct.pack('<I', len(fmt)) + fmt + b'data' + struct.pack('<I', len(data)) + data)
+    os.mkfifo(d/'fifo.mp4')
 
 def _hostile_pickle(marker:Path) -> bytes:
     import pickle
@@ -125,6 +185,24 @@ def _make_run(run:Path):
     save_generator(G, run/cfg.generator.source)
     for stage in ('invert', 'train-vae', 'embed-audio', 'train-embed2lat'): run_stage(stage, run, cfg, progress=False)
 
+def _damage_render(run, how:str):
+    import json, shutil
+    import numpy as np
+    from a2v.core import read_jsonl
+    if how == 'photo_in_run':
+        from PIL import Image
+        from a2v.media import sample_photo
+        Image.fromarray(sample_photo('grace_hopper')).save(run/'face.png')
+    elif how in ('stats_nan', 'stats_zero'):
+        s = json.loads((run/'vae'/'stats.json').read_text()); s['sigma_code'] = float('nan') if how == 'stats_nan' else 0
+        (run/'vae'/'stats.json').write_text(json.dumps(s))                  # json writes NaN as NaN
+    elif how == 'config_empty': (run/'config.json').write_text('{}')
+    elif how == 'split_unknown':
+        s = json.loads((run/'vae'/'split.json').read_text()); s['train'].append('nosuch')
+        (run/'vae'/'split.json').write_text(json.dumps(s)); (run/'embed2lat'/'metrics.json').unlink()
+    elif how == 'silent_speech': _wav(run/'silent.wav', np.zeros(16000))   # _wav: test_bad_inputs' own helper
+    else: raise ValueError(how)
+
 def _damage(run:Path, how:str):
     "Damage a copy of the prepared run the way a case needs."
     import torch
@@ -143,6 +221,7 @@ def _damage(run:Path, how:str):
     elif how == 'stats_torn': torn(run/'vae'/'stats.json')
     elif how == 'vae_nometa': save_tensors(run/'vae'/'model.safetensors', load_tensors(run/'vae'/'model.safetensors')[0])
     elif how == 'e2l_garbage': (run/'embed2lat'/'model.safetensors').write_bytes(b'garbage')
+    elif how in ('photo_in_run', 'stats_nan', 'stats_zero', 'config_empty', 'split_unknown', 'silent_speech'): _damage_render(run, how)
     else: raise ValueError(how)
 
 def _files(p:Path) -> set:
