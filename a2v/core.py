@@ -640,9 +640,8 @@ def _watch_parent(pid:int):
     os.kill(os.getpid(), signal.SIGTERM)
 
 def die_with_parent():
-    "In a worker process: SIGTERM (handled like Ctrl-C) when the parent dies; if it is gone already, exit now."
+    "In a worker process: SIGTERM when the parent dies (it ends an idle worker; `in_worker` makes it Ctrl-C); gone already: exit now."
     import ctypes, multiprocessing as mp
-    handle_sigterm()
     parent = mp.parent_process()
     if parent is None: return
     try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)   # 1: PR_SET_PDEATHSIG (Linux)
@@ -652,8 +651,10 @@ def die_with_parent():
 # %% ../nbs/00_core.ipynb #ed4a6890
 def in_worker(fn, *args, **kwargs):
     "Call `fn` in a pool worker: an interrupt (Ctrl-C, SIGTERM, the parent's death) ends the worker once `fn` cleaned up."
+    handle_sigterm()                                   # during the job SIGTERM is Ctrl-C: `fn`'s cleanup runs
     try: return fn(*args, **kwargs)
     except KeyboardInterrupt as e: os._exit(143 if isinstance(e, Terminated) else 130)
+    finally: signal.signal(signal.SIGTERM, signal.SIG_DFL)   # between jobs it just ends the worker: no traceback
 
 def stop_pool(pool):
     "Stop a `ProcessPoolExecutor` now: queued jobs cancelled, running ones interrupted (SIGTERM: their cleanup runs), workers waited for."

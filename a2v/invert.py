@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_invert.ipynb #70b50ba2
 from __future__ import annotations
-import json, math, os, time, zlib
+import json, math, os, signal, time, zlib
 from pathlib import Path
 from typing import Iterator, Mapping
 import numpy as np, torch, torch.nn.functional as F
@@ -658,7 +658,8 @@ def _worker_ckpt(rd:RunDir, k:int) -> Path: return rd.root/'latents'/f'.inflight
 
 def _invert_worker(run_dir:str, cfg, todo:list, k:int, threads:int, stop_after_steps, q):
     "One worker process of `invert_run`: its share of the clips, on `threads` cores; reports each clip and its end on `q`."
-    die_with_parent()                                              # SIGTERM (as Ctrl-C) when the parent dies, even by SIGKILL
+    die_with_parent()                                              # SIGTERM when the parent dies, even by SIGKILL ...
+    handle_sigterm()                                               # ... and while it works, SIGTERM is Ctrl-C: cleanup runs
     torch.set_num_threads(threads)
     rd = RunDir(run_dir)
     try:
@@ -668,6 +669,7 @@ def _invert_worker(run_dir:str, cfg, todo:list, k:int, threads:int, stop_after_s
     except KeyboardInterrupt: q.put(('stopped', k, None))
     except A2VError as e: q.put(('error', k, e))                   # (one line, naming the file: raised as it is)
     except BaseException as e: q.put(('error', k, A2VError(f'invert worker {k}: {type(e).__name__}: {e}')))
+    finally: signal.signal(signal.SIGTERM, signal.SIG_DFL)          # reported: a SIGTERM now only ends it, with no traceback
 
 def _invert_in_workers(rd:RunDir, cfg, parts:list, stop_after_steps, bar) -> tuple[list, dict, int]:
     "Run `_invert_worker` on each part at once (spawned processes, the cores split between them); merge what they did."
