@@ -665,11 +665,12 @@ def _invert_worker(run_dir:str, cfg, todo:list, k:int, threads:int, stop_after_s
     try:
         out = _invert_todo(rd, cfg, todo, torch.device('cpu'), ckpt=_worker_ckpt(rd, k), stop_after_steps=stop_after_steps,
                            rank=k, on_clip=lambda cid, err: q.put(('clip', k, (cid, err))))
-        q.put(('end', k, out))
-    except KeyboardInterrupt: q.put(('stopped', k, None))
-    except A2VError as e: q.put(('error', k, e))                   # (one line, naming the file: raised as it is)
-    except BaseException as e: q.put(('error', k, A2VError(f'invert worker {k}: {type(e).__name__}: {e}')))
-    finally: signal.signal(signal.SIGTERM, signal.SIG_DFL)          # reported: a SIGTERM now only ends it, with no traceback
+        last = ('end', k, out)
+    except KeyboardInterrupt: last = ('stopped', k, None)
+    except A2VError as e: last = ('error', k, e)                    # (one line, naming the file: raised as it is)
+    except BaseException as e: last = ('error', k, A2VError(f'invert worker {k}: {type(e).__name__}: {e}'))
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)                  # its work is over: a SIGTERM now only ends it, quietly
+    q.put(last)
 
 def _invert_in_workers(rd:RunDir, cfg, parts:list, stop_after_steps, bar) -> tuple[list, dict, int]:
     "Run `_invert_worker` on each part at once (spawned processes, the cores split between them); merge what they did."
@@ -691,10 +692,10 @@ def _invert_in_workers(rd:RunDir, cfg, parts:list, stop_after_steps, bar) -> tup
             if kind == 'clip': n_failed += x[1]; bar.update(1); bar.set_postfix(failed=n_failed)
             elif kind == 'end': ends.add(k); done += x[0]; failed.update(x[1]); n_frames += x[2]
             elif kind == 'stopped': ends.add(k); stopped = True
-            else: error = x
+            else: ends.add(k); error = x                           # (it reported: it ends by itself)
     finally:                                               # stopped or failed: the others are interrupted (they clean up), then waited for
-        for p in procs.values():
-            if p.is_alive() and (error is not None or len(ends) < len(procs)): p.terminate()
+        for k, p in procs.items():
+            if p.is_alive() and k not in ends: p.terminate()
         for p in procs.values():
             p.join(60)
             if p.is_alive(): p.kill(); p.join()
