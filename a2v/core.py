@@ -12,13 +12,13 @@ from typing import Annotated, Any, Literal, NamedTuple
 # %% auto #0
 __all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputError', 'MissingWeightsError',
            'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'A2VWarning', 'warn', 'Bounds', 'field_bounds',
-           'CropConfig', 'GeneratorArch', 'GeneratorConfig', 'InvertConfig', 'VAEConfig', 'AudioConfig',
-           'Embed2LatConfig', 'RenderConfig', 'SampleDataConfig', 'Config', 'generator_source', 'config_to_dict',
-           'config_from_dict', 'flatten_config', 'config_bounds', 'check_config', 'get_config', 'PresetTable',
-           'preset_table', 'RunDir', 'stage_config', 'get_device', 'seed_everything', 'cpu_cores', 'dist_env',
-           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl',
-           'read_run_json', 'remove_stale_temps', 'save_tensors', 'load_tensors', 'jsonable', 'psnr', 'Terminated',
-           'handle_sigterm', 'die_with_parent', 'in_worker', 'stop_pool', 'figures_dir', 'save_figure']
+           'CropConfig', 'GeneratorArch', 'GeneratorConfig', 'EncoderConfig', 'InvertConfig', 'VAEConfig',
+           'AudioConfig', 'Embed2LatConfig', 'RenderConfig', 'SampleDataConfig', 'Config', 'generator_source',
+           'config_to_dict', 'config_from_dict', 'flatten_config', 'config_bounds', 'check_config', 'get_config',
+           'PresetTable', 'preset_table', 'RunDir', 'stage_config', 'get_device', 'seed_everything', 'cpu_cores',
+           'dist_env', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl',
+           'read_jsonl', 'read_run_json', 'remove_stale_temps', 'save_tensors', 'load_tensors', 'jsonable', 'psnr',
+           'Terminated', 'handle_sigterm', 'die_with_parent', 'in_worker', 'stop_pool', 'figures_dir', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -117,6 +117,31 @@ class GeneratorConfig:
     fit_init_scale: Annotated[float, Bounds(0)] = 0.1    # mean std of the code dimensions at the start
     fit_mirror: bool = False                   # also fit every frame mirrored (x-flips, as NVIDIA trains FFHQ); same frame budget
 
+# %% ../nbs/00_core.ipynb #e4c0de01
+@dataclass
+class EncoderConfig:
+    "§4.2, Table 1: the ReStyle-pSp encoder that reads a face into W+ (12_encoder); `invert.init='encoder'` starts from it."
+    source: str = 'encoder/model.safetensors'  # registry name, the authors' .pt, our .safetensors, or a path inside the run (`a2v train-encoder` writes this one)
+    iterations: Annotated[int, Bounds(1, 50)] = 5  # refinement steps w ← w + E([x, G(w)]), per training batch and when encoding (ReStyle: 5)
+    input_size: Annotated[int, Bounds(0)] = 256    # side the encoder reads (0: the generator's)
+    stem: Annotated[int, Bounds(1)] = 64           # channels of the 3×3 stem
+    units: tuple[int, ...] = (3, 4, 14, 3)         # residual units per stage (IR-SE-50); each stage halves the side
+    widths: tuple[int, ...] = (64, 128, 256, 512)  # channels per stage
+    se: bool = True                                # squeeze-and-excitation gates (IR-SE)
+    codes_from: Literal['mapping', 'inversions'] = 'mapping'  # training codes: the mapping network, or a Gaussian of the run's inverted codes
+    pairs: Annotated[int, Bounds(1)] = 50000       # made (w, G(w)) training pairs
+    real_frames: Annotated[int, Bounds(0)] = 10000 # real frames of the run's inverted training clips added as targets (0: none)
+    psi: tuple[float, float] = (0.7, 1.0)          # 'mapping': truncation ψ drawn from this range
+    jitter: Annotated[float, Bounds(0)] = 0.1      # W+ jitter: independent noise per entry, this fraction of the codes' spread
+    lpips_net: Literal['alex', 'vgg'] = 'alex'     # ReStyle's LPIPS
+    lpips_weight: Annotated[float, Bounds(0)] = 0.8    # loss = L2 + lpips_weight · LPIPS (+ w_norm_weight · ‖w − latent_avg‖)
+    w_norm_weight: Annotated[float, Bounds(0)] = 0.0
+    lr: Annotated[float, Bounds(1e-9)] = 1e-4
+    batch_size: Annotated[int, Bounds(1)] = 8
+    epochs: Annotated[int, Bounds(1)] = 20
+    threads: Annotated[int, Bounds(0)] = 0         # CPU threads while training (0: torch's default)
+
+
 # %% ../nbs/00_core.ipynb #aa5949eb
 @dataclass
 class InvertConfig:
@@ -125,7 +150,8 @@ class InvertConfig:
     lr_first: Annotated[float, Bounds(1e-9)] = 0.02   # decays to lr_first_end halfway
     lr_first_end: Annotated[float, Bounds(1e-9)] = 0.01
     steps_next: Annotated[int, Bounds(0)] = 5         # frames i > 0, warm-started (see warm_start)
-    warm_start: Literal['previous', 'first'] = 'previous'  # frame i starts from frame i-1's code (paper) or from frame 0's ('first')
+    warm_start: Literal['previous', 'first', 'encoder'] = 'previous'  # frame i starts from frame i-1's code (paper), frame 0's ('first'),
+                                                                      # or its own encoding ('encoder': no frame waits for another)
     anchor: Annotated[float, Bounds(0, 1)] = 0.0      # 'previous': frame i starts at w_{i-1} + anchor·(w_0 − w_{i-1}) (0: the paper's; 13_invert)
     lr_next: Annotated[float, Bounds(1e-9)] = 0.01
     optimizer: Literal['adam', 'lbfgs'] = 'adam'  # 'adam' (paper) or 'lbfgs': curvature pairs kept along the clip; lr is then
@@ -134,7 +160,7 @@ class InvertConfig:
     mse_weight: Annotated[float, Bounds(0)] = 1.0
     lpips_weight: Annotated[float, Bounds(0)] = 10.0
     lpips_net: Literal['vgg', 'alex'] = 'vgg'  # 'vgg' (Image2StyleGAN) or 'alex'
-    init: Literal['random', 'w_avg'] = 'random'     # frame 0 from a random w (paper) or from w_avg
+    init: Literal['random', 'w_avg', 'encoder'] = 'random'  # frame 0 from a random w (paper), from w_avg, or from the encoder (12_encoder)
     batch_clips: Annotated[int | Literal['auto'], Bounds(1)] = 8  # images (clips, or with warm_start='first' frames of a clip) advanced in lock-step
                                                                   # 'auto': as many as free GPU memory allows (CPU: 8)
     workers: Annotated[int | Literal['auto'], Bounds(1)] = 1  # CPU processes that share the clips, each on its share of the cores ('auto': one per
@@ -218,6 +244,7 @@ class Config:
     device: str | None = None       # None: cuda → mps → cpu
     crop: CropConfig = field(default_factory=CropConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     invert: InvertConfig = field(default_factory=lambda: InvertConfig(batch_clips='auto'))
     vae: VAEConfig = field(default_factory=VAEConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -234,6 +261,9 @@ def _tiny() -> Config:
             source='a2v-tiny-generator-v1',   # shipped in the package (08_fit_generator): fitted once, long, to the sample data
             arch=GeneratorArch(),             # its architecture (64 px, 16 ws of 128, config R), and that of a run's own fit
             fit_steps=0, fit_minutes=8.0, fit_mirror=True),
+        encoder=EncoderConfig(source='a2v-tiny-encoder-v1', iterations=3, input_size=0, stem=16, units=(1, 1, 1, 1, 1),
+                              widths=(16, 24, 32, 48, 64), codes_from='inversions', pairs=2400, real_frames=800, lr=1e-3,
+                              batch_size=16, epochs=5),   # shipped (12_encoder): the recipe that made it
         invert=InvertConfig(steps_first=40, lr_first=0.03, steps_next=2, warm_start='previous', anchor=0.2, optimizer='lbfgs',
                             lpips_weight=0.0, init='w_avg', lpips_net='alex', batch_clips=8, workers='auto'),   # 13_invert: L-BFGS, a pulled warm start, MSE only
         vae=VAEConfig(layers=tuple(range(1, 13)), hidden=(256, 128, 96), latent_dim=64, beta=0.01, keep='last', batch_size=128,

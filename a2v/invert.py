@@ -12,8 +12,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['inversion_loss', 'step_lr', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
-           'auto_batch_clips', 'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'load_run_generator',
-           'invert_log', 'deal_clips', 'invert_workers', 'invert_run', 'frame_losses', 'excluded_clips', 'usable_clips',
+           'auto_batch_clips', 'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'invert_log',
+           'deal_clips', 'invert_workers', 'invert_run', 'frame_losses', 'excluded_clips', 'usable_clips',
            'inversion_report', 'plot_inversion', 'run_stage']
 
 # %% ../nbs/13_invert.ipynb #f5205252
@@ -578,15 +578,7 @@ def _invert_images_in_workers(G, xs, cfg, lpips, steps, names, n:int) -> list:
     return [out[i] for i in range(len(xs))]
 
 # %% ../nbs/13_invert.ipynb #538148a5
-def load_run_generator(run_dir, cfg, device=None):
-    "The run's generator (`generator_source`: its own fit, a path inside the run, a path, or a registry name), frozen."
-    from a2v.stylegan3 import load_generator
-    src = generator_source(cfg)
-    p = Path(run_dir)/src
-    if p.exists(): src = str(p)
-    elif not Path(src).exists() and ('/' in src or Path(src).suffix):
-        raise MissingStageOutputError(f"{p}: missing generator; run `a2v fit-generator --run {run_dir}` first")
-    return load_generator(src).to(get_device(device or cfg.device)).eval().requires_grad_(False)
+from .stylegan3 import load_run_generator   # (07_stylegan3; kept importable from here)
 
 # %% ../nbs/13_invert.ipynb #c099073f
 def _latents_done(path:Path) -> bool:

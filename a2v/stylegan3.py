@@ -18,7 +18,7 @@ from .filtered_lrelu import _within
 __all__ = ['R256_ARCH', 'FullyConnectedLayer', 'MappingNetwork', 'SynthesisInput', 'modulated_conv', 'SynthesisLayer',
            'set_filtered_lrelu_impl', 'layer_schedule', 'SynthesisNetwork', 'Generator', 'save_generator', 'load_state',
            'PersistentStub', 'SafeUnpickler', 'safe_load_pickle', 'generator_from_stub', 'load_generator',
-           'layer_table', 'filter_response', 'plot_fourier_and_filters', 'equivariance_psnr']
+           'load_run_generator', 'layer_table', 'filter_response', 'plot_fourier_and_filters', 'equivariance_psnr']
 
 # %% ../nbs/07_stylegan3.ipynb #6d8f1e54
 class FullyConnectedLayer(nn.Module):
@@ -598,6 +598,16 @@ def load_generator(
     else: raise bad_input(path, 'neither an NVIDIA network pickle nor an a2v safetensors generator')
     G = G.eval().requires_grad_(False)
     return G.to(device) if device is not None else G
+
+# %% ../nbs/07_stylegan3.ipynb #5e1a0c21
+def load_run_generator(run_dir, cfg, device=None):
+    "The run's generator (`generator_source`: its own fit, a path inside the run, a path, or a registry name), frozen."
+    src = generator_source(cfg)
+    p = Path(run_dir)/src
+    if p.exists(): src = str(p)
+    elif not Path(src).exists() and ('/' in src or Path(src).suffix):
+        raise MissingStageOutputError(f"{p}: missing generator; run `a2v fit-generator --run {run_dir}` first")
+    return load_generator(src).to(get_device(device or cfg.device)).eval().requires_grad_(False)
 
 # %% ../nbs/07_stylegan3.ipynb #0a34579a
 R256_ARCH = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3, mapping_layers=2,
