@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_invert.ipynb #70b50ba2
 from __future__ import annotations
-import json, math, os, signal, time, zlib
+import dataclasses, json, math, os, signal, time, zlib
 from pathlib import Path
 from typing import Iterator, Mapping
 import numpy as np, torch, torch.nn.functional as F
@@ -12,9 +12,9 @@ from .core import *
 
 # %% auto #0
 __all__ = ['inversion_loss', 'step_lr', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
-           'auto_batch_clips', 'invert_clips', 'invert_sequence', 'invert_image', 'invert_images', 'invert_log',
-           'deal_clips', 'invert_workers', 'invert_run', 'frame_losses', 'excluded_clips', 'usable_clips',
-           'inversion_report', 'plot_inversion', 'run_stage']
+           'auto_batch_clips', 'uses_encoder', 'invert_clips', 'invert_sequence', 'invert_image', 'invert_images',
+           'invert_log', 'run_encoder', 'deal_clips', 'invert_workers', 'invert_run', 'frame_losses', 'excluded_clips',
+           'usable_clips', 'inversion_report', 'plot_inversion', 'run_stage']
 
 # %% ../nbs/13_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -211,6 +211,7 @@ class _Clip:
         self.cid, self.frames, self.t0, self.trace, self.steps = cid, frames, time.time(), [], 0
         self.ws, self.mse, self.lp = [], [], []          # per frame: (num_ws, w_dim), MSE, LPIPS; None until it is done
         self.mem = None                                  # the optimiser memory its next frames start with (L-BFGS: curvature pairs)
+        self.enc = None                                  # encoder starts of its frames (made when first needed; not checkpointed)
     def load(self, frames, resolution:int):
         "Read the frames (F, 3, R, R); a new clip gets an empty result for each."
         self.frames = _load_clip_frames(frames, resolution)
@@ -244,8 +245,10 @@ def _is_oom(e:BaseException) -> bool: return isinstance(e, torch.cuda.OutOfMemor
 # %% ../nbs/13_invert.ipynb #b1d5cffa
 class _Slots:
     "B slots, each holding a (clip, frame) job: the codes W, their targets T and one optimiser over the rows."
-    def __init__(self, G, clips, icfg, lpips, B:int, w_init, n_first:int, seed:int, checkpoint=None, checkpoint_s:float=0, key:str=''):
+    def __init__(self, G, clips, icfg, lpips, B:int, w_init, n_first:int, seed:int, checkpoint=None, checkpoint_s:float=0, key:str='',
+                 encoder=None, enc_iters:int=5):
         self.G, self.icfg, self.lpips, self.w_init, self.n_first, self.seed = G, icfg, lpips, w_init, n_first, seed
+        self.E, self.enc_iters = encoder, enc_iters
         self.dev, self.res = _device_of(G), G.img_resolution
         self.it, self.exhausted, self.pending, self.out, self.started = iter(clips), False, [], [], []
         self.jobs = []                                  # frames waiting for a slot (of clips already started)
@@ -264,21 +267,32 @@ class _Slots:
     def job(self, c:_Clip, f:int) -> _Job:
         "Frame `f` of clip `c` with its schedule: frame 0 `n_first` steps at lr_first, later frames steps_next at lr_next."
         ic = self.icfg
+        if ic.warm_start == 'encoder': return _Job(c, f, ic.steps_next, ic.lr_next, None)   # every frame alike, frame 0 too
         return _Job(c, f, self.n_first, ic.lr_first, ic.lr_first_end) if f == 0 else _Job(c, f, ic.steps_next, ic.lr_next, None)
-    def _start_code(self, cid, i):
+    def _encoded(self, c:_Clip, f:int) -> torch.Tensor:
+        "The encoder's code of frame `f` of clip `c`: all its frames at once ('encoder' warm start) or frame 0, in batches of B."
+        if c.enc is None:
+            from a2v.encoder import encode
+            x = c.frames if self.icfg.warm_start == 'encoder' else c.frames[:1]
+            c.enc = torch.cat([encode(self.E, self.G, x[k:k + self.B].to(self.dev), self.enc_iters)[0].cpu()
+                               for k in range(0, len(x), self.B)])                          # (F or 1, num_ws, w_dim)
+        return c.enc[f].to(self.dev)
+    def _start_code(self, c:_Clip, i:int):
         ic = self.icfg
-        if self.w_init is not None and cid in self.w_init: return torch.as_tensor(self.w_init[cid]).to(self.dev).float()
-        return initial_ws(self.G, self.T[i], ic.init, self.seed, cid)
+        if self.w_init is not None and c.cid in self.w_init: return torch.as_tensor(self.w_init[c.cid]).to(self.dev).float()
+        if ic.init == 'encoder': return self._encoded(c, 0)
+        return initial_ws(self.G, self.T[i], ic.init, self.seed, c.cid)
     def start(self, i:int, j:_Job):
         "Slot `i` takes job `j`; a later frame starts from frame f-1's code (pulled towards w_0 by `anchor`) or frame 0's ('first'), with the optimiser memory of that frame (`new_frame`)."
         self.T[i] = j.c.frames[j.f].to(self.dev)
-        if j.f == 0: self.opt.reset([i])
+        if j.f == 0 or self.icfg.warm_start == 'encoder': self.opt.reset([i])
         else: self.opt.new_frame(i, j.c.mem)                          # Adam: fresh moments; L-BFGS: the clip's curvature pairs
-        if j.f > 0:
+        if self.icfg.warm_start == 'encoder': self.W[i] = self._encoded(j.c, j.f)   # its own encoding: no frame waits for another
+        elif j.f > 0:
             w0 = j.c.ws[0].to(self.dev)
             if self.icfg.warm_start == 'first': self.W[i] = w0
             else: self.W[i] = torch.lerp(j.c.ws[j.f - 1].to(self.dev), w0, self.icfg.anchor)   # w_{f-1} + a·(w_0 − w_{f-1})
-        else: self.W[i] = self._start_code(j.c.cid, i)
+        else: self.W[i] = self._start_code(j.c, i)
         self.slots[i], j.s = j, 0                                      # (only once nothing can fail: out of memory)
     def drop(self, c:_Clip):
         "Forget every job of clip `c`, in the slots and in the queue."
@@ -310,6 +324,7 @@ class _Feed(_Slots):
                 try: self.start(i, self.job(c, 0))
                 except BaseException:                                      # (out of memory): the clip waits in the queue
                     self.started.pop(); self.pending.insert(0, (c.cid, c.frames)); raise
+                if self.icfg.warm_start == 'encoder': self.jobs += [self.job(c, f) for f in range(1, len(c.frames))]
 
 # %% ../nbs/13_invert.ipynb #5fc931d5
 class _Lockstep(_Feed):
@@ -339,7 +354,7 @@ class _Lockstep(_Feed):
         self.slots[i] = None
         if c.done(): self.out.append((c.cid, c.result()))
         elif self.icfg.warm_start == 'previous': self.start(i, self.job(c, j.f + 1))
-        elif j.f == 0: self.jobs += [self.job(c, f) for f in range(1, len(c.frames))]   # frames 1.. side by side
+        elif j.f == 0 and self.icfg.warm_start == 'first': self.jobs += [self.job(c, f) for f in range(1, len(c.frames))]   # frames 1.. side by side
 
     def step(self):
         "One synthesis + loss + backward for all occupied slots, then one optimiser step (`BatchAdam` or `BatchLBFGS`)."
@@ -468,24 +483,36 @@ def auto_batch_clips(G, lpips, icfg, # generator, LPIPS module, `InvertConfig`
     return batch_for_memory(torch.cuda.mem_get_info(dev)[0], per_image)
 
 # %% ../nbs/13_invert.ipynb #4c7c9dd7
-def _engine_key(icfg, seed:int, n_first:int, G, w_init) -> str:
-    "What must match for a checkpoint to be resumed: the inversion settings, seed and generator shape."
+def _engine_key(icfg, seed:int, n_first:int, G, w_init, encoder:str='') -> str:
+    "What must match for a checkpoint to be resumed: the inversion settings, seed, generator shape and encoder."
     skip = ('batch_clips', 'checkpoint_s', 'max_loss', 'workers')
     return json.dumps(jsonable(dict(invert={k: v for k, v in vars(icfg).items() if k not in skip}, seed=seed, steps_first=n_first,
-                                    G=[G.num_ws, G.w_dim, G.img_resolution], w_init=sorted(w_init or {}), state=3)), sort_keys=True)
+                                    G=[G.num_ws, G.w_dim, G.img_resolution], w_init=sorted(w_init or {}), encoder=encoder, state=3)), sort_keys=True)
 
-def _engine_for(G, clips, cfg, lpips=None, batch_size=None, w_init=None, steps_first=None, seed=None, checkpoint=None) -> _Engine:
+def uses_encoder(icfg) -> bool:
+    "Whether an inversion with these settings starts from the encoder (`init` or `warm_start` = 'encoder')."
+    return icfg.init == 'encoder' or icfg.warm_start == 'encoder'
+
+def _engine_for(G, clips, cfg, lpips=None, batch_size=None, w_init=None, steps_first=None, seed=None, checkpoint=None,
+                encoder=None) -> _Engine:
     "The engine of `invert_clips` (same arguments), not yet started."
     icfg = getattr(cfg, 'invert', cfg)
-    if icfg.warm_start not in ('previous', 'first'): raise ValueError(f"warm_start must be 'previous' or 'first', got {icfg.warm_start!r}")
+    if icfg.warm_start not in ('previous', 'first', 'encoder'):
+        raise ValueError(f"warm_start must be 'previous', 'first' or 'encoder', got {icfg.warm_start!r}")
+    if uses_encoder(icfg) and encoder is None:
+        raise A2VError("invert.init / invert.warm_start = 'encoder' needs an encoder (`a2v.encoder.load_encoder`; "
+                       "a run loads `encoder.source`)")
+    iters = cfg.encoder.iterations if hasattr(cfg, 'encoder') else 5
     seed = getattr(cfg, 'seed', 0) if seed is None else seed
     n_first = icfg.steps_first if steps_first is None else steps_first
     G.eval().requires_grad_(False)
     if lpips is None: lpips = _get_lpips(icfg.lpips_net, _device_of(G))
     B = batch_size or icfg.batch_clips
     if B == 'auto': B = auto_batch_clips(G, lpips, icfg)
+    enc = uses_encoder(icfg)
     return _Engine(G, clips.items() if isinstance(clips, Mapping) else clips, icfg, lpips, int(B), w_init, n_first, seed,
-                   checkpoint, icfg.checkpoint_s, _engine_key(icfg, seed, n_first, G, w_init))
+                   checkpoint, icfg.checkpoint_s, _engine_key(icfg, seed, n_first, G, w_init, getattr(encoder, 'source', '?') if enc else ''),
+                   encoder if enc else None, iters)
 
 def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, `img_resolution`
                  clips, # {clip_id: frames} or an iterable of (clip_id, frames); frames may be a zero-argument loader
@@ -497,9 +524,10 @@ def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, 
                  seed:int|None=None, # seed of the random starts (None: cfg.seed)
                  checkpoint=None, # file for the in-flight state, saved every cfg.checkpoint_s s and resumed from (None: none)
                  stop_after_steps:int|None=None, # tests: raise KeyboardInterrupt after this many steps (as a kill would)
+                 encoder=None, # `a2v.encoder.ReStylePSP` for init / warm_start = 'encoder'
                 ) -> Iterator[tuple[str, dict]]:
     "Invert many clips in lock-step batches; yields `(clip_id, result)` as each clip finishes (or fails)."
-    return _engine_for(G, clips, cfg, lpips, batch_size, w_init, steps_first, seed, checkpoint).run(stop_after_steps)
+    return _engine_for(G, clips, cfg, lpips, batch_size, w_init, steps_first, seed, checkpoint, encoder).run(stop_after_steps)
 
 # %% ../nbs/13_invert.ipynb #5772910d
 def invert_sequence(G, # generator
@@ -509,11 +537,19 @@ def invert_sequence(G, # generator
                     w_init=None, # (num_ws, w_dim) start of frame 0 (None: cfg.init)
                     clip_id:str='clip', # names the clip; with cfg.seed it seeds the random start
                     steps_first:int|None=None, # override cfg.steps_first
+                    encoder=None, # for init / warm_start = 'encoder'
                    ) -> dict:
-    "Invert one clip (§3.2): frame 0 from a start code, frame i > 0 warm-started from frame i−1 (or 0: `warm_start`)."
+    "Invert one clip (§3.2): frame 0 from a start code, frame i > 0 warm-started from frame i−1 (or 0, or its encoding: `warm_start`)."
     _, r = next(invert_clips(G, {clip_id: frames}, cfg, lpips, batch_size=1, steps_first=steps_first,
-                             w_init=None if w_init is None else {clip_id: w_init}))
+                             w_init=None if w_init is None else {clip_id: w_init}, encoder=encoder))
     return r
+
+def _photo_schedule(cfg):
+    "A photo is a frame 0: with warm_start='encoder' it starts from the encoder (init='encoder') and takes the frame-0 schedule."
+    icfg = getattr(cfg, 'invert', cfg)
+    if icfg.warm_start != 'encoder': return cfg
+    new = dataclasses.replace(icfg, warm_start='previous', init='encoder')
+    return dataclasses.replace(cfg, invert=new) if hasattr(cfg, 'invert') else new
 
 def invert_image(G, # generator
                  image, # (H, W, 3) uint8 or (3, H, W) in [-1, 1]
@@ -522,10 +558,11 @@ def invert_image(G, # generator
                  w_init=None, # (num_ws, w_dim) start (None: cfg.init)
                  steps:int|None=None, # optimisation steps (None: cfg.steps_first)
                  seed_name:str='image', # with cfg.seed, seeds the random start
+                 encoder=None, # for init = 'encoder'
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     "Invert one photo: its W+ code (num_ws, w_dim) and the loss at every step (steps,)."
     x = image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
-    r = invert_sequence(G, x[None], cfg, lpips, w_init, seed_name, steps_first=steps)
+    r = invert_sequence(G, x[None], _photo_schedule(cfg), lpips, w_init, seed_name, steps_first=steps, encoder=encoder)
     if r['error']: raise A2VError(f"inversion failed: {r['error']}")
     return r['ws'][0], r['loss0']
 
@@ -537,6 +574,7 @@ def invert_images(G, # generator
                   steps:int|None=None, # optimisation steps (None: cfg.steps_first)
                   names:list|None=None, # one distinct name per photo; with cfg.seed it seeds its random start
                   workers:int=1, # CPU processes the photos are dealt to, each on its share of the cores (1: this one)
+                  encoder=None, # for init = 'encoder'
                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     "Invert several photos in lock-step batches: per photo its W+ code (num_ws, w_dim) and loss at every step (steps,)."
     names = [str(n) for n in names] if names is not None else [f'image{i}' for i in range(len(images))]
@@ -544,8 +582,9 @@ def invert_images(G, # generator
     if not images: return []
     xs = [x if isinstance(x, torch.Tensor) else torch.tensor(np.asarray(x)) for x in images]
     workers = min(int(workers), len(xs)) if _device_of(G).type == 'cpu' else 1
-    if workers > 1: return _invert_images_in_workers(G, xs, cfg, lpips, steps, names, workers)
-    res = dict(invert_clips(G, [(n, x[None]) for n, x in zip(names, xs)], cfg, lpips, batch_size=len(xs), steps_first=steps))
+    if workers > 1: return _invert_images_in_workers(G, xs, cfg, lpips, steps, names, workers, encoder)
+    res = dict(invert_clips(G, [(n, x[None]) for n, x in zip(names, xs)], _photo_schedule(cfg), lpips, batch_size=len(xs),
+                            steps_first=steps, encoder=encoder))
     for n in names:
         if res[n]['error']: raise A2VError(f"inversion of photo {n} failed: {res[n]['error']}")
     return [(res[n]['ws'][0], res[n]['loss0']) for n in names]
@@ -555,10 +594,10 @@ def _invert_images_worker(payload:bytes, threads:int) -> list:
     "One process of `invert_images`: its photos in one batch, on `threads` cores; codes and losses as numpy arrays."
     import pickle
     torch.set_num_threads(threads)
-    G, xs, cfg, lpips, steps, names = pickle.loads(payload)
-    return [(w.numpy(), l.numpy()) for w, l in invert_images(G, xs, cfg, lpips, steps, names)]
+    G, xs, cfg, lpips, steps, names, encoder = pickle.loads(payload)
+    return [(w.numpy(), l.numpy()) for w, l in invert_images(G, xs, cfg, lpips, steps, names, encoder=encoder)]
 
-def _invert_images_in_workers(G, xs, cfg, lpips, steps, names, n:int) -> list:
+def _invert_images_in_workers(G, xs, cfg, lpips, steps, names, n:int, encoder=None) -> list:
     "Deal the photos to `n` spawned processes (photo i to process i mod n); gather their codes in the photos' order."
     import pickle
     from concurrent.futures import ProcessPoolExecutor
@@ -570,7 +609,7 @@ def _invert_images_in_workers(G, xs, cfg, lpips, steps, names, n:int) -> list:
     with ProcessPoolExecutor(n, mp_context=mp.get_context('spawn'), initializer=die_with_parent) as pool:   # (plain pickles: no tensors shared)
         try:
             futs = [pool.submit(in_worker, mod._invert_images_worker, pickle.dumps((G, [xs[i] for i in part], cfg, lpips, steps,
-                                [names[i] for i in part])), threads) for part in parts]
+                                [names[i] for i in part], encoder)), threads) for part in parts]
             try: got = [f.result() for f in futs]
             except BrokenProcessPool as e: raise A2VError(f'invert_images: a worker process died ({e})') from None
         except BaseException: stop_pool(pool); raise   # interrupted or failed: the other workers stop now
@@ -594,6 +633,15 @@ def _load_frames(rd:RunDir, cid:str):
     return load_clip(rd.clip_dir(cid)).frames      # (F, R, R, 3) uint8
 
 def invert_log(run_dir) -> Path: return RunDir(run_dir).root/'latents'/'invert_log.jsonl'
+
+# %% ../nbs/13_invert.ipynb #e4c0de13
+def run_encoder(run_dir, cfg, G):
+    "The encoder a run's inversions start from (`encoder.source`: shipped, the run's own, a path, or the authors'), checked against G."
+    from a2v.encoder import load_encoder, check_encoder_fits
+    E = load_encoder(cfg.encoder.source, run_dir, _device_of(G))
+    check_encoder_fits(E, G, cfg.encoder.source)
+    E.source = cfg.encoder.source
+    return E
 
 # %% ../nbs/13_invert.ipynb #63f2edd6
 def _clip_cost(n_frames:int, icfg) -> float:
@@ -626,10 +674,11 @@ def _invert_todo(rd:RunDir, cfg, todo:list, dev, G=None, lpips=None, ckpt=None, 
     icfg, done, failed, n_frames = cfg.invert, [], {}, 0
     G = G if G is not None else load_run_generator(rd.root, cfg, dev)
     if lpips is None: lpips = _get_lpips(icfg.lpips_net, _device_of(G))
-    meta = dict(init=icfg.init, steps_first=icfg.steps_first, steps_next=icfg.steps_next, lpips_net=icfg.lpips_net,
-                generator=generator_source(cfg), seed=cfg.seed)
+    E = run_encoder(rd.root, cfg, G) if uses_encoder(icfg) else None
+    meta = dict(init=icfg.init, warm_start=icfg.warm_start, steps_first=icfg.steps_first, steps_next=icfg.steps_next, lpips_net=icfg.lpips_net,
+                generator=generator_source(cfg), seed=cfg.seed, **({'encoder': cfg.encoder.source} if E is not None else {}))
     clips = ((c, lambda c=c: _load_frames(rd, c)) for c in todo)
-    for cid, r in invert_clips(G, clips, cfg, lpips, checkpoint=ckpt, stop_after_steps=stop_after_steps):
+    for cid, r in invert_clips(G, clips, cfg, lpips, checkpoint=ckpt, stop_after_steps=stop_after_steps, encoder=E):
         err_path = rd.root/'latents'/f'{cid}.error.json'
         row = dict(clip=cid, rank=rank, seconds=round(r['seconds'], 3), frames=len(r['mse']))
         if r['error']:
