@@ -14,7 +14,8 @@ from .core import *
 __all__ = ['inversion_loss', 'step_lr', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
            'auto_batch_clips', 'uses_encoder', 'invert_clips', 'invert_sequence', 'invert_image', 'invert_images',
            'invert_log', 'run_encoder', 'deal_clips', 'invert_workers', 'invert_run', 'frame_losses', 'excluded_clips',
-           'usable_clips', 'inversion_report', 'plot_inversion', 'run_stage']
+           'usable_clips', 'inversion_report', 'plot_inversion', 'heldout_clips', 'start_configs', 'compare_starts',
+           'plot_starts', 'starts_table', 'run_compare_starts', 'run_stage']
 
 # %% ../nbs/13_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -949,6 +950,101 @@ def plot_inversion(run_dir, # a run with latents
     out = Path(out) if out else rd.stage('figures')/'fig2_inversion.png'
     with atomic_path(out, suffix='.png') as tmp: fig.savefig(tmp, dpi=90)
     return fig
+
+# %% ../nbs/13_invert.ipynb #e4c0de31
+def heldout_clips(run_dir) -> list[str]:
+    "The run's held-out clips: `vae/split.json`'s val part when the VAE fixed one, else the last fifth of the kept clips."
+    rd = RunDir(run_dir); split = rd.root/'vae'/'split.json'
+    if split.exists(): return list(read_run_json(split, 'a2v train-vae', ('val',))['val'])
+    ids = rd.clip_ids()
+    return ids[len(ids) - max(1, len(ids) // 5):]
+
+def _temporal(G, ws:torch.Tensor, frames:torch.Tensor, batch:int=16) -> float:
+    "Mean |G(w_{t+1}) − G(w_t)| over mean |x_{t+1} − x_t|: how much a reconstruction moves relative to its video."
+    if len(ws) < 2: return float('nan')
+    dev = _device_of(G)
+    with torch.no_grad(): y = torch.cat([G.synthesis(ws[k:k + batch].to(dev), noise_mode='const').cpu() for k in range(0, len(ws), batch)])
+    return float((y[1:] - y[:-1]).abs().mean() / (frames[1:] - frames[:-1]).abs().mean().clamp_min(1e-8))
+
+# %% ../nbs/13_invert.ipynb #e4c0de32
+def start_configs(icfg, ks=(1, 2)) -> dict:
+    "The starts §4.2 compares: {name: InvertConfig}."
+    r = dataclasses.replace
+    return {'encoder only': r(icfg, warm_start='encoder', steps_next=0),
+            **{f'encoder + {k} step{"s" * (k > 1)}': r(icfg, warm_start='encoder', steps_next=k) for k in ks},
+            'encoder at frame 0, then warm starts': r(icfg, init='encoder'),
+            'optimisation only (preset)': icfg}
+
+def compare_starts(G, # generator
+                   frames:dict, # {clip_id: (F, 3, R, R) in [-1, 1]}
+                   cfg, # `Config`: its invert schedule is the 'optimisation only' row
+                   encoder, # `a2v.encoder.ReStylePSP`
+                   lpips=None, # LPIPS module (None: cfg.invert.lpips_net)
+                   ks=(1, 2), # steps per frame after the encoder's start
+                  ) -> dict:  # {'clips', 'frames', 'lpips_net', 'rows': {name: psnr, lpips, seconds_per_frame, temporal, steps}, 'codes': first clip's}
+    "§4.2: encoder only, optimisation only and encoder + k steps on the same clips: PSNR, LPIPS, seconds per frame, temporal change."
+    lpips = lpips if lpips is not None else _get_lpips(cfg.invert.lpips_net, _device_of(G))
+    ids = list(frames); n = sum(len(f) for f in frames.values()); rows, codes = {}, {}
+    for name, ic in start_configs(cfg.invert, ks).items():
+        t0 = time.perf_counter()
+        res = dict(invert_clips(G, frames, dataclasses.replace(cfg, invert=ic), lpips, encoder=encoder))
+        sec = time.perf_counter() - t0
+        bad = [c for c, r in res.items() if r['error']]
+        if bad: raise A2VError(f"compare-starts: {name}: clip {bad[0]} failed: {res[bad[0]]['error']}")
+        cat = lambda k: torch.cat([res[c][k] for c in ids])
+        rows[name] = dict(psnr=float(cat('psnr').mean()), lpips=float(cat('lpips').mean()), seconds_per_frame=sec / n,
+                          steps=sum(res[c]['steps'] for c in ids),
+                          temporal=float(np.nanmean([_temporal(G, res[c]['ws'], frames[c]) for c in ids])))
+        codes[name] = res[ids[0]]['ws']
+    return dict(clips=ids, frames=n, lpips_net=cfg.invert.lpips_net, encoder=getattr(encoder, 'source', None), rows=rows, codes=codes)
+
+# %% ../nbs/13_invert.ipynb #e4c0de33
+def plot_starts(G, result:dict, x:torch.Tensor, n_frames:int=5, path=None):
+    "§4.2's panel: the first clip's crops x (F, 3, R, R) beside its reconstructions from each start, with each start's mean PSNR."
+    import matplotlib.pyplot as plt
+    cid = result['clips'][0]
+    F_ = min(len(x), *(len(w) for w in result['codes'].values()))
+    idx = torch.linspace(0, F_ - 1, min(n_frames, F_)).round().long()
+    rows = [('crops', x[idx])]
+    with torch.no_grad():
+        for name, ws in result['codes'].items():
+            rows.append((f"{name}\n{result['rows'][name]['psnr']:.1f} dB", G.synthesis(ws[idx].to(_device_of(G)), noise_mode='const').cpu()))
+    fig, axs = plt.subplots(len(rows), len(idx), figsize=(1.6 * len(idx) + 1.6, 1.5 * len(rows)), squeeze=False)
+    for r, (name, imgs) in enumerate(rows):
+        for k in range(len(idx)):
+            axs[r, k].imshow(((imgs[k].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()); axs[r, k].set_xticks([]); axs[r, k].set_yticks([])
+        axs[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha='right', va='center')
+    fig.suptitle(f'§4.2: starts of the inversion, clip {cid}', fontsize=9); fig.tight_layout()
+    if path is not None:
+        with atomic_path(path) as tmp: fig.savefig(tmp, dpi=80, format='png')
+    return fig
+
+# %% ../nbs/13_invert.ipynb #e4c0de34
+def starts_table(result:dict) -> str:
+    "The comparison as a markdown table."
+    head = f"| start | PSNR (dB) | LPIPS-{result['lpips_net']} | s / frame | temporal |\n|---|---|---|---|---|\n"
+    return head + '\n'.join(f"| {k} | {r['psnr']:.2f} | {r['lpips']:.3f} | {r['seconds_per_frame']:.4f} | {r['temporal']:.2f} |"
+                             for k, r in result['rows'].items())
+
+def run_compare_starts(run_dir, # a run with clips, its generator and an encoder (`encoder.source`)
+                       cfg=None, # `Config` (None: the run's)
+                       ks=(1, 2), # steps per frame after the encoder's start
+                       max_frames:int|None=None, # frames per clip (None: all)
+                      ) -> dict:
+    "`a2v compare-starts`: `compare_starts` on the run's held-out clips, written to RUN/encoder/starts.json and RUN/figures/fig_4_2_starts.png."
+    import matplotlib.pyplot as plt
+    rd = RunDir(run_dir); cfg = stage_config(run_dir, cfg)
+    ids = heldout_clips(run_dir)
+    if not ids: raise MissingStageOutputError(f"{rd.manifest}: no kept clips; run `a2v crop` first")
+    G = load_run_generator(rd.root, cfg)
+    E = run_encoder(rd.root, cfg, G)
+    frames = {c: frames_to_tensor(_load_frames(rd, c), G.img_resolution)[:max_frames] for c in ids}
+    res = compare_starts(G, frames, cfg, E, ks=ks)
+    out = {k: v for k, v in res.items() if k != 'codes'}
+    atomic_write_json(rd.stage('encoder')/'starts.json', jsonable(out))
+    fig = plot_starts(G, res, frames[ids[0]])
+    save_figure(fig, 'fig_4_2_starts.png', run_dir); plt.close(fig)
+    return out
 
 # %% ../nbs/13_invert.ipynb #e597e10f
 def run_stage(run_dir, # run directory with clips/ and manifest.jsonl (from the crop stage)
