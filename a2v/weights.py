@@ -94,6 +94,13 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
         cache='tiny_generator_v1.safetensors', bundled=True,
         note='the tiny preset\'s 64 px StyleGAN3-R, fitted once and shipped in the package; how it was made: '
              'a2v/data/tiny_generator_v1.json (08_fit_generator)'),
+    WeightsEntry('restyle-psp-ffhq-sg3',
+        url='https://drive.usercontent.google.com/download?id=12WZi2a9ORVg-j6d9x4eF-CKpLaURC2W-&export=download&confirm=t',
+        sha256=None, size=None, licence="MIT (the authors' stylegan3-editing code); trained over NVIDIA's StyleGAN3 FFHQ (non-commercial licence)",
+        cache='encoders/restyle_pSp_ffhq.pt',
+        note="the authors' ReStyle-pSp for NVIDIA's aligned 1024 px StyleGAN3 FFHQ generator (stylegan3-editing's restyle_pSp_ffhq.pt, "
+             'on Google Drive); size and sha256 cannot be checked offline (Drive was unreachable here): the hash is printed after '
+             'download, and a2v.encoder.load_restyle_psp reads it with weights_only, refusing anything but tensors'),
 ]}
 
 # %% ../nbs/02_weights.ipynb #03390e0a
