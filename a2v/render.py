@@ -226,6 +226,13 @@ class _RunModels:
         if self._calibration is None: self._calibration = calibrate(self.run, self.cfg, self.embed2lat)
         return self._calibration
 
+    def face_encoder(self):
+        "The ReStyle-pSp the photo's inversion starts from when `invert.init` or `warm_start` is 'encoder' (else None); loaded once."
+        from a2v.invert import uses_encoder, run_encoder
+        if not uses_encoder(self.cfg.invert): return None
+        if getattr(self, '_face_encoder', None) is None: self._face_encoder = run_encoder(self.run, self.cfg, self.G)
+        return self._face_encoder
+
     def photo_code(self, image, face_index:int|None=None) -> tuple[np.ndarray, torch.Tensor]:
         "Crop and invert a photo: (crop (R, R, 3) uint8, w_0 (num_ws, w_dim)); a crop seen before is not inverted again."
         return self.photo_codes([image], face_index)[0]
@@ -242,7 +249,7 @@ class _RunModels:
             if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
             steps = max(1, round(self.cfg.render.photo_steps_factor * self.cfg.invert.steps_first))   # 0 steps: the average face
             codes = invert_images(self.G, list(new.values()), self.cfg, lpips=self._lpips, steps=steps, names=list(new),
-                                  workers=photo_workers(self.cfg.invert, self.device, len(new)))
+                                  workers=photo_workers(self.cfg.invert, self.device, len(new)), encoder=self.face_encoder())
             self._codes.update({k: w.detach().cpu() for k, (w, _) in zip(new, codes)})
         return [(c, self._codes[k]) for c, k in zip(crops, keys)]
 
