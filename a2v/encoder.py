@@ -310,7 +310,8 @@ def train_encoder(run_dir, # a run directory (its generator; its crops and laten
     m = dict(val_psnr=last.get('val_psnr'), val_lpips=last.get('val_lpips'), val_loss=res['best_val_loss'], epochs=ecfg.epochs,
              pairs_made=len(made), pairs_real=0 if real_x is None else len(real_x), iterations=ecfg.iterations,
              seconds=round(time.time() - t0, 1), samples_per_s=res['samples_per_s'], encoder=config_to_dict(ecfg))
-    if res['rank'] == 0: atomic_write_json(out/'metrics.json', jsonable(m))
+    m = jsonable(m)
+    if res['rank'] == 0: atomic_write_json(out/'metrics.json', m)
     return m
 
 # %% ../nbs/12_encoder.ipynb #46fcfb77

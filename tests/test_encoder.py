@@ -132,3 +132,89 @@ def test_wrong_checkpoints_one_line(tmp_path):
     with pytest.raises(BadInputError, match="latent_avg"): load_restyle_psp(tmp_path/'nolatent.pt')
     save_authors_checkpoint(tmp_path/'nan.pt', sd, torch.full((2, 16), float('nan')))
     with pytest.raises(BadInputError, match="NaN"): load_restyle_psp(tmp_path/'nan.pt')
+
+# ---- a run: train-encoder, encoder-started inversion, §4.2's comparison
+import numpy as np
+from a2v.core import RunDir, append_jsonl, atomic_write_json, get_config, MissingStageOutputError, read_jsonl
+from a2v.stylegan3 import Generator, save_generator
+
+ARCH = dict(z_dim=32, w_dim=32, img_resolution=32, channel_base=512, channel_max=32, num_layers=4, conv_kernel=1,
+            use_radial_filters=True, lrelu_upsampling=1)            # a fast random-init StyleGAN3-R (6 W+ rows, 32 px)
+SETS = {'device': 'cpu', 'generator.source': 'generator/generator.safetensors', 'invert.steps_first': 4, 'invert.steps_next': 1,
+        'invert.workers': 1, 'encoder.source': 'encoder/model.safetensors', 'encoder.units': [1, 1, 1, 1],
+        'encoder.widths': [8, 12, 16, 24], 'encoder.stem': 8, 'encoder.iterations': 2, 'encoder.pairs': 24,
+        'encoder.real_frames': 6, 'encoder.epochs': 2, 'encoder.batch_size': 8, 'encoder.codes_from': 'mapping'}
+
+def _write_clip(run, cid, frames):
+    from a2v.media import write_video, save_wav
+    rd = RunDir(run); d = rd.clip_dir(cid)
+    u8 = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()   # (F, H, W, 3)
+    write_video(d/'frames.mp4', u8, fps=25, crf=0)
+    save_wav(d/'audio.wav', np.zeros(len(u8) * 640, np.float32), 16000)
+    atomic_write_json(d/'meta.json', dict(frames=len(u8), fps=25.0, sample_rate=16000))
+    append_jsonl(rd.manifest, dict(clip=cid, source='test', status='kept', reason=None, frames=len(u8), fps=25.0))
+
+@pytest.fixture(scope='module')
+def enc_run(tmp_path_factory):
+    "A run of 4 short clips of a random generator's own images, with that generator, and its config."
+    torch.manual_seed(0)
+    G = Generator(**ARCH).eval().requires_grad_(False)
+    run = tmp_path_factory.mktemp('enc')/'run'
+    g = torch.Generator().manual_seed(1)
+    for i in range(4):
+        with torch.no_grad():
+            wa, wb = G.mapping(torch.randn(2, G.z_dim, generator=g))
+            a = torch.linspace(0, 1, 3)[:, None, None]
+            _write_clip(run, f'c{i}', G.synthesis(wa + 0.3 * a * (wb - wa), noise_mode='const').clamp(-1, 1))
+    save_generator(G, run/'generator'/'generator.safetensors')
+    cfg = get_config('tiny', **SETS)
+    RunDir(run).save_config(cfg)
+    return run, cfg
+
+def test_train_encoder_on_a_run(enc_run):
+    "Pairs from the generator (no latents yet), the shared trainer's files, the model reads back and fits G; a second call is cached."
+    from a2v.encoder import train_encoder, load_encoder, check_encoder_fits
+    from a2v.stylegan3 import load_run_generator
+    run, cfg = enc_run
+    m = train_encoder(run, cfg, progress=False)
+    assert m['pairs_made'] == 24 and m['pairs_real'] == 0 and m['epochs'] == 2 and np.isfinite(m['val_psnr'])
+    for f in ('model.safetensors', 'last.pt', 'metrics.json', 'history.json'): assert (run/'encoder'/f).exists(), f
+    E = load_encoder('encoder/model.safetensors', run)
+    G = load_run_generator(run, cfg)
+    check_encoder_fits(E, G, 'encoder/model.safetensors')
+    assert torch.allclose(E.latent_avg, G.mapping.w_avg.expand(G.num_ws, -1))
+    t = (run/'encoder'/'model.safetensors').stat().st_mtime_ns
+    assert train_encoder(run, cfg, progress=False) == m and (run/'encoder'/'model.safetensors').stat().st_mtime_ns == t
+
+def test_encoder_started_inversion_and_comparison(enc_run):
+    "invert with warm_start='encoder' writes every clip, its metadata names the encoder; compare-starts writes its table and figure."
+    from a2v.encoder import train_encoder
+    from a2v.invert import invert_run, run_compare_starts, starts_table
+    import dataclasses
+    run, cfg = enc_run
+    train_encoder(run, cfg, progress=False)
+    c2 = get_config('tiny', **SETS, **{'invert.warm_start': 'encoder'})
+    out = invert_run(run, c2, progress=False)
+    assert sorted(out['inverted']) == ['c0', 'c1', 'c2', 'c3'] and not out['failed']
+    from a2v.core import load_tensors
+    t, meta = load_tensors(run/'latents'/'c0.safetensors')
+    assert meta['warm_start'] == 'encoder' and meta['encoder'] == 'encoder/model.safetensors' and t['ws'].shape == (3, 6, 32)
+    res = run_compare_starts(run, cfg, ks=(1,))
+    assert res['clips'] == ['c3'] and res['frames'] == 3                     # no VAE split yet: the last fifth
+    assert set(res['rows']) == {'encoder only', 'encoder + 1 step', 'encoder at frame 0, then warm starts', 'optimisation only (preset)'}
+    assert (run/'encoder'/'starts.json').exists() and (run/'figures'/'fig_4_2_starts.png').exists()
+    assert 'encoder only' in starts_table(res)
+
+def test_missing_or_mismatched_encoder_one_line(enc_run, tmp_path):
+    "A run without the encoder it names, and an encoder of another generator, each stop with one line naming the file."
+    from a2v.invert import invert_run
+    from a2v.encoder import ReStylePSP
+    from a2v.train import save_model
+    import shutil
+    run = tmp_path/'run'; shutil.copytree(enc_run[0], run, ignore=shutil.ignore_patterns('latents'))   # clips left to invert
+    c2 = get_config('tiny', **{**SETS, 'invert.init': 'encoder', 'encoder.source': 'encoder/none.safetensors'})
+    with pytest.raises(MissingStageOutputError, match='a2v train-encoder'): invert_run(run, c2, progress=False, clip_ids=['c0'])
+    arch = dict(n_styles=4, w_dim=32, input_size=32, stem=8, units=[1, 1, 1, 1], widths=[8, 12, 16, 24], se=True)
+    save_model(tmp_path/'other.safetensors', ReStylePSP(**arch), arch)
+    c3 = get_config('tiny', **{**SETS, 'invert.init': 'encoder', 'encoder.source': str(tmp_path/'other.safetensors')})
+    with pytest.raises(BadInputError, match=r'writes \(4, 32\) codes; the generator takes \(6, 32\)'): invert_run(run, c3, progress=False, clip_ids=['c0'])
