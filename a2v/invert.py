@@ -427,8 +427,9 @@ class _Engine(_Checkpointed):
         if self.B == 1: raise A2VError('out of GPU memory with one clip per step; free the GPU or use a smaller generator')
         keep = self.B // 2
         gone = [j for j in self.slots[keep:] if j is not None]
-        again = {j.c.cid: j.c for j in gone if j.f == 0}                  # clips that start again
-        self.jobs = [j for j in gone if j.f > 0] + self.jobs
+        own = self.icfg.warm_start == 'encoder'                           # (its frames, frame 0 too, start on their own)
+        again = {j.c.cid: j.c for j in gone if j.f == 0 and not own}     # clips that start again
+        self.jobs = [j for j in gone if j.f > 0 or own] + self.jobs
         self.started = [s for s in self.started if s not in again]
         self.pending = [(c.cid, c.frames) for c in again.values()] + self.pending
         W, T, st, slots = self.W, self.T, self.opt.state_dict(), self.slots

@@ -22,6 +22,9 @@ forced to fp32) when `$A2V_SG3_REF` names a checkout of NVlabs/stylegan3 (option
 what `a2v.invert` does per step: synthesis, MSE (+ 10·LPIPS-alex for the engine rows), backward to w, Adam. Also on
 the GPU: our outputs against the committed NVIDIA fixtures, against NVIDIA's CUDA path, and the error bf16/fp16 cost.
 
+Then the encoder rows of `bench_encoder.py` (#32): one ReStyle-pSp start of the R-256 layout against Adam steps, and
+the seconds per 125-frame clip with and without it.
+
 On a machine without CUDA `bench()` returns one row saying so. `A2V_BENCH_BUDGET_S` (default 290) bounds the run:
 sections that would start after it are left out, and each row is also appended to `$A2V_BENCH_OUT` (JSON lines) as it
 is measured, so a run cut short keeps what it measured. Channels-last needs no variant: every synthesis layer already
@@ -229,7 +232,7 @@ def bench() -> list[dict]:
                 ('fp16 autocast', torch.float16, False)]
     pick = os.environ.get('A2V_BENCH_VARIANTS')             # e.g. 'fp32,bf16 autocast' for a short run
     if pick: variants = [v for v in variants if v[0] in pick.split(',')]
-    skip = os.environ.get('A2V_BENCH_SKIP', '')               # sections to leave out: profile,engine,compile
+    skip = os.environ.get('A2V_BENCH_SKIP', '')               # sections to leave out: profile,engine,encoder,compile
     for name, dtype, tf32 in variants:
         with _tf32(tf32):
             out = _fwd(G.synthesis, ws[B8], dtype).float()
@@ -263,6 +266,16 @@ def bench() -> list[dict]:
         if _left() > 90:
             for r in bi._rows('R-256 on GPU (alex)', G, lp, 'alex', batches[:2], steps=2 if dry else 5): _emit(rows, **r)
     except Exception as e: _emit(rows, what='engine rows failed', value=type(e).__name__, unit=str(e)[:120])
+
+    # 3b. encoder starts (#32): one ReStyle-pSp start (IR-SE-50, 5 refinement steps) against Adam steps, per 125-frame clip
+    if _left() > 90 and 'encoder' not in skip:
+        try:
+            import importlib.util
+            spec = importlib.util.spec_from_file_location('bench_encoder', Path(__file__).parent/'bench_encoder.py')
+            be = importlib.util.module_from_spec(spec); spec.loader.exec_module(be)
+            er = []; be._paper_rows(er, dev)
+            for r in er: _emit(rows, **r)
+        except Exception as e: _emit(rows, what='encoder rows failed', value=type(e).__name__, unit=str(e)[:120])
 
     # 4. torch.compile (compile time reported separately; one shape per compiled graph)
     import torch._dynamo as _dynamo
