@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #1e292c1b
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, pickle, random, signal, tempfile, threading, time, types, typing, warnings
+import contextlib, dataclasses, errno, json, math, os, pickle, random, shutil, signal, tempfile, threading, time, types, typing, warnings
 from dataclasses import dataclass, field, asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -16,9 +16,11 @@ __all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputErro
            'AudioConfig', 'Embed2LatConfig', 'RenderConfig', 'SampleDataConfig', 'Config', 'generator_source',
            'config_to_dict', 'config_from_dict', 'flatten_config', 'config_bounds', 'check_config', 'get_config',
            'PresetTable', 'preset_table', 'RunDir', 'stage_config', 'get_device', 'seed_everything', 'cpu_cores',
-           'dist_env', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'append_jsonl',
-           'read_jsonl', 'read_run_json', 'remove_stale_temps', 'save_tensors', 'load_tensors', 'jsonable', 'psnr',
-           'Terminated', 'handle_sigterm', 'die_with_parent', 'in_worker', 'stop_pool', 'figures_dir', 'save_figure']
+           'dist_env', 'DiskFullError', 'disk_full_error', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_write_json', 'append_jsonl', 'read_jsonl', 'read_run_json', 'remove_stale_temps', 'save_tensors',
+           'load_tensors', 'jsonable', 'psnr', 'Terminated', 'handle_sigterm', 'die_with_parent', 'in_worker',
+           'stop_pool', 'RunInUseError', 'run_lock', 'file_stamp', 'changed_inputs', 'stale_model', 'figures_dir',
+           'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -513,6 +515,35 @@ def dist_env() -> tuple[int, int, int]:
     e = os.environ
     return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
 
+# %% ../nbs/00_core.ipynb #850066ac
+class DiskFullError(A2VError, OSError):
+    "A write that failed because its disk (or the user's quota) is full; the message names the file."
+
+def _free_mb(path) -> float|None:
+    "MB free on the disk holding `path` (its nearest existing folder); None when that cannot be read."
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent: p = p.parent
+    try: return shutil.disk_usage(p).free / 2**20
+    except OSError: return None
+
+def _disk_full(e:BaseException|None, folder=None) -> bool:
+    """Whether `e` (or the error it wraps) is a full disk or quota: ENOSPC, EDQUOT, their text; or, given the `folder`
+    written to, an OS or runtime error while its disk has under 1 MB free (torch's writer says only 'file write failed')."""
+    for x in (e, getattr(e, '__cause__', None), getattr(e, '__context__', None)):
+        if x is None: continue
+        if isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT): return True
+        if 'No space left on device' in str(x) or 'Disk quota exceeded' in str(x): return True
+    free = _free_mb(folder) if folder is not None and isinstance(e, (OSError, RuntimeError)) else None
+    return free is not None and free < 1
+
+def disk_full_error(path) -> DiskFullError:
+    "The one-line error for a write of `path` that found its disk full."
+    free = _free_mb(path)
+    e = DiskFullError(f"{path}: no space left on the disk holding it ({'?' if free is None else f'{free:.0f}'} MB free); "
+                      "free some space (or write elsewhere) and run the command again")
+    e.errno = errno.ENOSPC
+    return e
+
 # %% ../nbs/00_core.ipynb #6f643670
 _UMASK = os.umask(0); os.umask(_UMASK)   # read once: the process umask
 
@@ -533,6 +564,9 @@ def atomic_path(path, suffix:str=None):
     try:
         yield tmp
         os.replace(tmp, path)
+    except Exception as e:
+        if _disk_full(e, path.parent): raise disk_full_error(path) from e   # one line naming the file, whatever the writer's words
+        raise
     finally:
         if tmp.exists(): tmp.unlink()
 
@@ -554,8 +588,12 @@ def _json_default(o):
 def append_jsonl(path, record:dict):
     "Append one JSON line; a line is written with one `write` call, so readers see whole lines only."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a', encoding='utf-8') as f:
-        f.write(json.dumps(record, default=_json_default) + '\n'); f.flush(); os.fsync(f.fileno())
+    try:
+        with open(path, 'a', encoding='utf-8') as f:
+            f.write(json.dumps(record, default=_json_default) + '\n'); f.flush(); os.fsync(f.fileno())
+    except OSError as e:
+        if _disk_full(e): raise disk_full_error(path) from e
+        raise
 
 def read_jsonl(path) -> list[dict]:
     "Records of a JSON-lines file (missing file: none); a torn last line from a crash is ignored."
@@ -695,6 +733,95 @@ def stop_pool(pool):
     for p in procs:
         p.join(30)
         if p.is_alive(): p.kill()
+
+# %% ../nbs/00_core.ipynb #4ab8288d
+class RunInUseError(A2VError):
+    "Another process writes into the run directory (see `run_lock`)."
+
+_HELD_LOCKS = {}   # resolved run root -> lock file descriptor: the runs this process holds
+
+def _ancestors() -> set:
+    "Pids of this process's parent, its parent, … (from /proc; elsewhere only the parent)."
+    out, pid = set(), os.getppid()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try: pid = int(Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError): break
+    return out
+
+def _take_lock(path:Path, what:str) -> int|None:
+    "The fd holding `flock` on `path`, with our pid and `what` written in it; None when an ancestor of ours holds it."
+    import fcntl
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid, _, holder = (path.read_text(errors='replace').strip() if path.exists() else '').partition(' ')
+            if pid.isdigit() and int(pid) in _ancestors(): return None
+            who = f"pid {pid} ({holder or 'a2v'})" if pid.isdigit() else 'another process'
+            raise RunInUseError(f"{path.parent}: the run is in use by {who}; wait for it to end or stop it, "
+                                f"then run {what} again") from None
+        try: same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError: same = False
+        if same: break
+        os.close(fd)                          # its holder removed the file as we opened it: lock the new one
+    os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()} {what}\n'.encode())
+    return fd
+
+# %% ../nbs/00_core.ipynb #2294563c
+@contextlib.contextmanager
+def run_lock(run_dir, # the run directory a command writes into (made when missing)
+             what:str, # the writer, e.g. 'a2v invert': a second writer is told who holds the run
+            ):
+    "Hold `run_dir/.lock` while `what` writes into the run; a second writer raises `RunInUseError` at once, naming this pid."
+    root = Path(run_dir); made = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    key = root.resolve()
+    fd = None if key in _HELD_LOCKS or dist_env()[0] != 0 else _take_lock(root/'.lock', what)
+    if fd is not None: _HELD_LOCKS[key] = fd
+    try: yield root
+    finally:
+        if fd is not None:
+            del _HELD_LOCKS[key]
+            (root/'.lock').unlink(missing_ok=True)   # while still held: no one else holds this file now
+            os.close(fd)
+            if made and not any(root.iterdir()): root.rmdir()   # a command that failed before writing leaves no empty run
+
+# %% ../nbs/00_core.ipynb #75b2dde1
+def file_stamp(path) -> list|None:
+    "[size, mtime_ns] of a file, None when it is missing: a re-made or replaced file gets a new stamp."
+    try: s = os.stat(path)
+    except FileNotFoundError: return None
+    return [s.st_size, s.st_mtime_ns]
+
+def changed_inputs(recorded:dict|None, # the inputs a model recorded: {name: stamp or value} (None: nothing recorded)
+                   current:dict, # today's, the same way
+                  ) -> str|None:  # what differs, in words (the first difference, and how many more); None: nothing
+    "Why `current` differs from `recorded`, e.g. \"clip c1's latents removed\"."
+    if recorded is None: return None
+    diffs = [f"{k} {'added' if recorded.get(k) is None else 'removed' if current.get(k) is None else 'changed'}"
+             for k in list(recorded) + [k for k in current if k not in recorded] if jsonable(recorded.get(k)) != jsonable(current.get(k))]
+    return (diffs[0] + (f' and {len(diffs) - 1} more' if len(diffs) > 1 else '')) if diffs else None
+
+# %% ../nbs/00_core.ipynb #78313d44
+def stale_model(out_dir, # a model's folder (RUN/vae, RUN/embed2lat): `inputs.json` there records what it was trained on
+                inputs:dict, # today's inputs, {name: `file_stamp(...)` or a value}
+                outputs:tuple, # what was trained from them (names in `out_dir`): removed when they changed
+                what:str, # the stage, for the message (e.g. 'train-vae')
+               ) -> str|None:  # why the model was stale (it is gone now), or None
+    "Compare a model's recorded inputs with `inputs`: changed → remove `outputs` and warn why; then record `inputs`."
+    out_dir = Path(out_dir); p = out_dir/'inputs.json'
+    try: recorded = json.loads(p.read_text()) if p.exists() else None
+    except (json.JSONDecodeError, UnicodeDecodeError): recorded = False
+    why = changed_inputs(recorded, inputs) if isinstance(recorded, (dict, type(None))) else 'its inputs.json is unreadable'
+    if why and any((out_dir/o).exists() for o in outputs):
+        import shutil
+        for o in outputs: shutil.rmtree(out_dir/o, ignore_errors=True) if (out_dir/o).is_dir() else (out_dir/o).unlink(missing_ok=True)
+        warn(f"{what}: inputs changed since the model was trained ({why}): retraining")
+    else: why = None
+    if dist_env()[0] == 0 and (recorded != jsonable(inputs)): atomic_write_json(out_dir/'inputs.json', jsonable(inputs))
+    return why
 
 # %% ../nbs/00_core.ipynb #9760cf70
 def figures_dir(run_dir=None) -> Path:
