@@ -161,6 +161,24 @@ def predict_latents(e:torch.Tensor, # audio embedding of one utterance (T, D), f
     if n_frames is None: n_frames = n_video_frames(n_samples=(len(e) - 1) * 320 + 400 + 160)   # mid of the possible span
     return model(e[None].float().to(dev), int(n_frames))[0].cpu()
 
+# %% ../nbs/16_embed2lat.ipynb #e8b9e4cd
+_E2L_TRAINED = ('last.pt', 'model.safetensors', 'model.json', 'metrics.json', 'history.json', 'curves.png', 'lipsync.json')
+
+def _e2l_clips(rd:RunDir, cfg) -> tuple[list, list]:
+    "The VAE's train and val clips that have an embedding and μ* and pass the quality gate of §3.2 (13_invert)."
+    split = load_split(rd.root)
+    missing = [i for i in split['train'] + split['val'] if not rd.audio(i).exists()]
+    if missing: raise MissingStageOutputError(f"{rd.audio(missing[0])}: missing; run `a2v embed-audio` first")
+    from a2v.invert import usable_clips
+    usable = set(usable_clips(rd.root, cfg))
+    ok = lambda i: i in usable and (rd.root/'vae'/'mu'/f'{i}.safetensors').exists()
+    return [i for i in split['train'] if ok(i)], [i for i in split['val'] if ok(i)]
+
+def _e2l_inputs(rd:RunDir, train_ids:list, val_ids:list) -> dict:
+    "What Embed2Lat learns from (`stale_model`'s inputs): each clip's embedding and μ*, by their stamps."
+    return {f"{part} clip {i}'s {what}": file_stamp(p) for part, ids in (('train', train_ids), ('val', val_ids)) for i in ids
+            for what, p in (('audio embedding', rd.root/'audio'/f'{i}.safetensors'), ('μ*', rd.root/'vae'/'mu'/f'{i}.safetensors'))}
+
 # %% ../nbs/16_embed2lat.ipynb #6bf74431
 PAPER_MSE = {'train': 0.269, 'val': 0.273}
 
@@ -173,17 +191,12 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
     cfg = cfg or (rd.load_config() if rd.config.exists() else get_config('tiny'))
     out = rd.stage('embed2lat'); metrics_path = out/'metrics.json'
     c = cfg.embed2lat
+    train_ids, val_ids = _e2l_clips(rd, cfg)
+    stale_model(out, _e2l_inputs(rd, train_ids, val_ids), _E2L_TRAINED, 'train-embed2lat')   # other data since: retrain
     if metrics_path.exists():
         from a2v.vae import _cached_metrics
         m = _cached_metrics(metrics_path)                 # a damaged one counts as absent: it is rewritten below
         if m.get('embed2lat') == jsonable(config_to_dict(c)): return m
-    split = load_split(run_dir)
-    have = lambda i: rd.audio(i).exists() and (rd.root/'vae'/'mu'/f'{i}.safetensors').exists()
-    missing = [i for i in split['train'] + split['val'] if not rd.audio(i).exists()]
-    if missing: raise MissingStageOutputError(f"{rd.audio(missing[0])}: missing; run `a2v embed-audio` first")
-    from a2v.invert import usable_clips
-    usable = set(usable_clips(run_dir, cfg))                        # the quality gate of §3.2 (13_invert)
-    train_ids, val_ids = [i for i in split['train'] if have(i) and i in usable], [i for i in split['val'] if have(i) and i in usable]
     train = PairDataset(run_dir, train_ids, c.max_seconds)
     val = PairDataset(run_dir, val_ids) if val_ids else None
     in_dim, latent = train.items[0][0].shape[1], train.items[0][1].shape[1]
@@ -206,7 +219,6 @@ def train_embed2lat(run_dir, # run directory with audio/ (a2v embed-audio) and v
          'n_train_clips': len(train_ids), 'n_val_clips': len(val_ids), 'embed2lat': config_to_dict(c)}
     atomic_write_json(metrics_path, m)
     return jsonable(m)
-
 
 # %% ../nbs/16_embed2lat.ipynb #adc49ab3
 def _r(a, b): return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float('nan')

@@ -168,6 +168,23 @@ def _cached_metrics(path) -> dict:
     try: return read_run_json(path, 'the stage') if Path(path).exists() else {}
     except A2VError: return {}
 
+# %% ../nbs/14_vae.ipynb #0873fa69
+_VAE_TRAINED = ('last.pt', 'model.safetensors', 'model.json', 'metrics.json', 'history.json', 'curves.png', 'mu')  # a retrain's
+
+def _vae_split(vd:Path, ids:list, cfg) -> dict:
+    "The train/val split of the usable clips `ids`: split.json's less the clips gone, clips added since in training."
+    split_path = vd/'split.json'
+    split = read_run_json(split_path, 'a2v train-vae', ('train', 'val')) if split_path.exists() else split_clips(ids, cfg.vae.val_fraction, cfg.seed)
+    split = {k: [c for c in v if c in ids] for k, v in split.items()}
+    new = sorted(set(ids) - set(split['train']) - set(split['val']))
+    split['train'] = sorted(split['train'] + new)        # clips added later go to training, the val set stays fixed
+    return split
+
+def _vae_inputs(rd:RunDir, split:dict) -> dict:
+    "What the VAE learns from (`stale_model`'s inputs): the latents file of each training and val clip, by its stamp."
+    return {f"{part} clip {c}'s latents": file_stamp(rd.root/'latents'/f'{c}.safetensors')
+            for part in ('train', 'val') for c in split[part]}
+
 # %% ../nbs/14_vae.ipynb #68a13457
 def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and manifest.jsonl
               cfg:Config|None=None, # full config (default: the run's config.json, else the tiny preset)
@@ -178,18 +195,15 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
     cfg = cfg or (rd.load_config() if rd.config.exists() else get_config('tiny'))
     vd = _vae_dir(run_dir)
     metrics_path = vd/'metrics.json'
-    if metrics_path.exists():
-        m = _cached_metrics(metrics_path)                 # a damaged one counts as absent: it is rewritten below
-        if m.get('epochs') == cfg.vae.epochs and m.get('vae') == jsonable(config_to_dict(cfg.vae)): return m
     from a2v.invert import usable_clips
     ids = usable_clips(run_dir, cfg)
     if not ids: raise MissingStageOutputError(f"{rd.root/'latents'}: no latents of kept clips; run `a2v invert` first")
-    split_path = vd/'split.json'
-    split = read_run_json(split_path, 'a2v train-vae', ('train', 'val')) if split_path.exists() else split_clips(ids, cfg.vae.val_fraction, cfg.seed)
-    split = {k: [c for c in v if c in ids] for k, v in split.items()}
-    new = sorted(set(ids) - set(split['train']) - set(split['val']))
-    split['train'] = sorted(split['train'] + new)        # clips added later go to training, the val set stays fixed
-    atomic_write_json(split_path, split)
+    split = _vae_split(vd, ids, cfg)
+    stale_model(vd, _vae_inputs(rd, split), _VAE_TRAINED, 'train-vae')   # other data since: what was trained goes
+    if metrics_path.exists():
+        m = _cached_metrics(metrics_path)                 # a damaged one counts as absent: it is rewritten below
+        if m.get('epochs') == cfg.vae.epochs and m.get('vae') == jsonable(config_to_dict(cfg.vae)): return m
+    atomic_write_json(vd/'split.json', split)
     train = DeltaWDataset(run_dir, split['train'], cfg.vae.layers)
     stats = {**train.stats, 'layers': list(cfg.vae.layers)}
     atomic_write_json(vd/'stats.json', stats)
@@ -213,7 +227,6 @@ def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and man
          'vae': config_to_dict(cfg.vae)}
     atomic_write_json(metrics_path, m)
     return jsonable(m)
-
 
 # %% ../nbs/14_vae.ipynb #a1769140
 class TrainedVAE:
