@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_pipeline.ipynb #a3300d4c
 from __future__ import annotations
-import importlib, json, re, shutil, time
+import importlib, json, re, shutil, signal, time
 from pathlib import Path
 from .core import *
 
@@ -164,19 +164,20 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
         log(f"[a2v] {name}: {time.time() - t0:.0f} s")
     todo = [(name, nb) for name, _, nb, _ in STAGES if not ((stages and name not in stages) or (name == 'sample-data' and own_videos))]
     t0 = time.time()
-    run_side_by_side(todo, begin, execute, max(1, int(jobs)) if nbs is not None else 1)   # (stage functions share this process)
+    run_side_by_side(todo, begin, execute, max(1, int(jobs)) if nbs is not None else 1,   # (stage functions share this process)
+                     threads=nbs is not None)                    # kernels: this thread stays free to stop them
     _record_times(run, log, wall=time.time() - t0)
-
 
 # %% ../nbs/20_pipeline.ipynb #e4275466
 def run_side_by_side(todo:list, # [(stage, notebook)] in `STAGES` order
                      begin, # begin(stage) -> None (skipped: done) or what `execute` needs
-                     execute, # execute(stage, notebook, begun) runs it (in a thread when jobs > 1)
+                     execute, # execute(stage, notebook, begun) runs it (in a thread when jobs > 1 or `threads`)
                      jobs:int=2, # stages at once
+                     threads:bool=False, # run stages in threads even one at a time (notebook kernels: this thread stays free to stop them)
                     ):
     "Start each stage once every input (`STAGE_INPUTS`) of it in `todo` is done, at most `jobs` at once, in `STAGES` order."
     todo, pending, error = list(todo), {n for n, _ in todo}, None
-    if jobs == 1:                                   # one after another, in this thread (Ctrl-C stops the kernel as usual)
+    if jobs == 1 and not threads:                   # one after another, in this thread (Ctrl-C reaches the stage itself)
         for name, nb in todo:
             b = begin(name)
             if b is not None: execute(name, nb, b)
@@ -197,17 +198,25 @@ def run_side_by_side(todo:list, # [(stage, notebook)] in `STAGES` order
                     name = running.pop(f)
                     if f.exception() is None: pending.discard(name)
                     elif error is None: error = f.exception()
-        except KeyboardInterrupt:
-            _stop_kernels(); raise
+        except KeyboardInterrupt:                                        # Ctrl-C or SIGTERM (`handle_sigterm`)
+            _stop_kernels(running); raise
     if error is not None: raise error
 
-def _stop_kernels():
-    "Ctrl-C while stages run side by side: end the Jupyter kernels (and their workers) this process started; their threads then stop."
+# %% ../nbs/20_pipeline.ipynb #72e83d75
+def _stop_kernels(running=(), # the futures of the stages still running (their threads wait on the kernels)
+                  grace:float=10., # seconds the kernels get to clean up before they are killed
+                 ):
+    "Interrupted: interrupt each kernel this process started (the stage's cleanup runs, its workers stop), then kill what is left."
     import psutil
-    for p in psutil.Process().children(recursive=True):
+    from concurrent.futures import wait
+    for k in psutil.Process().children():
+        try: k.send_signal(signal.SIGINT)                 # a kernel's SIGINT is Jupyter's interrupt: KeyboardInterrupt in the cell
+        except psutil.Error: pass
+    try: wait(running, timeout=grace)                     # each thread ends once papermill has seen its cell stop
+    except KeyboardInterrupt: pass                        # asked again: stop waiting
+    for p in psutil.Process().children(recursive=True):   # a kernel that did not stop, and anything it left
         try: p.kill()
         except psutil.Error: pass
-
 
 # %% ../nbs/20_pipeline.ipynb #e1564aef
 def _record_times(run:Path, log=print, wall:float|None=None):

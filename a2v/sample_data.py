@@ -678,15 +678,18 @@ def make_sample_data(out_dir,                   # output folder: videos/, truth/
     rows = {}
     from tqdm.auto import tqdm
     bar = tqdm(total=len(specs), desc='sample clips', disable=not progress)
-    if workers <= 1 or len(specs) <= 1:
-        for s in specs: rows[s['id']] = mod._build_clip(s, str(out), str(out), fd); bar.update()
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(min(workers, len(specs)), mp_context=mp.get_context('spawn')) as ex:
-            futs = {ex.submit(mod._build_clip, s, str(out), str(out), fd): s['id'] for s in specs}
-            for f in as_completed(futs): rows[futs[f]] = f.result(); bar.update()
-    bar.close()
+    try:
+        if workers <= 1 or len(specs) <= 1:
+            for s in specs: rows[s['id']] = mod._build_clip(s, str(out), str(out), fd); bar.update()
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            with ProcessPoolExecutor(min(workers, len(specs)), mp_context=mp.get_context('spawn'), initializer=die_with_parent) as ex:
+                try:
+                    futs = {ex.submit(in_worker, mod._build_clip, s, str(out), str(out), fd): s['id'] for s in specs}
+                    for f in as_completed(futs): rows[futs[f]] = f.result(); bar.update()
+                except BaseException: stop_pool(ex); raise   # Ctrl-C, SIGTERM, a failed clip: the others stop now, their temps go
+    finally: bar.close()                                      # (interrupted too: no bar is redrawn after the last line)
     rows = [rows[s['id']] for s in specs]
     held = _heldout(out, faces, seed)
     atomic_write_json(out/'index.json', dict(seed=seed, seconds=[lo, hi], clips=rows, skipped_faces=skipped,
@@ -694,7 +697,6 @@ def make_sample_data(out_dir,                   # output folder: videos/, truth/
         heldout=dict(photo=held['photo'], speech=held['speech'], truth='heldout/truth.json',
                      source_face=held['source_face'], mirrored=True, sentence=held['sentence'], voice=held['voice'])))
     return rows
-
 
 # %% ../nbs/04_sample_data.ipynb #2597455a
 def contact_sheet(data_dir,             # a folder made by `make_sample_data`
@@ -741,6 +743,7 @@ def contact_sheet(data_dir,             # a folder made by `make_sample_data`
 def run_stage(run_dir, # run directory (the clips go to RUN/data/), or None with `out`
               cfg:Config|None=None, # full config (None: the one the run recorded)
               out=None, # folder to write instead of RUN/data/
+              progress:bool=True, # progress bar (the `a2v` command: only on a terminal)
              ) -> dict:  # {'clips': number of clips made, 'out': folder}
     "The sample-data stage: the self-made talking clips of `cfg.sample_data` (and `cfg.seed`)."
     cfg = stage_config(run_dir, cfg); sd = cfg.sample_data
@@ -750,5 +753,5 @@ def run_stage(run_dir, # run directory (the clips go to RUN/data/), or None with
     out = Path(out) if out is not None else Path(run_dir)/'data'
     remove_stale_temps(out, recursive=True)                        # what a killed run left half-written
     rows = make_sample_data(out, clips=sd.clips, seed=cfg.seed, seconds=sd.seconds, bad=sd.bad,
-                            faces_dir=sd.faces_dir or None, head_motion=sd.head_motion)
+                            faces_dir=sd.faces_dir or None, head_motion=sd.head_motion, progress=progress)
     return {'clips': len(rows), 'out': str(out)}
