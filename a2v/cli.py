@@ -4,17 +4,17 @@
 
 # %% ../nbs/21_cli.ipynb #ad6bbf98
 from __future__ import annotations
-import json, os, signal, sys, threading
+import contextlib, errno, json, os, signal, sys, threading, warnings
 from pathlib import Path
 import click
 from .core import (A2VError, MissingStageOutputError, RunDir, get_config, flatten_config, jsonable, Config, FIT_STEPS,
-                      Terminated, handle_sigterm)
+                      Terminated, handle_sigterm, run_lock, disk_full_error, _disk_full)
 
 # %% auto #0
 __all__ = ['resolve_config', 'A2VUsageError', 'error_line', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
-           'invert_cmd', 'train_vae_cmd', 'embed_audio_cmd', 'train_embed2lat_cmd', 'render_cmd', 'figures_cmd',
-           'pipeline_cmd', 'weights_grp', 'weights_list_cmd', 'weights_fetch_cmd', 'weights_path_cmd',
-           'probe_layers_cmd']
+           'invert_cmd', 'train_vae_cmd', 'embed_audio_cmd', 'train_embed2lat_cmd', 'train_encoder_cmd',
+           'compare_starts_cmd', 'render_cmd', 'figures_cmd', 'pipeline_cmd', 'weights_grp', 'weights_list_cmd',
+           'weights_fetch_cmd', 'weights_path_cmd', 'probe_layers_cmd']
 
 # %% ../nbs/21_cli.ipynb #fb1250c6
 def _parse_sets(sets) -> dict:
@@ -54,9 +54,26 @@ def _one_line(e:BaseException) -> str:
     s = str(e).strip()
     return (s.splitlines()[0] if s else type(e).__name__)[:500]
 
+def _out_of_memory(e:BaseException) -> bool:
+    "A memory error, or one a library words as such (a shared library that cannot be mapped, a failed allocation)."
+    return isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM) or any(
+        t in str(e) for t in ('failed to map segment', 'Cannot allocate memory', 'std::bad_alloc', "can't allocate memory"))
+
+def _memory_line(e:BaseException) -> str:
+    "The one line for running out of memory: the error, and the address-space limit (`ulimit -v`) it ran under."
+    import resource
+    soft, what = resource.getrlimit(resource.RLIMIT_AS)[0], _one_line(e)
+    if soft == resource.RLIM_INFINITY:
+        return (f"memory: out of memory ({what}); no address-space limit (`ulimit -v`) is set, so this machine's memory "
+                "ran out: free some (close other programs) or use smaller batches")
+    return (f"memory: out of memory ({what}) under the address-space limit `ulimit -v` of {soft // 2**20} MB; torch alone "
+            "maps several GB: raise it (`ulimit -v unlimited`) and run the command again")
+
 def error_line(e:Exception) -> str:
     "The one line a user sees for exception `e`."
     if isinstance(e, A2VError): return _one_line(e)
+    if _disk_full(e): return str(disk_full_error(getattr(e, 'filename', None) or os.getcwd()))   # (in a run, `_writing` named the run)
+    if _out_of_memory(e): return _memory_line(e)
     if isinstance(e, OSError) and (e.filename or e.strerror):
         return f"{e.filename}: {e.strerror}" if e.filename else _one_line(e)
     return f"unexpected {type(e).__name__}: {_one_line(e)} (run with A2V_DEBUG=1 for the traceback)"
@@ -68,7 +85,6 @@ class _Group(click.Group):
         except Exception as e:
             if os.environ.get('A2V_DEBUG') and not isinstance(e, A2VError): raise
             raise A2VUsageError(error_line(e)) from None
-
 
 # %% ../nbs/21_cli.ipynb #7cd04a4f
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
@@ -90,16 +106,46 @@ def main(argv=None):
     # OpenMP threads that spin while waiting make torch many times slower on a busy machine; set before torch loads
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     handle_sigterm()
-    try: rv = a2v.main(args=argv, prog_name='a2v', standalone_mode=False)
-    except (KeyboardInterrupt, click.exceptions.Abort) as e:           # (click turns a KeyboardInterrupt into Abort)
-        if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated): click.echo('a2v: terminated', err=True); sys.exit(143)
-        click.echo('a2v: interrupted', err=True); sys.exit(130)
-    except _NoArgsIsHelp as e: click.echo(e.ctx.get_help()); sys.exit(0)     # a bare `a2v`: its help, not an error
-    except click.UsageError as e:                     # one line, like every other error (click would print the usage too)
-        cmd = e.ctx.command_path if e.ctx else 'a2v'
-        click.echo(f"a2v: error: {e.format_message()} (see `{cmd} -h`)", err=True); sys.exit(e.exit_code)
-    except click.ClickException as e: e.show(); sys.exit(e.exit_code)
+    if (why := _cwd_problem()): click.echo(f"a2v: error: {why}", err=True); sys.exit(1)
+    _SHOWN.clear()
+    with warnings.catch_warnings():                   # (the caller's warning settings come back afterwards)
+        warnings.showwarning = _show_warning
+        try: rv = a2v.main(args=argv, prog_name='a2v', standalone_mode=False)
+        except (KeyboardInterrupt, click.exceptions.Abort) as e:           # (click turns a KeyboardInterrupt into Abort)
+            if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated): click.echo('a2v: terminated', err=True); sys.exit(143)
+            click.echo('a2v: interrupted', err=True); sys.exit(130)
+        except _NoArgsIsHelp as e: click.echo(e.ctx.get_help()); sys.exit(0)     # a bare `a2v`: its help, not an error
+        except click.UsageError as e:                     # one line, like every other error (click would print the usage too)
+            cmd = e.ctx.command_path if e.ctx else 'a2v'
+            click.echo(f"a2v: error: {e.format_message()} (see `{cmd} -h`)", err=True); sys.exit(e.exit_code)
+        except click.ClickException as e: e.show(); sys.exit(e.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+# %% ../nbs/21_cli.ipynb #a9798db1
+def _cwd_problem() -> str|None:
+    "What is wrong with the current folder (deleted, or not readable), or None."
+    try: os.getcwd(); return None
+    except (FileNotFoundError, PermissionError) as e:
+        pwd, gone = os.environ.get('PWD', ''), isinstance(e, FileNotFoundError)   # PWD: the shell's name for it, when it fits
+        fits = pwd and (not os.path.isdir(pwd) if gone else not os.access(pwd, os.R_OK | os.X_OK))
+        return (f"{pwd}: " if fits else '') + (f"the current folder {'was deleted' if gone else 'cannot be read (permission denied)'}; "
+                                               "cd into an existing folder and run the command again")
+
+_SHOWN = set()   # the warnings this command printed
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    "Print a Python warning as one line, `a2v: warning: …`, once per text."
+    text = ' '.join(str(message).split())
+    if text not in _SHOWN: _SHOWN.add(text); click.echo(f"a2v: warning: {text}", err=True)
+
+@contextlib.contextmanager
+def _writing(run, cmd:str):
+    "While command `cmd` writes into run directory `run`: hold the run's lock; a full disk that names no file names the run."
+    with run_lock(run, f'a2v {cmd}'):
+        try: yield
+        except Exception as e:
+            if _disk_full(e) and not isinstance(e, A2VError): raise disk_full_error(getattr(e, 'filename', None) or run) from e
+            raise
 
 def _stage(name:str, run, cfg, **options) -> dict:
     "Call stage `name`'s `run_stage` and print its result as one line; progress bars only on a terminal."
@@ -109,6 +155,12 @@ def _stage(name:str, run, cfg, **options) -> dict:
     r = run_stage(name, run, cfg, **options)
     click.echo(f"{name}: {json.dumps(jsonable(r))[:300]}")
     return r
+
+def _stage_cmd(name:str, run, cfg, **options) -> dict:
+    "A stage command's work in its run: hold the run (`_writing`), record the config, run the stage (`_stage`)."
+    with _writing(run, name):
+        RunDir(run).save_config(cfg)
+        return _stage(name, run, cfg, **options)
 
 # %% ../nbs/21_cli.ipynb #bd7cf9f5
 @a2v.command('sample-data')
@@ -146,14 +198,13 @@ def crop_cmd(videos, out, list_file, avspeech_csv, videos_dir, use_hint, workers
         if not videos_dir: raise A2VError('--avspeech-csv needs --videos DIR (the folder holding the downloaded videos)')
         videos += match_avspeech(read_avspeech_csv(avspeech_csv), videos_dir)   # dicts: path, clip, start, end, x, y (the hint)
     if not videos: raise A2VError('no input videos: give VIDEO paths, --list FILE or --avspeech-csv CSV --videos DIR')
-    cfg = resolve_config(out, preset, sets + (('crop.use_hint=true',) if use_hint else ()))
-    r = _stage('crop', out, cfg, videos=videos, workers=workers)
+    cfg = resolve_config(out, preset, sets + (('crop.use_hint=true',) if use_hint else ()), save=False)
+    r = _stage_cmd('crop', out, cfg, videos=videos, workers=workers)
     reasons = ', '.join(f'{k} {v}' for k, v in r['reasons'].items())
     click.echo(f"{r['kept']} of {r['inputs']} clips kept{'; ' + reasons if reasons else ''}; see {Path(out)/'manifest.jsonl'}")
     what = lambda d: f"{d['source']}: {d['reason']}" + (f" ({d['detail']})" if d.get('detail') else '')
     if r['error']: raise A2VError(f"{what(r['first_error'])}; {r['error']} of {r['inputs']} inputs could not be read (status 'error' in {Path(out)/'manifest.jsonl'})")
     if not r['kept']: raise A2VError(f"no clip kept: {what(r['first_discarded'])}" + (f" and {r['inputs'] - 1} more" if r['inputs'] > 1 else '') + f" (see {Path(out)/'manifest.jsonl'})")
-
 
 # %% ../nbs/21_cli.ipynb #238c24c7
 @a2v.command('fit-generator')
@@ -165,33 +216,57 @@ def fit_generator_cmd(crops, steps, run, preset, sets):
     cfg = resolve_config(run, preset, sets, save=False, need_run=crops is None)
     if steps or cfg.generator.fit_steps <= 0:                 # asked for: the run fits (and then uses) its own generator
         sets = tuple(sets) + (f'generator.fit_steps={steps or FIT_STEPS}',)
-    _stage('fit-generator', run, resolve_config(run, preset, sets, need_run=crops is None), crops=crops)
+    _stage_cmd('fit-generator', run, resolve_config(run, preset, sets, save=False, need_run=crops is None), crops=crops)
 
 @a2v.command('invert')
 @click.option('--clips', 'clip_ids', multiple=True, help='Only these clip ids.')
 @_run_opts
 def invert_cmd(clip_ids, run, preset, sets):
     "Invert every frame of every kept clip into W+ (§3.2); batched across clips, resumable."
-    _stage('invert', run, resolve_config(run, preset, sets, need_run=True), clip_ids=list(clip_ids) or None)
+    _stage_cmd('invert', run, resolve_config(run, preset, sets, save=False, need_run=True), clip_ids=list(clip_ids) or None)
 
 @a2v.command('train-vae')
 @_run_opts
 def train_vae_cmd(run, preset, sets):
     "Train the VAE on Δw of layers 5-7 (§3.3)."
-    _stage('train-vae', run, resolve_config(run, preset, sets, need_run=True))
+    _stage_cmd('train-vae', run, resolve_config(run, preset, sets, save=False, need_run=True))
 
 @a2v.command('embed-audio')
 @_run_opts
 def embed_audio_cmd(run, preset, sets):
     "Wav2Vec2 embeddings (50 per second) of every kept clip's audio (§3.4)."
-    _stage('embed-audio', run, resolve_config(run, preset, sets, need_run=True))
+    _stage_cmd('embed-audio', run, resolve_config(run, preset, sets, save=False, need_run=True))
 
 @a2v.command('train-embed2lat')
 @_run_opts
 def train_embed2lat_cmd(run, preset, sets):
     "Train Embed2Lat: audio embeddings → the VAE's μ* (§3.5)."
-    _stage('train-embed2lat', run, resolve_config(run, preset, sets, need_run=True))
+    _stage_cmd('train-embed2lat', run, resolve_config(run, preset, sets, save=False, need_run=True))
 
+# %% ../nbs/21_cli.ipynb #e4c0de51
+@a2v.command('train-encoder')
+@_run_opts
+def train_encoder_cmd(run, preset, sets):
+    "Train a ReStyle-pSp encoder for the run's generator (§4.2): pairs from the generator and the run's inverted crops."
+    from a2v.encoder import train_encoder
+    cfg = resolve_config(run, preset, sets, save=False, need_run=True)
+    with _writing(run, 'train-encoder'):
+        RunDir(run).save_config(cfg)
+        m = train_encoder(run, cfg, progress=sys.stderr.isatty())
+    click.echo(f"train-encoder: {json.dumps({k: v for k, v in m.items() if k != 'encoder'})}")
+
+@a2v.command('compare-starts')
+@click.option('--steps', 'ks', default='1,2', show_default=True, help='Steps per frame after the encoder start, comma-separated.')
+@click.option('--max-frames', type=click.IntRange(1), default=None, help='Frames per held-out clip (default: all).')
+@_run_opts
+def compare_starts_cmd(ks, max_frames, run, preset, sets):
+    "§4.2: encoder only, encoder + k steps and optimisation only on the run's held-out clips (table, starts.json, figure)."
+    from a2v.invert import run_compare_starts, starts_table
+    try: steps = tuple(int(k) for k in ks.split(','))
+    except ValueError: raise A2VError(f"--steps: {ks!r} is not a comma-separated list of step counts, e.g. 1,2") from None
+    cfg = resolve_config(run, preset, sets, save=False, need_run=True)
+    with _writing(run, 'compare-starts'): r = run_compare_starts(run, cfg, ks=steps, max_frames=max_frames)
+    click.echo(starts_table(r))
 
 # %% ../nbs/21_cli.ipynb #f6243946
 @a2v.command('render')
@@ -207,7 +282,9 @@ def render_cmd(image, audio, out, magnify, mode, face_index, run, preset, sets):
     from a2v.pipeline import run_stage
     extra = ((f'render.magnify={magnify}',) if magnify is not None else ()) + ((f'render.mode={mode}',) if mode else ())
     cfg = resolve_config(run, preset, sets + extra, save=False, need_run=True)
-    m = run_stage('render', run, cfg, photo=image, speech=audio, out=out, face_index=face_index, progress=sys.stderr.isatty())
+    inside = Path(out).resolve().is_relative_to(Path(run).resolve())   # an --out inside the run writes into it
+    with _writing(run, 'render') if inside else contextlib.nullcontext():
+        m = run_stage('render', run, cfg, photo=image, speech=audio, out=out, face_index=face_index, progress=sys.stderr.isatty())
     click.echo(f"wrote {out} ({m.get('frames')} frames); metrics in {Path(out).with_suffix('.metrics.json')}")
 
 @a2v.command('figures')
@@ -231,9 +308,9 @@ def figures_cmd(publish, run, preset, sets):
 def pipeline_cmd(data, notebooks, force, photo, speech, jobs, run, preset, sets):
     "Run every stage in order (a stage whose inputs are done beside the one running); finished stages are skipped."
     from a2v.pipeline import run_pipeline
-    run_pipeline(run, resolve_config(run, preset, sets), data=data, notebooks=notebooks, force=force, log=click.echo,
-                 photo=photo, speech=speech, jobs=jobs)
-
+    cfg = resolve_config(run, preset, sets, save=False)              # (run_pipeline records it)
+    with _writing(run, 'pipeline'):                                    # its stages, in kernels it started, write under its lock
+        run_pipeline(run, cfg, data=data, notebooks=notebooks, force=force, log=click.echo, photo=photo, speech=speech, jobs=jobs)
 
 # %% ../nbs/21_cli.ipynb #fb7e7b6e
 @a2v.group('weights')

@@ -108,6 +108,15 @@ CASES = [
     # the render judges itself: the prepared run's random 32 px generator makes no faces, so the face mesh's lowest
     # score is far below render.min_face_score (0.5); nothing is written (needs the face mesh in the cache, as CI has)
     ('render --run {run} --image {in}/face.png --audio {in}/speech.wav --out {tmp}/o.mp4', 'a render that is not a face', 'o.mp4: not a face in every frame', '{tmp}', None),
+    # one writer at a time: another a2v command holds the run (RUN/.lock, `run_lock` of 00_core; here a stand-in holding
+    # it as `a2v train-vae` does); a second writer is refused at once, naming the holder's pid and command (was: both
+    # ran, each taking the other's half-made files for its own)
+    ('invert --run {run}', 'a run another a2v command is writing into', '(a2v train-vae); wait for it to end or stop it, then run a2v invert again', '{run}', 'run_in_use'),
+    ('pipeline --run {run} --no-notebooks', 'a pipeline on a run another a2v command is writing into', 'the run is in use by pid', '{run}', 'run_in_use'),
+    # a full disk while a stage writes (the inversion's log, appended after clip c0's latents, is /dev/full, which
+    # answers every write with ENOSPC): one line naming the file and the space left (was: "unexpected OSError"
+    # naming nothing; with safetensors, "unexpected SafetensorError ... No space left on device")
+    ('invert --run {run}', 'a full disk while the inversion writes its log', 'latents/invert_log.jsonl: no space left on the disk holding it', '{run}/vae', 'log_disk_full'),
 ]
 
 # ---- the inputs
@@ -203,6 +212,16 @@ def _damage_render(run, how:str):
     elif how == 'silent_speech': _wav(run/'silent.wav', np.zeros(16000))   # _wav: test_bad_inputs' own helper
     else: raise ValueError(how)
 
+def _hold_run(run):
+    "Another a2v writer holding `run` (as `a2v train-vae` would), until the thread that set it up ends, at most 300 s."
+    import ctypes, signal, subprocess, sys
+    code = (f"import time\nfrom a2v.core import run_lock\n"
+            f"with run_lock({str(run)!r}, 'a2v train-vae'): print('held', flush=True); time.sleep(300)")
+    die = lambda: ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # PR_SET_PDEATHSIG: it dies with the case's thread
+    p = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True, preexec_fn=die,
+                         env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    assert p.stdout.readline().strip() == 'held', 'the stand-in writer did not take the run'
+
 def _damage(run:Path, how:str):
     "Damage a copy of the prepared run the way a case needs."
     import torch
@@ -222,6 +241,10 @@ def _damage(run:Path, how:str):
     elif how == 'vae_nometa': save_tensors(run/'vae'/'model.safetensors', load_tensors(run/'vae'/'model.safetensors')[0])
     elif how == 'e2l_garbage': (run/'embed2lat'/'model.safetensors').write_bytes(b'garbage')
     elif how in ('photo_in_run', 'stats_nan', 'stats_zero', 'config_empty', 'split_unknown', 'silent_speech'): _damage_render(run, how)
+    elif how == 'run_in_use': _hold_run(run)
+    elif how == 'log_disk_full':
+        (run/'latents'/'c0.safetensors').unlink(); (run/'latents'/'invert_log.jsonl').unlink(missing_ok=True)
+        os.symlink('/dev/full', run/'latents'/'invert_log.jsonl')     # every write: ENOSPC, "No space left on device"
     else: raise ValueError(how)
 
 def _files(p:Path) -> set:

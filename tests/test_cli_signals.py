@@ -1,5 +1,6 @@
-"""The `a2v` process on real subprocesses: SIGTERM is handled like Ctrl-C, workers die with their parent, a bare `a2v`
-prints its help, and `a2v crop` gives every source its own clip id.
+"""The `a2v` process on real subprocesses: SIGTERM is handled like Ctrl-C, workers die with their parent (the crop's,
+the inversion's, the sample data's, and the pipeline's notebook kernels with theirs), a bare `a2v` prints its help,
+and `a2v crop` gives every source its own clip id.
 
 SIGTERM of a render (mid-write) is in test_kill_resume.py; `invert --clips nosuchclip` is a row of test_bad_inputs.py."""
 import os, shutil, signal, subprocess, sys, time
@@ -149,3 +150,40 @@ def test_crop_ids_unique_per_out(tmp_path):
     r = crop(tmp_path/'link'/'talk.mp4', tmp_path/'dup0'/'talk.mp4')
     assert r.returncode == 0 and '1 of 1 clips kept' in r.stdout, r.stdout
     assert [m['clip'] for m in read_jsonl(out/'manifest.jsonl')] == ['talk']
+
+def _spawned(p:subprocess.Popen) -> list:
+    "The pool workers (spawned processes) among `p`'s descendants."
+    return [w for w in _alive(_descendants(p.pid)) if 'spawn_main' in ' '.join(w.cmdline())]
+
+@pytest.mark.slow
+@pytest.mark.parametrize('sig', ['SIGTERM', 'SIGKILL'])
+def test_sample_data_workers_signal(tmp_path, sig):
+    "`a2v sample-data` builds clips on a pool: a signal to it ends its workers too (SIGTERM: their half-written clips go)."
+    out = tmp_path/'d'
+    p = _start(tmp_path, 'sample-data', '--out', out, '--clips', 6, '--no-bad')
+    _wait_for(lambda: len(_spawned(p)) >= 2 and _temps(out), 120, 'two clip builders, one writing its clip', p)
+    workers = _descendants(p.pid)
+    p.send_signal(getattr(signal, sig)); out_, err = _output(p)
+    if sig == 'SIGTERM':
+        assert p.returncode == 143 and err.strip().splitlines()[-1] == 'a2v: terminated', (p.returncode, err[-2000:])
+        assert 'Traceback' not in err
+    print(f'workers gone {_gone_within(workers, 10):.1f} s after the {sig}')
+    if sig == 'SIGTERM': assert _temps(out) == []
+
+@pytest.mark.slow
+@pytest.mark.parametrize('sig,jobs', [('SIGTERM', 1), ('SIGKILL', 2)])
+def test_pipeline_signal_leaves_no_kernel(tmp_path, sig, jobs):
+    """`a2v pipeline` runs its stages in notebook kernels: SIGTERM interrupts them (the stage cleans up), SIGKILL orphans
+    them; either way no kernel, and no worker of one, outlives it."""
+    run = tmp_path/'run'
+    p = _start(tmp_path, 'pipeline', '--run', run, '--jobs', jobs)
+    _wait_for(lambda: len(_spawned(p)) >= 2 and _temps(run), 180, "the sample-data stage's workers in its kernel, writing a clip", p)
+    procs = _descendants(p.pid)
+    assert any('ipykernel' in ' '.join(q.cmdline()) for q in procs), [q.cmdline() for q in procs]
+    p.send_signal(getattr(signal, sig)); out, err = _output(p)
+    if sig == 'SIGTERM':
+        assert p.returncode == 143 and err.strip().splitlines()[-1] == 'a2v: terminated', (p.returncode, err[-2000:])
+        assert 'Traceback' not in err
+    print(f'kernel and workers gone {_gone_within(procs, 15):.1f} s after the {sig}')
+    if sig == 'SIGTERM': assert _temps(run) == []
+    assert not (run/'.lock').exists() or sig == 'SIGKILL'
