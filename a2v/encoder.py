@@ -242,12 +242,15 @@ def encoder_arch(ecfg, G) -> dict:
     return dict(n_styles=G.num_ws, w_dim=G.w_dim, input_size=ecfg.input_size or G.img_resolution, stem=ecfg.stem,
                 units=list(ecfg.units), widths=list(ecfg.widths), se=ecfg.se)
 
-def _real_pairs(rd:RunDir, n:int, seed:int, resolution:int) -> tuple:
-    "Up to `n` real frames (uint8 (M, 3, R, R)) with their inverted codes (M, num_ws, w_dim), evenly over the run's training clips."
-    from a2v.crop import load_clip
+def _real_clips(rd:RunDir) -> list[str]:
+    "The clips whose frames may train the encoder: `vae/split.json`'s training clips when the VAE fixed them, else every kept clip, with latents."
     split = rd.root/'vae'/'split.json'
     ids = read_run_json(split, 'a2v train-vae', ('train',))['train'] if split.exists() else rd.clip_ids()
-    ids = [c for c in ids if (rd.root/'latents'/f'{c}.safetensors').exists()]
+    return [c for c in ids if (rd.root/'latents'/f'{c}.safetensors').exists()]
+
+def _real_pairs(rd:RunDir, ids:list, n:int, resolution:int) -> tuple:
+    "Up to `n` real frames (uint8 (M, 3, R, R)) with their inverted codes (M, num_ws, w_dim), evenly over the clips `ids`."
+    from a2v.crop import load_clip
     if not ids or n == 0: return None, None
     ws = [load_tensors(rd.root/'latents'/f'{c}.safetensors', made_by='a2v invert')[0]['ws'] for c in ids]
     per = max(1, -(-n // len(ids)))
@@ -263,13 +266,24 @@ def _real_pairs(rd:RunDir, n:int, seed:int, resolution:int) -> tuple:
 
 # %% ../nbs/12_encoder.ipynb #fc92d1f9
 ENCODER_DIR = 'encoder'   # where `a2v train-encoder` writes (inside the run): model.safetensors, last.pt, metrics.json
+_ENCODER_TRAINED = ('last.pt', 'model.safetensors', 'model.json', 'metrics.json', 'history.json', 'curves.png', 'starts.json')
+
+def _encoder_inputs(rd:RunDir, cfg, ids:list) -> dict:
+    "What an encoder learns from (`stale_model`'s inputs): the generator, the real clips' latents, its config and seed."
+    src = generator_source(cfg); g = rd.root/src if (rd.root/src).exists() else Path(src)
+    return {'the generator': file_stamp(g) if g.exists() else src, 'the encoder config': _training_config(cfg.encoder), 'the seed': cfg.seed,
+            **{f"clip {c}'s latents": file_stamp(rd.root/'latents'/f'{c}.safetensors') for c in ids}}
+
+def _training_config(ecfg) -> dict:
+    "The encoder config that training depends on (all of it but `source`, which only says where to load from)."
+    return jsonable({k: v for k, v in config_to_dict(ecfg).items() if k != 'source'})
 
 def _fitted_metrics(path:Path, ecfg) -> dict|None:
     "The metrics of a finished training with this config, else None (a damaged file counts as absent)."
     if not path.exists(): return None
     try: m = read_run_json(path, 'a2v train-encoder')
     except A2VError: return None
-    return m if m.get('encoder') == jsonable(config_to_dict(ecfg)) else None
+    return m if m.get('encoder') == _training_config(ecfg) else None
 
 def _split_pairs(ws, frames, every:int=10):
     "Every `every`-th row (real and made alike) to validation, the rest to training."
@@ -288,13 +302,15 @@ def train_encoder(run_dir, # a run directory (its generator; its crops and laten
     from a2v.train import fit
     rd = RunDir(run_dir); cfg = stage_config(run_dir, cfg); ecfg = cfg.encoder
     out = rd.stage(ENCODER_DIR)
+    ids = _real_clips(rd) if ecfg.real_frames else []
+    stale_model(out, _encoder_inputs(rd, cfg, ids), _ENCODER_TRAINED, 'train-encoder')   # other data since: start over
     if (m := _fitted_metrics(out/'metrics.json', ecfg)) is not None: return m
     dev = get_device(cfg.device)
     G = load_run_generator(run_dir, cfg, dev)
-    real_x, real_w = _real_pairs(rd, ecfg.real_frames, cfg.seed, G.img_resolution)
-    if ecfg.codes_from == 'inversions' and real_w is None:
-        raise MissingStageOutputError(f"{rd.root/'latents'}: encoder.codes_from='inversions' needs the run's inverted codes; "
-                                      "run `a2v invert` first, or --set encoder.codes_from=mapping")
+    real_x, real_w = _real_pairs(rd, ids, ecfg.real_frames, G.img_resolution)
+    if ecfg.codes_from == 'inversions' and real_w is None:                 # (the Gaussian is fitted to the real frames' codes)
+        raise MissingStageOutputError(f"{rd.root/'latents'}: encoder.codes_from='inversions' needs the run's inverted codes and "
+                                      "encoder.real_frames > 0; run `a2v invert` first, or --set encoder.codes_from=mapping")
     made = sample_codes(G, ecfg.pairs, cfg.seed, real_w if ecfg.codes_from == 'inversions' else None, tuple(ecfg.psi), ecfg.jitter)
     ws = made if real_w is None else torch.cat([real_w, made])                  # real rows first (EncoderPairs)
     train, val = _split_pairs(ws, real_x)
@@ -309,7 +325,7 @@ def train_encoder(run_dir, # a run directory (its generator; its crops and laten
     last = res['history'][-1] if res['history'] else {}
     m = dict(val_psnr=last.get('val_psnr'), val_lpips=last.get('val_lpips'), val_loss=res['best_val_loss'], epochs=ecfg.epochs,
              pairs_made=len(made), pairs_real=0 if real_x is None else len(real_x), iterations=ecfg.iterations,
-             seconds=round(time.time() - t0, 1), samples_per_s=res['samples_per_s'], encoder=config_to_dict(ecfg))
+             seconds=round(time.time() - t0, 1), samples_per_s=res['samples_per_s'], encoder=_training_config(ecfg))
     m = jsonable(m)
     if res['rank'] == 0: atomic_write_json(out/'metrics.json', m)
     return m

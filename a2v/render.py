@@ -229,9 +229,8 @@ class _RunModels:
     def face_encoder(self):
         "The ReStyle-pSp the photo's inversion starts from when `invert.init` or `warm_start` is 'encoder' (else None); loaded once."
         from a2v.invert import uses_encoder, run_encoder
-        if not uses_encoder(self.cfg.invert): return None
-        if getattr(self, '_face_encoder', None) is None: self._face_encoder = run_encoder(self.run, self.cfg, self.G)
-        return self._face_encoder
+        if uses_encoder(self.cfg.invert) and not hasattr(self, '_face_encoder'): self._face_encoder = run_encoder(self.run, self.cfg, self.G)
+        return getattr(self, '_face_encoder', None) if uses_encoder(self.cfg.invert) else None
 
     def photo_code(self, image, face_index:int|None=None) -> tuple[np.ndarray, torch.Tensor]:
         "Crop and invert a photo: (crop (R, R, 3) uint8, w_0 (num_ws, w_dim)); a crop seen before is not inverted again."

@@ -218,3 +218,23 @@ def test_missing_or_mismatched_encoder_one_line(enc_run, tmp_path):
     save_model(tmp_path/'other.safetensors', ReStylePSP(**arch), arch)
     c3 = get_config('tiny', **{**SETS, 'invert.init': 'encoder', 'encoder.source': str(tmp_path/'other.safetensors')})
     with pytest.raises(BadInputError, match=r'writes \(4, 32\) codes; the generator takes \(6, 32\)'): invert_run(run, c3, progress=False, clip_ids=['c0'])
+
+def test_cli_and_stale_state(enc_run, tmp_path):
+    "`a2v train-encoder` and `a2v compare-starts` on a run; a clip's latents re-made since training: the encoder is trained again, with one warning."
+    import shutil, subprocess, sys
+    run = tmp_path/'run'; shutil.copytree(enc_run[0], run)
+    sets = [a for k in ('encoder.epochs=1',) for a in ('--set', k)]
+    a2v = lambda *args: subprocess.run([sys.executable, '-m', 'a2v.cli', *map(str, args)], capture_output=True, text=True, timeout=600)
+    r = a2v('train-encoder', '--run', run, *sets)
+    assert r.returncode == 0 and 'train-encoder: {' in r.stdout, r.stderr
+    from a2v.invert import invert_run
+    invert_run(run, get_config('tiny', **SETS), progress=False, clip_ids=['c0', 'c1'])
+    r = a2v('train-encoder', '--run', run, *sets, '--set', 'encoder.real_frames=4')   # (config changed: retrains, no warning needed)
+    assert r.returncode == 0 and '"pairs_real": 4' in r.stdout, r.stdout + r.stderr
+    (run/'latents'/'c1.safetensors').unlink()
+    r = a2v('train-encoder', '--run', run, *sets, '--set', 'encoder.real_frames=4')
+    assert r.returncode == 0 and "a2v: warning: train-encoder: inputs changed since the model was trained (clip c1's latents removed): retraining" in r.stderr, r.stderr
+    r = a2v('compare-starts', '--run', run, '--steps', '1', '--max-frames', '2')
+    assert r.returncode == 0 and '| encoder only |' in r.stdout, r.stderr
+    r = a2v('compare-starts', '--run', run, '--steps', 'x')
+    assert r.returncode != 0 and r.stderr.strip().count('\n') == 0 and "--steps: 'x'" in r.stderr
