@@ -154,6 +154,7 @@ class InvertConfig:
     steps_next: Annotated[int, Bounds(0)] = 5         # frames i > 0, warm-started (see warm_start)
     warm_start: Literal['previous', 'first', 'encoder'] = 'previous'  # frame i starts from frame i-1's code (paper), frame 0's ('first'),
                                                                       # or its own encoding ('encoder': no frame waits for another)
+    encoder_smooth: Annotated[int, Bounds(1)] = 1   # 'encoder': a frame starts from the mean of the encoder's codes of this many neighbouring frames
     anchor: Annotated[float, Bounds(0, 1)] = 0.0      # 'previous': frame i starts at w_{i-1} + anchor·(w_0 − w_{i-1}) (0: the paper's; 13_invert)
     lr_next: Annotated[float, Bounds(1e-9)] = 0.01
     optimizer: Literal['adam', 'lbfgs'] = 'adam'  # 'adam' (paper) or 'lbfgs': curvature pairs kept along the clip; lr is then
@@ -227,6 +228,7 @@ class RenderConfig:
     photo_steps_factor: Annotated[float, Bounds(1e-9)] = 1.0  # the photo's inversion runs this many times invert.steps_first (a clip's frame 0 runs 1×);
                                                               # > 0: no steps would render the average face, not the photo
     min_face_score: Annotated[float, Bounds(0, 1)] = 0.5  # a render whose lowest face-mesh score is below this fails (0: no check; 18_render)
+    starts_frames: Annotated[int, Bounds(0)] = 0    # the run's report also compares §4.2's inversion starts on this many frames of each held-out clip (0: off)
 
 @dataclass
 class SampleDataConfig:
@@ -276,7 +278,7 @@ def _tiny() -> Config:
         embed2lat=Embed2LatConfig(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=192, conv_pos=32,
                                   conv_pos_groups=4, lr=1e-3, batch_size=4, epochs=150, max_seconds=1.5, keep='last', schedule='cosine',
                                   threads=1, members=2),   # 16_embed2lat: two, averaged
-        render=RenderConfig(magnify=2.0, mode='paper', photo_steps_factor=3.75),   # ×500 is for the paper's Δw scale; ×2 here; the photo: 18_render
+        render=RenderConfig(magnify=2.0, mode='paper', photo_steps_factor=3.75, starts_frames=20),   # ×500 is for the paper's Δw scale; ×2 here; the photo: 18_render
         sample_data=SampleDataConfig(clips=24, seconds=(3.0, 5.0), head_motion=0.25))
 
 PRESETS = {'paper': Config, 'tiny': _tiny}

@@ -303,14 +303,14 @@ def train_encoder(run_dir, # a run directory (its generator; its crops and laten
     rd = RunDir(run_dir); cfg = stage_config(run_dir, cfg); ecfg = cfg.encoder
     out = rd.stage(ENCODER_DIR)
     ids = _real_clips(rd) if ecfg.real_frames else []
+    if ecfg.codes_from == 'inversions' and not ids:                     # (the Gaussian is fitted to the real frames' codes)
+        raise MissingStageOutputError(f"{rd.root/'latents'}: encoder.codes_from='inversions' needs the run's inverted codes and "
+                                      "encoder.real_frames > 0; run `a2v invert` first, or --set encoder.codes_from=mapping")
     stale_model(out, _encoder_inputs(rd, cfg, ids), _ENCODER_TRAINED, 'train-encoder')   # other data since: start over
     if (m := _fitted_metrics(out/'metrics.json', ecfg)) is not None: return m
     dev = get_device(cfg.device)
     G = load_run_generator(run_dir, cfg, dev)
     real_x, real_w = _real_pairs(rd, ids, ecfg.real_frames, G.img_resolution)
-    if ecfg.codes_from == 'inversions' and real_w is None:                 # (the Gaussian is fitted to the real frames' codes)
-        raise MissingStageOutputError(f"{rd.root/'latents'}: encoder.codes_from='inversions' needs the run's inverted codes and "
-                                      "encoder.real_frames > 0; run `a2v invert` first, or --set encoder.codes_from=mapping")
     made = sample_codes(G, ecfg.pairs, cfg.seed, real_w if ecfg.codes_from == 'inversions' else None, tuple(ecfg.psi), ecfg.jitter)
     ws = made if real_w is None else torch.cat([real_w, made])                  # real rows first (EncoderPairs)
     train, val = _split_pairs(ws, real_x)

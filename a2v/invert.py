@@ -12,10 +12,10 @@ from .core import *
 
 # %% auto #0
 __all__ = ['inversion_loss', 'step_lr', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
-           'auto_batch_clips', 'uses_encoder', 'invert_clips', 'invert_sequence', 'invert_image', 'invert_images',
-           'invert_log', 'run_encoder', 'deal_clips', 'invert_workers', 'invert_run', 'frame_losses', 'excluded_clips',
-           'usable_clips', 'inversion_report', 'plot_inversion', 'heldout_clips', 'start_configs', 'compare_starts',
-           'plot_starts', 'starts_table', 'run_compare_starts', 'run_stage']
+           'auto_batch_clips', 'uses_encoder', 'invert_clips', 'moving_average', 'invert_sequence', 'invert_image',
+           'invert_images', 'invert_log', 'run_encoder', 'deal_clips', 'invert_workers', 'invert_run', 'frame_losses',
+           'excluded_clips', 'usable_clips', 'inversion_report', 'plot_inversion', 'heldout_clips', 'start_configs',
+           'compare_starts', 'plot_starts', 'starts_table', 'run_compare_starts', 'run_stage']
 
 # %% ../nbs/13_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -277,6 +277,7 @@ class _Slots:
             x = c.frames if self.icfg.warm_start == 'encoder' else c.frames[:1]
             c.enc = torch.cat([encode(self.E, self.G, x[k:k + self.B].to(self.dev), self.enc_iters)[0].cpu()
                                for k in range(0, len(x), self.B)])                          # (F or 1, num_ws, w_dim)
+            if self.icfg.warm_start == 'encoder': c.enc = moving_average(c.enc, self.icfg.encoder_smooth)
         return c.enc[f].to(self.dev)
     def _start_code(self, c:_Clip, i:int):
         ic = self.icfg
@@ -530,6 +531,16 @@ def invert_clips(G, # generator with `mapping`, `synthesis`, `num_ws`, `w_dim`, 
                 ) -> Iterator[tuple[str, dict]]:
     "Invert many clips in lock-step batches; yields `(clip_id, result)` as each clip finishes (or fails)."
     return _engine_for(G, clips, cfg, lpips, batch_size, w_init, steps_first, seed, checkpoint, encoder).run(stop_after_steps)
+
+# %% ../nbs/13_invert.ipynb #e4c0de61
+def moving_average(x:torch.Tensor, # (F, ...) one row per frame
+                   k:int, # window, in frames (1: x as it is)
+                  ) -> torch.Tensor:  # (F, ...) each row the mean of the (up to) k rows around it
+    "Centred moving average along the frames; the window shrinks at the ends."
+    if k <= 1 or len(x) < 2: return x
+    c = torch.cat([torch.zeros_like(x[:1]), x.cumsum(0)])                   # c[i] = x[0] + ... + x[i-1]
+    i = torch.arange(len(x)); lo = (i - (k - 1) // 2).clamp(min=0); hi = (i + k // 2 + 1).clamp(max=len(x))
+    return (c[hi] - c[lo]) / (hi - lo).view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
 
 # %% ../nbs/13_invert.ipynb #5772910d
 def invert_sequence(G, # generator
@@ -968,11 +979,13 @@ def _temporal(G, ws:torch.Tensor, frames:torch.Tensor, batch:int=16) -> float:
     return float((y[1:] - y[:-1]).abs().mean() / (frames[1:] - frames[:-1]).abs().mean().clamp_min(1e-8))
 
 # %% ../nbs/13_invert.ipynb #e4c0de32
-def start_configs(icfg, ks=(1, 2)) -> dict:
+def start_configs(icfg, ks=(1, 2), smooth:int=5) -> dict:
     "The starts §4.2 compares: {name: InvertConfig}."
     r = dataclasses.replace
-    return {'encoder only': r(icfg, warm_start='encoder', steps_next=0),
-            **{f'encoder + {k} step{"s" * (k > 1)}': r(icfg, warm_start='encoder', steps_next=k) for k in ks},
+    return {'encoder only': r(icfg, warm_start='encoder', steps_next=0, encoder_smooth=1),
+            **{f'encoder + {k} step{"s" * (k > 1)}': r(icfg, warm_start='encoder', steps_next=k, encoder_smooth=1) for k in ks},
+            **({f'encoder averaged over {smooth} frames + {max(ks)} step{"s" * (max(ks) > 1)}':
+                r(icfg, warm_start='encoder', steps_next=max(ks), encoder_smooth=smooth)} if smooth > 1 and ks else {}),
             'encoder at frame 0, then warm starts': r(icfg, init='encoder'),
             'optimisation only (preset)': icfg}
 
@@ -982,11 +995,12 @@ def compare_starts(G, # generator
                    encoder, # `a2v.encoder.ReStylePSP`
                    lpips=None, # LPIPS module (None: cfg.invert.lpips_net)
                    ks=(1, 2), # steps per frame after the encoder's start
-                  ) -> dict:  # {'clips', 'frames', 'lpips_net', 'rows': {name: psnr, lpips, seconds_per_frame, temporal, steps}, 'codes': first clip's}
+                   smooth:int=5, # and one row with the encoder's codes averaged over this many frames (1: none)
+                  ) -> dict:  # {'clips', 'frames', 'lpips_net', 'rows': {name: psnr, lpips, seconds_per_frame, temporal, code_step, steps}, 'codes': first clip's}
     "§4.2: encoder only, optimisation only and encoder + k steps on the same clips: PSNR, LPIPS, seconds per frame, temporal change."
     lpips = lpips if lpips is not None else _get_lpips(cfg.invert.lpips_net, _device_of(G))
     ids = list(frames); n = sum(len(f) for f in frames.values()); rows, codes = {}, {}
-    for name, ic in start_configs(cfg.invert, ks).items():
+    for name, ic in start_configs(cfg.invert, ks, smooth).items():
         t0 = time.perf_counter()
         res = dict(invert_clips(G, frames, dataclasses.replace(cfg, invert=ic), lpips, encoder=encoder))
         sec = time.perf_counter() - t0
@@ -995,7 +1009,9 @@ def compare_starts(G, # generator
         cat = lambda k: torch.cat([res[c][k] for c in ids])
         rows[name] = dict(psnr=float(cat('psnr').mean()), lpips=float(cat('lpips').mean()), seconds_per_frame=sec / n,
                           steps=sum(res[c]['steps'] for c in ids),
-                          temporal=float(np.nanmean([_temporal(G, res[c]['ws'], frames[c]) for c in ids])))
+                          temporal=float(np.nanmean([_temporal(G, res[c]['ws'], frames[c]) for c in ids])),
+                          code_step=float(np.nanmean([(res[c]['ws'][1:] - res[c]['ws'][:-1]).flatten(1).norm(dim=1).mean() if len(res[c]['ws']) > 1
+                                                      else float('nan') for c in ids])))
         codes[name] = res[ids[0]]['ws']
     return dict(clips=ids, frames=n, lpips_net=cfg.invert.lpips_net, encoder=getattr(encoder, 'source', None), rows=rows, codes=codes)
 
@@ -1023,8 +1039,8 @@ def plot_starts(G, result:dict, x:torch.Tensor, n_frames:int=5, path=None):
 # %% ../nbs/13_invert.ipynb #e4c0de34
 def starts_table(result:dict) -> str:
     "The comparison as a markdown table."
-    head = f"| start | PSNR (dB) | LPIPS-{result['lpips_net']} | s / frame | temporal |\n|---|---|---|---|---|\n"
-    return head + '\n'.join(f"| {k} | {r['psnr']:.2f} | {r['lpips']:.3f} | {r['seconds_per_frame']:.4f} | {r['temporal']:.2f} |"
+    head = f"| start | PSNR (dB) | LPIPS-{result['lpips_net']} | s / frame | temporal | ‖w_t+1 − w_t‖ |\n|---|---|---|---|---|---|\n"
+    return head + '\n'.join(f"| {k} | {r['psnr']:.2f} | {r['lpips']:.3f} | {r['seconds_per_frame']:.4f} | {r['temporal']:.2f} | {r['code_step']:.2f} |"
                              for k, r in result['rows'].items())
 
 def run_compare_starts(run_dir, # a run with clips, its generator and an encoder (`encoder.source`)

@@ -492,6 +492,9 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
         if 'mesh' in m: renders[mode]['mesh'] = {k: v for k, v in m['mesh'].items() if k not in ('opening', 'face_score')}
     _side_by_side_of(rd.stage('renders')/f'demo_{cfg.render.mode}.mp4', photo, speech, cfg, r.G.img_resolution, run)
     metrics = dict(renders=renders, motion=motion_report(run, cfg, r), **run_summary(run, r.G))
+    if cfg.render.starts_frames:                                         # §4.2: the shipped (or the run's) encoder against optimisation
+        from a2v.invert import run_compare_starts
+        metrics['encoder_starts'] = run_compare_starts(run, cfg, max_frames=cfg.render.starts_frames)
     atomic_write_json(rd.metrics, metrics)
     make_figures(run, cfg, renderer=r)
     return metrics

@@ -201,7 +201,8 @@ def test_encoder_started_inversion_and_comparison(enc_run):
     assert meta['warm_start'] == 'encoder' and meta['encoder'] == 'encoder/model.safetensors' and t['ws'].shape == (3, 6, 32)
     res = run_compare_starts(run, cfg, ks=(1,))
     assert res['clips'] == ['c3'] and res['frames'] == 3                     # no VAE split yet: the last fifth
-    assert set(res['rows']) == {'encoder only', 'encoder + 1 step', 'encoder at frame 0, then warm starts', 'optimisation only (preset)'}
+    assert set(res['rows']) == {'encoder only', 'encoder + 1 step', 'encoder averaged over 5 frames + 1 step',
+                                'encoder at frame 0, then warm starts', 'optimisation only (preset)'}
     assert (run/'encoder'/'starts.json').exists() and (run/'figures'/'fig_4_2_starts.png').exists()
     assert 'encoder only' in starts_table(res)
 
