@@ -117,6 +117,12 @@ CASES = [
     # answers every write with ENOSPC): one line naming the file and the space left (was: "unexpected OSError"
     # naming nothing; with safetensors, "unexpected SafetensorError ... No space left on device")
     ('invert --run {run}', 'a full disk while the inversion writes its log', 'latents/invert_log.jsonl: no space left on the disk holding it', '{run}/vae', 'log_disk_full'),
+    # §4.2's encoder (12_encoder): a ReStyle checkpoint that would run code is refused with nothing run; an encoder of
+    # another generator, codes from inversions the run does not have, and a malformed --steps each say so in one line
+    ('invert --run {run} --set invert.init=encoder --set encoder.source={in}/restyle_hostile.pt', 'an encoder checkpoint that would run code', 'restyle_hostile.pt: refused', '{run}', 'latents_gone'),
+    ('invert --run {run} --set invert.warm_start=encoder', "the tiny encoder for another generator", 'the encoder writes (16, 128) codes; the generator takes', '{run}', 'latents_gone'),
+    ('train-encoder --run {run} --set encoder.codes_from=inversions', 'codes from inversions the run lacks', "encoder.codes_from='inversions' needs the run's inverted codes", '{run}', 'no_latents'),
+    ('compare-starts --run {run} --steps 1,x', 'steps that are not numbers', "--steps: '1,x'", '{run}', None),
 ]
 
 # ---- the inputs
@@ -145,6 +151,7 @@ def _make_inputs(d:Path):
     (d/'w2v_empty').mkdir(); (d/'w2v_garbage').mkdir(); (d/'w2v_garbage'/'config.json').write_text('{nope')
     (d/'w2v_hostile').mkdir(); (d/'w2v_hostile'/'config.json').write_text('{"model_type": "wav2vec2"}')
     (d/'w2v_hostile'/'pytorch_model.bin').write_bytes(_hostile_pickle(d/'HACKED'))
+    _hostile_torch(d/'restyle_hostile.pt', d/'HACKED')
     _make_media_inputs(d)
 
 def _make_media_inputs(d:Path):
@@ -173,6 +180,13 @@ def _hostile_pickle(marker:Path) -> bytes:
     class Evil:
         def __reduce__(self): return (os.system, (f'touch {marker}',))
     return pickle.dumps({'w': Evil()})
+
+def _hostile_torch(path:Path, marker:Path):
+    "A torch checkpoint in ReStyle's layout whose `opts` would run `touch marker` when unpickled."
+    import torch
+    class Evil:
+        def __reduce__(self): return (os.system, (f'touch {marker}',))
+    torch.save({'state_dict': {'encoder.input_layer.0.weight': torch.zeros(1)}, 'opts': Evil(), 'latent_avg': torch.zeros(512)}, path)
 
 def _make_run(run:Path):
     "A small finished run: 3 clips of 25 frames, a random 32 px generator, latents, VAE, tiny audio, Embed2Lat."
