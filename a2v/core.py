@@ -451,7 +451,7 @@ class RunDir:
     def manifest(self): return self._p('manifest.jsonl')
     @property
     def metrics(self): return self._p('metrics.json')
-    def clip_dir(self, clip_id:str): return self._p('clips', clip_id, 'x').parent
+    def clip_dir(self, clip_id:str): return self.root/'clips'/clip_id   # (not made here: a reader must not make a vanished clip again)
     def latents(self, clip_id:str): return self._p('latents', f'{clip_id}.safetensors')
     def audio(self, clip_id:str): return self._p('audio', f'{clip_id}.safetensors')
     def stage(self, name:str): return self._p(name, 'x').parent  # 'generator', 'vae', 'embed2lat', 'renders', 'figures', 'notebooks'

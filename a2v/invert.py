@@ -645,6 +645,12 @@ def _load_frames(rd:RunDir, cid:str):
     from a2v.crop import load_clip
     return load_clip(rd.clip_dir(cid)).frames      # (F, R, R, 3) uint8
 
+def _check_clip_folders(rd:RunDir, ids:list):
+    "Every clip still to invert has its folder: one that vanished stops the run at once, naming it."
+    gone = [c for c in ids if not (rd.clip_dir(c)/'meta.json').exists() and not _latents_done(rd.root/'latents'/f'{c}.safetensors')]
+    if gone: raise bad_input(rd.clip_dir(gone[0]), f"missing, though manifest.jsonl lists clip {gone[0]!r} as kept"
+                             + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else '') + '; run `a2v crop` again on its video')
+
 def invert_log(run_dir) -> Path: return RunDir(run_dir).root/'latents'/'invert_log.jsonl'
 
 # %% ../nbs/13_invert.ipynb #e4c0de13
@@ -817,6 +823,7 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
     ids = _asked_clips(rd, clip_ids) if clip_ids else rd.clip_ids()
     if not ids: raise MissingStageOutputError(f"{rd.root/'manifest.jsonl'}: no kept clips; run `a2v crop` first")
     mine = ids[rank::world]                                   # a fixed shard: no two ranks ever take one clip
+    _check_clip_folders(rd, mine)
     for cid in mine:                                          # temp files of a killed run are never read: drop them
         for tmp in (rd.root/'latents').glob(f'.{cid}.safetensors.*'): tmp.unlink(missing_ok=True)
     remove_stale_temps(rd.root/'latents')

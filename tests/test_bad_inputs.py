@@ -123,6 +123,8 @@ CASES = [
     ('invert --run {run} --set invert.warm_start=encoder', "the tiny encoder for another generator", 'the encoder writes (16, 128) codes; the generator takes', '{run}', 'latents_gone'),
     ('train-encoder --run {run} --set encoder.codes_from=inversions', 'codes from inversions the run lacks', "encoder.codes_from='inversions' needs the run's inverted codes", '{run}', 'no_latents'),
     ('compare-starts --run {run} --steps 1,x', 'steps that are not numbers', "--steps: '1,x'", '{run}', None),
+    # a clip folder that vanished while manifest.jsonl still lists the clip (it was made again, empty, and the run exited 0)
+    ('invert --run {run}', 'a kept clip whose folder vanished', "clips/c0: missing, though manifest.jsonl lists clip 'c0' as kept", '{run}', 'clip_gone'),
 ]
 
 # ---- the inputs
@@ -256,6 +258,7 @@ def _damage(run:Path, how:str):
     elif how == 'e2l_garbage': (run/'embed2lat'/'model.safetensors').write_bytes(b'garbage')
     elif how in ('photo_in_run', 'stats_nan', 'stats_zero', 'config_empty', 'split_unknown', 'silent_speech'): _damage_render(run, how)
     elif how == 'run_in_use': _hold_run(run)
+    elif how == 'clip_gone': shutil.rmtree(run/'clips'/'c0'); shutil.rmtree(run/'latents')
     elif how == 'log_disk_full':
         (run/'latents'/'c0.safetensors').unlink(); (run/'latents'/'invert_log.jsonl').unlink(missing_ok=True)
         os.symlink('/dev/full', run/'latents'/'invert_log.jsonl')     # every write: ENOSPC, "No space left on device"
