@@ -16,8 +16,8 @@ from .audio import load_embedding, n_audio_frames
 
 # %% auto #0
 __all__ = ['PAPER_MSE', 'n_video_frames', 'pool_matrix', 'Embed2Lat', 'embed2lat_config', 'Embed2LatEnsemble', 'PairDataset',
-           'collate', 'embed2lat_loss', 'load_embed2lat', 'predict_latents', 'train_embed2lat', 'lipsync_report',
-           'plot_mu_vs_mouth', 'run_stage']
+           'collate', 'embed2lat_loss', 'load_embed2lat', 'predict_latents', 'stage_stale', 'train_embed2lat',
+           'lipsync_report', 'plot_mu_vs_mouth', 'run_stage']
 
 # %% ../nbs/16_embed2lat.ipynb #98b869d1
 def n_video_frames(duration_s:float|None=None, # duration in seconds ...
@@ -178,6 +178,15 @@ def _e2l_inputs(rd:RunDir, train_ids:list, val_ids:list) -> dict:
     "What Embed2Lat learns from (`stale_model`'s inputs): each clip's embedding and μ*, by their stamps."
     return {f"{part} clip {i}'s {what}": file_stamp(p) for part, ids in (('train', train_ids), ('val', val_ids)) for i in ids
             for what, p in (('audio embedding', rd.root/'audio'/f'{i}.safetensors'), ('μ*', rd.root/'vae'/'mu'/f'{i}.safetensors'))}
+
+# %% ../nbs/16_embed2lat.ipynb #e4c0de72
+def stage_stale(run_dir, cfg=None) -> str|None:
+    "Why a finished Embed2Lat must train again (the pipeline asks): its recorded `inputs.json` is not what the run holds now."
+    rd = RunDir(run_dir); p = rd.root/'embed2lat'/'inputs.json'
+    if not p.exists(): return None
+    try: recorded = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError): return 'its inputs.json is unreadable'
+    return changed_inputs(recorded, _e2l_inputs(rd, *_e2l_clips(rd, cfg or rd.load_config())))
 
 # %% ../nbs/16_embed2lat.ipynb #6bf74431
 PAPER_MSE = {'train': 0.269, 'val': 0.273}

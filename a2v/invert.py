@@ -13,9 +13,9 @@ from .core import *
 # %% auto #0
 __all__ = ['inversion_loss', 'step_lr', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
            'auto_batch_clips', 'uses_encoder', 'invert_clips', 'moving_average', 'invert_sequence', 'invert_image',
-           'invert_images', 'invert_log', 'run_encoder', 'deal_clips', 'invert_workers', 'invert_run', 'frame_losses',
-           'excluded_clips', 'usable_clips', 'inversion_report', 'plot_inversion', 'heldout_clips', 'start_configs',
-           'compare_starts', 'plot_starts', 'starts_table', 'run_compare_starts', 'run_stage']
+           'invert_images', 'invert_log', 'stage_stale', 'run_encoder', 'deal_clips', 'invert_workers', 'invert_run',
+           'frame_losses', 'excluded_clips', 'usable_clips', 'inversion_report', 'plot_inversion', 'heldout_clips',
+           'start_configs', 'compare_starts', 'plot_starts', 'starts_table', 'run_compare_starts', 'run_stage']
 
 # %% ../nbs/13_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -652,6 +652,13 @@ def _check_clip_folders(rd:RunDir, ids:list):
                              + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else '') + '; run `a2v crop` again on its video')
 
 def invert_log(run_dir) -> Path: return RunDir(run_dir).root/'latents'/'invert_log.jsonl'
+
+# %% ../nbs/13_invert.ipynb #e4c0de70
+def stage_stale(run_dir, cfg=None) -> str|None:
+    "Why a finished invert stage must run again (the pipeline asks): a kept clip without latents and without an error file."
+    rd = RunDir(run_dir)
+    todo = [c for c in rd.clip_ids() if not _latents_done(rd.root/'latents'/f'{c}.safetensors') and not (rd.root/'latents'/f'{c}.error.json').exists()]
+    return f"clip {todo[0]}'s latents missing" + (f' (and {len(todo) - 1} more)' if len(todo) > 1 else '') if todo else None
 
 # %% ../nbs/13_invert.ipynb #e4c0de13
 def run_encoder(run_dir, cfg, G):

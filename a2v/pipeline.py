@@ -151,8 +151,10 @@ def run_pipeline(run, cfg:Config, data=None, notebooks:bool=True, force=(), stag
         stale = [u for u in upstream(name) if u in ran]                 # re-made upstream in this call
         if marker.exists():
             if name != 'render' and name not in force and not stale and _marker_key(marker) == key:
-                log(f"[a2v] {name}: done, skipped"); return None
-            _remove_outputs(run, name); marker.unlink()
+                if (why := _inputs_changed(name, run, cfg)) is None: log(f"[a2v] {name}: done, skipped"); return None
+                log(f"[a2v] {name}: its inputs changed since it ran ({why}): running again")   # it resumes or retrains itself
+            else: _remove_outputs(run, name)
+            marker.unlink()
         elif stale: _remove_outputs(run, name)                          # a half-done stage built on old inputs
         ran.add(name); log(f"[a2v] {name} ...")
         return key
@@ -217,6 +219,14 @@ def _stop_kernels(running=(), # the futures of the stages still running (their t
     for p in psutil.Process().children(recursive=True):   # a kernel that did not stop, and anything it left
         try: p.kill()
         except psutil.Error: pass
+
+# %% ../nbs/20_pipeline.ipynb #e4c0de74
+def _inputs_changed(name:str, run, cfg) -> str|None:
+    "The reason stage `name`'s finished outputs are out of date with the run (its module's `stage_stale`), else None."
+    check = getattr(stage_module(name), 'stage_stale', None)
+    if check is None: return None
+    try: return check(run, cfg)
+    except A2VError as e: return str(e).splitlines()[0][:200]     # it cannot even tell: let the stage run and say what is wrong
 
 # %% ../nbs/20_pipeline.ipynb #e1564aef
 def _record_times(run:Path, log=print, wall:float|None=None):

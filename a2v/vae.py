@@ -15,9 +15,9 @@ from .train import fit, evaluate, save_model, load_model
 
 # %% auto #0
 __all__ = ['delta_w', 'apply_delta', 'code_stats', 'normalise', 'denormalise', 'split_clips', 'DeltaWDataset',
-           'make_synthetic_run', 'LatentVAE', 'vae_config', 'vae_loss', 'train_vae', 'TrainedVAE', 'encode_clip',
-           'load_mu', 'reconstruct', 'recon_mse', 'load_vae', 'load_split', 'plot_roundtrip', 'vae_lpips', 'fig3_vae',
-           'layer_probe', 'plot_layer_probe', 'save_layer_probe', 'run_stage']
+           'make_synthetic_run', 'LatentVAE', 'vae_config', 'vae_loss', 'stage_stale', 'train_vae', 'TrainedVAE',
+           'encode_clip', 'load_mu', 'reconstruct', 'recon_mse', 'load_vae', 'load_split', 'plot_roundtrip',
+           'vae_lpips', 'fig3_vae', 'layer_probe', 'plot_layer_probe', 'save_layer_probe', 'run_stage']
 
 # %% ../nbs/14_vae.ipynb #ec48dc6d
 def delta_w(ws:torch.Tensor, # W+ codes of one clip (F, num_ws, w_dim); frame 0 is the reference w_0
@@ -184,6 +184,16 @@ def _vae_inputs(rd:RunDir, split:dict) -> dict:
     "What the VAE learns from (`stale_model`'s inputs): the latents file of each training and val clip, by its stamp."
     return {f"{part} clip {c}'s latents": file_stamp(rd.root/'latents'/f'{c}.safetensors')
             for part in ('train', 'val') for c in split[part]}
+
+# %% ../nbs/14_vae.ipynb #e4c0de71
+def stage_stale(run_dir, cfg=None) -> str|None:
+    "Why a finished VAE must train again (the pipeline asks): what it recorded in `inputs.json` is not what the run holds now."
+    from a2v.invert import usable_clips
+    rd = RunDir(run_dir); vd = rd.root/'vae'; p = vd/'inputs.json'
+    if not p.exists(): return None
+    try: recorded = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError): return 'its inputs.json is unreadable'
+    return changed_inputs(recorded, _vae_inputs(rd, _vae_split(vd, usable_clips(run_dir, cfg), cfg or rd.load_config())))
 
 # %% ../nbs/14_vae.ipynb #68a13457
 def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and manifest.jsonl

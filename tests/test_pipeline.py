@@ -284,3 +284,17 @@ def test_stage_notebook_runs_without_its_slow_cells(tmp_path):
     assert (tmp_path/'run'/'stage.txt').read_text() == f"tiny {tmp_path/'nbs'}"   # the parameters arrived; the kernel ran in nbs/
     ran = nbformat.read(tmp_path/'run'/'notebooks'/'99_stage.ipynb', as_version=4)
     assert not any(boom in c.source or 'nbdev_export' in c.source for c in ran.cells)   # nor has the executed copy
+
+@pytest.mark.slow
+def test_zz_pipeline_repairs_a_finished_run_whose_latents_went(micro_run, tmp_path):
+    "A kept clip's latents deleted after the run finished: the pipeline inverts that clip again, the VAE and Embed2Lat train again (it used to skip every stage)."
+    import shutil
+    run = tmp_path/'run'; shutil.copytree(micro_run[0], run)
+    gone = sorted((run/'latents').glob('*.safetensors'))[0]; gone.unlink()
+    sets = [a for s in MICRO for a in ('--set', s)]
+    r = _a2v('pipeline', '--run', run, '--preset', 'tiny', '--no-notebooks', *sets)
+    assert f"invert: its inputs changed since it ran (clip {gone.stem}'s latents missing): running again" in r.stdout + r.stderr, r.stdout
+    assert gone.exists()
+    for stage in ('train-vae ...', 'train-embed2lat ...'): assert f'[a2v] {stage}' in r.stdout + r.stderr
+    r = _a2v('pipeline', '--run', run, '--preset', 'tiny', '--no-notebooks', *sets)
+    assert '[a2v] invert: done, skipped' in r.stdout + r.stderr and '[a2v] train-vae: done, skipped' in r.stdout + r.stderr
