@@ -51,7 +51,7 @@ class StyleHead(nn.Module):
     "pSp's GradualStyleBlock: stride-2 3×3 convs (LeakyReLU) from a `size`×`size` map down to 1×1, then an EqualLinear: one W+ entry."
     def __init__(self, c_in:int, w_dim:int, size:int):
         super().__init__()
-        n = round(math.log2(size))
+        n = round(math.log2(size)) if size >= 1 else 0
         if n < 1 or 2 ** n != size: raise ValueError(f'the heads need a square feature map of a power-of-two side ≥ 2, got {size}')
         self.convs = nn.Sequential(*[m for i in range(n) for m in (nn.Conv2d(c_in if i == 0 else w_dim, w_dim, 3, 2, 1), nn.LeakyReLU())])
         self.linear = EqualLinear(w_dim, w_dim)
@@ -315,7 +315,9 @@ def train_encoder(run_dir, # a run directory (its generator; its crops and laten
     ws = made if real_w is None else torch.cat([real_w, made])                  # real rows first (EncoderPairs)
     train, val = _split_pairs(ws, real_x)
     arch = encoder_arch(ecfg, G)
-    seed_everything(cfg.seed); E = ReStylePSP(**arch)
+    seed_everything(cfg.seed)
+    try: E = ReStylePSP(**arch)
+    except ValueError as e: raise A2VError(f"encoder.units / encoder.input_size: {arch['input_size']} px through {len(arch['units'])} stages: {e}") from None
     E.latent_avg.copy_(G.mapping.w_avg.detach().float().cpu().expand_as(E.latent_avg))
     lp = get_lpips(ecfg.lpips_net, device=dev) if ecfg.lpips_weight else None
     t0 = time.time()
