@@ -348,8 +348,13 @@ def load_encoder(source, # registry name, the authors' .pt checkpoint, our .safe
     return load_restyle_psp(path, device)
 
 def check_encoder_fits(E, G, source):
-    "An encoder must write the generator's W+ shape; else one line naming it."
+    "An encoder must write the generator's W+ shape (else one line naming it), and should start where the generator's average is (else a warning)."
     n, d = E.latent_avg.shape
     if (n, d) != (G.num_ws, G.w_dim):
         raise bad_input(source, f'the encoder writes ({n}, {d}) codes; the generator takes ({G.num_ws}, {G.w_dim}): '
                                 f'train one for it with `a2v train-encoder`')
+    avg = G.mapping.w_avg.detach().float().to(E.latent_avg.device).expand(n, d)
+    gap = float((E.latent_avg - avg).norm() / max(float(avg.norm()), float(E.latent_avg.norm()), 1e-8))   # 0 for an encoder trained on G
+    if gap > 1e-3:
+        warn(f"{source}: its latent_avg is not this generator's w_avg (relative gap {gap:.2f}): it was trained for another "
+             f"generator, so its starts will be poor; train one for this generator with `a2v train-encoder`")

@@ -587,7 +587,7 @@ def load_generator(
 ) -> Generator:
     "Load a StyleGAN3 generator without executing anything stored in the file; eval mode, no grads."
     path = _resolve(source)
-    head = path.open('rb').read(16)
+    with path.open('rb') as f: head = f.read(16)
     if head[:1] == b'\x80':                                  # pickle protocol ≥ 2
         data = safe_load_pickle(path)
         stub = data.get('G_ema', data.get('G')) if isinstance(data, dict) else data

@@ -239,3 +239,17 @@ def test_cli_and_stale_state(enc_run, tmp_path):
     assert r.returncode == 0 and '| encoder only |' in r.stdout, r.stderr
     r = a2v('compare-starts', '--run', run, '--steps', 'x')
     assert r.returncode != 0 and r.stderr.strip().count('\n') == 0 and "--steps: 'x'" in r.stderr
+
+def test_encoder_of_another_generator_warns(enc_run):
+    "An encoder whose latent_avg is not the generator's w_avg (trained for another generator of the same shape, or the authors' for SG3-1024) warns once."
+    import warnings
+    from a2v.core import A2VWarning
+    from a2v.encoder import ReStylePSP, check_encoder_fits
+    from a2v.stylegan3 import load_run_generator
+    run, cfg = enc_run
+    G = load_run_generator(run, cfg)
+    E = ReStylePSP(n_styles=G.num_ws, w_dim=G.w_dim, input_size=32, stem=8, units=(1, 1, 1, 1), widths=(8, 12, 16, 24))
+    E.latent_avg.copy_(G.mapping.w_avg.expand_as(E.latent_avg))
+    with warnings.catch_warnings(): warnings.simplefilter('error'); check_encoder_fits(E, G, 'mine')   # its own: silent
+    E.latent_avg.add_(0.5)
+    with pytest.warns(A2VWarning, match="other: its latent_avg is not this generator's w_avg"): check_encoder_fits(E, G, 'other')
