@@ -96,6 +96,10 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
         cache='tiny_generator_v1.safetensors', bundled=True,
         note='the tiny preset\'s 64 px StyleGAN3-R, fitted once and shipped in the package; how it was made: '
              'a2v/data/tiny_generator_v1.json (08_fit_generator)'),
+]}
+
+# %% ../nbs/02_weights.ipynb #e4c0de81
+REGISTRY.update({e.name: e for e in [
     WeightsEntry('a2v-tiny-encoder-v1', url=None, sha256=TINY_ENCODER_SHA256, size=TINY_ENCODER_SIZE,
         licence='Apache-2.0 (a2v; trained on the tiny generator and the sample data)',
         cache='tiny_encoder_v1.safetensors', bundled=True,
@@ -108,7 +112,7 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
         note="the authors' ReStyle-pSp for NVIDIA's aligned 1024 px StyleGAN3 FFHQ generator (stylegan3-editing's restyle_pSp_ffhq.pt, "
              'on Google Drive); size and sha256 cannot be checked offline (Drive was unreachable here): the hash is printed after '
              'download, and a2v.encoder.load_restyle_psp reads it with weights_only, refusing anything but tensors'),
-]}
+]})
 
 # %% ../nbs/02_weights.ipynb #03390e0a
 def _sha256(path, chunk:int=1<<20) -> str:
