@@ -262,6 +262,8 @@ def test_run_report_and_figure(run, lpips):
 def test_run_missing_inputs(tmp_path, lpips):
     with pytest.raises(MissingStageOutputError, match='no kept clips'): inv.invert_run(tmp_path, _cfg(), progress=False)
     append_jsonl(RunDir(tmp_path).manifest, dict(clip='a', status='kept'))
+    with pytest.raises(BadInputError, match="clips/a: missing, though manifest.jsonl lists clip 'a' as kept"): inv.invert_run(tmp_path, _cfg(), progress=False)
+    atomic_write_json(RunDir(tmp_path).clip_dir('a')/'meta.json', dict(frames=1))
     with pytest.raises(MissingStageOutputError, match='a2v fit-generator'): inv.invert_run(tmp_path, _cfg(), progress=False)
 
 WORKER = '''
