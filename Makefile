@@ -50,16 +50,18 @@ demo: setup
 	A2V_FIGURES=$(CURDIR)/figures $(VENV)/bin/a2v pipeline --preset tiny --run $(RUN)
 	@echo "demo finished: see $(RUN)/renders/, $(RUN)/figures/, $(RUN)/metrics.json and figures/"
 
+# Tests write their scratch files under a private TMPDIR that is removed when they end, pass or fail:
+# repeated runs on one machine do not fill its disk (notebook tests make many small run folders).
+TEST_TMP = tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/a2v-test.XXXXXX") && trap 'rm -rf "$$tmp"' EXIT && export TMPDIR="$$tmp" &&
+
 test: setup
 	@git status --porcelain --untracked-files=all > $(VENV)/.a2v-status-before 2>/dev/null || true
-	$(VENV)/bin/nbdev_test --path nbs --n_workers 2 --timing --flags slow
-	$(VENV)/bin/pytest tests
+	@$(TEST_TMP) set -x && $(VENV)/bin/nbdev_test --path nbs --n_workers 2 --timing --flags slow && $(VENV)/bin/pytest tests
 
 ## Tools ----------------------------------------------------------------------------------------
 test-fast: setup
 	@git status --porcelain --untracked-files=all > $(VENV)/.a2v-status-before 2>/dev/null || true
-	$(VENV)/bin/nbdev_test --path nbs --n_workers 2
-	$(VENV)/bin/pytest tests -m "not slow"
+	@$(TEST_TMP) set -x && $(VENV)/bin/nbdev_test --path nbs --n_workers 2 && $(VENV)/bin/pytest tests -m "not slow"
 
 bench: setup
 	$(PY) tools/bench.py
