@@ -4,7 +4,8 @@
 
 # %% ../nbs/13_invert.ipynb #70b50ba2
 from __future__ import annotations
-import dataclasses, json, math, os, signal, time, zlib
+import dataclasses, json, math, os, shutil, signal, time, zlib
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Mapping
 import numpy as np, torch, torch.nn.functional as F
@@ -13,9 +14,10 @@ from .core import *
 # %% auto #0
 __all__ = ['inversion_loss', 'step_lr', 'BatchAdam', 'BatchLBFGS', 'initial_ws', 'frames_to_tensor', 'batch_for_memory',
            'auto_batch_clips', 'uses_encoder', 'invert_clips', 'moving_average', 'invert_sequence', 'invert_image',
-           'invert_images', 'invert_log', 'stage_stale', 'run_encoder', 'deal_clips', 'invert_workers', 'invert_run',
-           'frame_losses', 'excluded_clips', 'usable_clips', 'inversion_report', 'plot_inversion', 'heldout_clips',
-           'start_configs', 'compare_starts', 'plot_starts', 'starts_table', 'run_compare_starts', 'run_stage']
+           'invert_images', 'invert_log', 'stage_stale', 'run_encoder', 'deal_clips', 'clip_pieces', 'invert_workers',
+           'invert_run', 'frame_losses', 'excluded_clips', 'usable_clips', 'inversion_report', 'plot_inversion',
+           'heldout_clips', 'start_configs', 'compare_starts', 'plot_starts', 'starts_table', 'run_compare_starts',
+           'run_stage']
 
 # %% ../nbs/13_invert.ipynb #f5205252
 def _lpips_of(lpips, x, y) -> torch.Tensor:
@@ -213,25 +215,27 @@ class _Clip:
         self.ws, self.mse, self.lp = [], [], []          # per frame: (num_ws, w_dim), MSE, LPIPS; None until it is done
         self.mem = None                                  # the optimiser memory its next frames start with (L-BFGS: curvature pairs)
         self.enc = None                                  # encoder starts of its frames (made when first needed; not checkpointed)
+        self.span = None                                 # (a, b): only frames a..b-1 are inverted, the others are context ('encoder' pieces)
     def load(self, frames, resolution:int):
         "Read the frames (F, 3, R, R); a new clip gets an empty result for each."
         self.frames = _load_clip_frames(frames, resolution)
         if not self.ws: self.ws, self.mse, self.lp = ([None] * len(self.frames) for _ in range(3))
-    def done(self) -> bool: return all(w is not None for w in self.ws)
+    def frames_asked(self) -> range: return range(*(self.span or (0, len(self.ws))))
+    def done(self) -> bool: return all(self.ws[f] is not None for f in self.frames_asked())
     def result(self, error=None) -> dict:
         fs = [f for f, w in enumerate(self.ws) if w is not None]                        # the frames done, in order
         mse = torch.tensor([self.mse[f] for f in fs])
-        return dict(ws=torch.stack(self.ws) if self.ws and error is None else None,    # (F, num_ws, w_dim)
+        return dict(ws=torch.stack([self.ws[f] for f in fs]) if fs and error is None else None,   # (F, num_ws, w_dim)
                     mse=mse, lpips=torch.tensor([self.lp[f] for f in fs]), psnr=psnr(mse, peak=2.0),
                     loss0=torch.tensor(self.trace), error=error, steps=self.steps, seconds=time.time() - self.t0)
-    _STATE = ('cid', 'ws', 'mse', 'lp', 'trace', 'steps', 'mem')
+    _STATE = ('cid', 'ws', 'mse', 'lp', 'trace', 'steps', 'mem', 'span')
     def state(self) -> dict:
         "What a checkpoint keeps of this clip (the frames are read again on resume)."
         return {k: getattr(self, k) for k in self._STATE}
     @classmethod
     def from_state(cls, d:dict):
         c = cls(d['cid'])
-        for k in cls._STATE: setattr(c, k, d[k])
+        for k in cls._STATE: setattr(c, k, d.get(k))
         return c
 
 # %% ../nbs/13_invert.ipynb #454d82d5
@@ -306,7 +310,7 @@ class _Slots:
 class _Feed(_Slots):
     "Slots that take work: the queued frames of clips already started first, then frame 0 of the next clip."
     def _next_clip(self):
-        "(clip_id, frames) of the next clip to start, or None when there is none."
+        "(clip_id, frames[, span]) of the next clip to start, or None when there is none."
         if self.pending: return self.pending.pop(0)
         nxt = next(self.it, None)
         if nxt is None: self.exhausted = True
@@ -320,13 +324,14 @@ class _Feed(_Slots):
             while self.slots[i] is None and self._more_clips():
                 nxt = self._next_clip()
                 if nxt is None: break
-                c = _Clip(nxt[0]); self.started.append(c.cid)
+                c = _Clip(nxt[0]); self.started.append(c.cid); c.span = nxt[2] if len(nxt) > 2 else None
                 try: c.load(nxt[1], self.res)                                # (F, 3, H, W)
                 except Exception as e: self.fail(c, f'cannot load frames: {type(e).__name__}: {e}'); continue
-                try: self.start(i, self.job(c, 0))
+                first, *rest = c.frames_asked()                              # (a piece of a clip: its own frames only)
+                try: self.start(i, self.job(c, first))
                 except BaseException:                                      # (out of memory): the clip waits in the queue
-                    self.started.pop(); self.pending.insert(0, (c.cid, c.frames)); raise
-                if self.icfg.warm_start == 'encoder': self.jobs += [self.job(c, f) for f in range(1, len(c.frames))]
+                    self.started.pop(); self.pending.insert(0, (c.cid, c.frames, c.span)); raise
+                if self.icfg.warm_start == 'encoder': self.jobs += [self.job(c, f) for f in rest]
 
 # %% ../nbs/13_invert.ipynb #5fc931d5
 class _Lockstep(_Feed):
@@ -432,7 +437,7 @@ class _Engine(_Checkpointed):
         again = {j.c.cid: j.c for j in gone if j.f == 0 and not own}     # clips that start again
         self.jobs = [j for j in gone if j.f > 0 or own] + self.jobs
         self.started = [s for s in self.started if s not in again]
-        self.pending = [(c.cid, c.frames) for c in again.values()] + self.pending
+        self.pending = [(c.cid, c.frames, c.span) for c in again.values()] + self.pending
         W, T, st, slots = self.W, self.T, self.opt.state_dict(), self.slots
         self._alloc(keep)
         self.W[:], self.T[:], self.slots = W[:keep], T[:keep], slots[:keep]
@@ -686,37 +691,87 @@ def deal_clips(ids:list, # clip ids in manifest order
         part[cid] = k; load[k] += _clip_cost(n_frames.get(cid) or 1, icfg)
     return [[c for c in ids if part[c] == k] for k in range(n)]
 
+# %% ../nbs/13_invert.ipynb #f7a0c002
+def clip_pieces(n_frames:int, # frames of the clip
+                n:int, # workers
+                smooth:int=1, # `invert.encoder_smooth`: the window the encoder starts are averaged over
+               ) -> list[tuple[int, int, int, int]]:
+    "Cut a clip into (up to) `n` runs of neighbouring frames: (a, b, lo, hi) inverts frames a..b-1 and loads lo..hi-1 (the context of its starts)."
+    cuts = [round(k * n_frames / n) for k in range(n + 1)]
+    return [(a, b, max(0, a - (smooth - 1) // 2), min(n_frames, b + smooth // 2)) for a, b in zip(cuts, cuts[1:]) if b > a]
+
 # %% ../nbs/13_invert.ipynb #26b55f96
-def invert_workers(icfg, dev, n_clips:int) -> int:
-    "Processes that share a run's clips (`invert.workers`; 'auto': one per core, at most 8); one on a GPU, at most one per clip."
-    if dev.type != 'cpu' or n_clips < 2: return 1
+def invert_workers(icfg, dev, n_units:int) -> int:
+    "Processes that share a run's work (`invert.workers`; 'auto': one per core, at most 8); one on a GPU, at most one per unit."
+    if dev.type != 'cpu' or n_units < 2: return 1                # (units: clips; with encoder starts, frames)
     n = min(cpu_cores(), 8) if icfg.workers == 'auto' else int(icfg.workers)
-    return max(1, min(n, n_clips))
+    return max(1, min(n, n_units))
+
+# %% ../nbs/13_invert.ipynb #f7a0c004
+def _piece_path(rd:RunDir, cid:str, a:int, b:int) -> Path: return rd.root/'latents'/'.pieces'/f'{cid}@{a}-{b}.safetensors'
+def _unit_id(u) -> str: return u if isinstance(u, str) else f'{u[0]}@{u[1]}-{u[2]}'
+def _clip_frames(rd:RunDir, cid:str) -> int: return int(read_run_json(rd.clip_dir(cid)/'meta.json', 'a2v crop', ('frames',))['frames'])
+
+def _unit_frames(rd:RunDir, uid:str, u) -> tuple:
+    "What the engine gets for a clip (its id, its frames) or a piece (its frames with their context, and the span it inverts)."
+    if isinstance(u, str): return uid, lambda: _load_frames(rd, u)
+    cid, a, b, lo, hi = u
+    return uid, lambda: _load_frames(rd, cid)[lo:hi], (a - lo, b - lo)
+
+def _piece_parts(rd:RunDir, todo:list, workers:int, icfg) -> list[list]:
+    "Piece k of every clip left goes to worker k; a piece already written is not done again, and pieces of another cut go."
+    parts, keep = [[] for _ in range(workers)], set()
+    for cid in todo:
+        for k, (a, b, lo, hi) in enumerate(clip_pieces(_clip_frames(rd, cid), workers, icfg.encoder_smooth)):
+            keep.add(p := _piece_path(rd, cid, a, b))
+            if not _latents_done(p): parts[k].append((cid, a, b, lo, hi))
+    for p in (rd.root/'latents'/'.pieces').glob('*.safetensors*'):
+        if p not in keep: p.unlink()
+    return parts
+
+def _merge_pieces(rd:RunDir, cid:str, workers:int, icfg) -> bool:
+    "Join clip `cid`'s pieces into its latents file once all are written (then they go); False while one is missing."
+    paths = [_piece_path(rd, cid, a, b) for a, b, *_ in clip_pieces(_clip_frames(rd, cid), workers, icfg.encoder_smooth)]
+    if not all(map(_latents_done, paths)): return False
+    parts = [load_tensors(p, made_by='a2v invert') for p in paths]
+    t = {k: torch.cat([x[k] for x, _ in parts]) for k in ('ws', 'mse', 'lpips', 'psnr')}   # (F, ...) in frame order
+    meta = {k: v for k, v in parts[0][1].items() if k != 'piece'}
+    save_tensors(rd.latents(cid), dict(t, loss0=parts[0][0]['loss0']),                    # loss0: frame 0's (the first piece's)
+                 dict(meta, frames=len(t['ws']), pieces=len(parts), seconds=sum(m['seconds'] for _, m in parts),
+                      steps=sum(m['steps'] for _, m in parts)))
+    (rd.root/'latents'/f'{cid}.error.json').unlink(missing_ok=True)
+    append_jsonl(invert_log(rd.root), dict(clip=cid, status='done', frames=len(t['ws']), pieces=len(parts),
+                                           lpips=float(t['lpips'].mean()), psnr=float(t['psnr'].mean())))
+    for p in paths: p.unlink()
+    return True
 
 # %% ../nbs/13_invert.ipynb #e18b27b7
 def _invert_todo(rd:RunDir, cfg, todo:list, dev, G=None, lpips=None, ckpt=None, stop_after_steps=None, rank:int=0,
                  on_clip=None) -> tuple[list, dict, int]:
-    "Invert clips `todo` of run `rd` in this process, writing each one's latents (or error file) as it finishes."
+    "Invert clips (or pieces of clips) `todo` of run `rd` in this process, writing each one's latents (or error file) as it finishes."
     icfg, done, failed, n_frames = cfg.invert, [], {}, 0
     G = G if G is not None else load_run_generator(rd.root, cfg, dev)
     if lpips is None: lpips = _get_lpips(icfg.lpips_net, _device_of(G))
     E = run_encoder(rd.root, cfg, G) if uses_encoder(icfg) else None
     meta = dict(init=icfg.init, warm_start=icfg.warm_start, steps_first=icfg.steps_first, steps_next=icfg.steps_next, lpips_net=icfg.lpips_net,
                 generator=generator_source(cfg), seed=cfg.seed, **({'encoder': cfg.encoder.source} if E is not None else {}))
-    clips = ((c, lambda c=c: _load_frames(rd, c)) for c in todo)
-    for cid, r in invert_clips(G, clips, cfg, lpips, checkpoint=ckpt, stop_after_steps=stop_after_steps, encoder=E):
+    units = {_unit_id(u): u for u in todo}                    # a clip id, or (clip, a, b, lo, hi): a piece of it
+    for uid, r in invert_clips(G, (_unit_frames(rd, uid, u) for uid, u in units.items()), cfg, lpips, checkpoint=ckpt,
+                               stop_after_steps=stop_after_steps, encoder=E):
+        u = units[uid]; cid, piece = (u, None) if isinstance(u, str) else (u[0], list(u[1:3]))
         err_path = rd.root/'latents'/f'{cid}.error.json'
-        row = dict(clip=cid, rank=rank, seconds=round(r['seconds'], 3), frames=len(r['mse']))
+        row = dict(clip=cid, rank=rank, seconds=round(r['seconds'], 3), frames=len(r['mse']), **({'piece': piece} if piece else {}))
         if r['error']:
             failed[cid] = r['error']
-            atomic_write_json(err_path, dict(clip=cid, error=r['error'], frames_done=len(r['mse']), rank=rank))
+            atomic_write_json(err_path, dict(clip=cid, error=r['error'], frames_done=len(r['mse']), rank=rank, **({'piece': piece} if piece else {})))
             append_jsonl(invert_log(rd.root), dict(row, status='error', error=r['error']))
         else:
-            save_tensors(rd.latents(cid), dict(ws=r['ws'], mse=r['mse'], lpips=r['lpips'], psnr=r['psnr'], loss0=r['loss0']),
-                         dict(meta, clip=cid, frames=len(r['ws']), seconds=r['seconds'], steps=r['steps']))
-            err_path.unlink(missing_ok=True)
-            append_jsonl(invert_log(rd.root), dict(row, status='done', lpips=float(r['lpips'].mean()), psnr=float(r['psnr'].mean())))
-            done.append(cid); n_frames += len(r['ws'])
+            save_tensors(_piece_path(rd, *u[:3]) if piece else rd.latents(cid),
+                         dict(ws=r['ws'], mse=r['mse'], lpips=r['lpips'], psnr=r['psnr'], loss0=r['loss0']),
+                         dict(meta, clip=cid, frames=len(r['ws']), seconds=r['seconds'], steps=r['steps'], **({'piece': piece} if piece else {})))
+            if not piece: err_path.unlink(missing_ok=True)
+            append_jsonl(invert_log(rd.root), dict(row, status='piece' if piece else 'done', lpips=float(r['lpips'].mean()), psnr=float(r['psnr'].mean())))
+            done.append(u); n_frames += len(r['ws'])
         if on_clip is not None: on_clip(cid, bool(r['error']))
     return done, failed, n_frames
 
@@ -789,7 +844,8 @@ def _invert_with_bar(rd:RunDir, cfg, todo:list, parts:list, workers:int, dev, G,
     "Invert `todo` in this process or in `workers` processes, behind a progress bar: (done, failed, frames)."
     from tqdm.auto import tqdm
     desc = f'invert (rank {rank})' if world > 1 else 'invert' if workers == 1 else f'invert ({workers} processes)'
-    bar = tqdm(total=len(todo), desc=desc, disable=not progress, position=rank if world > 1 else None, unit='clip')
+    bar = tqdm(total=sum(map(len, parts)), desc=desc, disable=not progress, position=rank if world > 1 else None,
+               unit='clip' if all(isinstance(u, str) for p in parts for u in p) else 'piece')
     if workers > 1: done, failed, n_frames = _invert_in_workers(rd, cfg, parts, stop_after_steps, bar)
     else:
         def tick(cid, err): bar.update(1); tick.failed += err; bar.set_postfix(failed=tick.failed)
@@ -836,14 +892,19 @@ def invert_run(run_dir, # run directory with clips/ and manifest.jsonl (from `a2
     remove_stale_temps(rd.root/'latents')
     ckpt = rd.root/'latents'/('.inflight.pt' if world == 1 else f'.inflight-rank{rank}.pt')
     todo = [c for c in mine if not _latents_done(rd.latents(c))]
-    if workers is None: workers = 1 if world > 1 or G is not None or lpips is not None else invert_workers(icfg, dev, len(mine))
-    workers = max(1, min(int(workers), len(mine))) if dev.type == 'cpu' else 1   # (workers run on the CPU)
-    parts = _worker_parts(rd, mine, todo, workers, icfg)
+    n_units = sum(map(partial(_clip_frames, rd), todo)) if icfg.warm_start == 'encoder' else len(mine)   # (what workers can share)
+    if workers is None: workers = 1 if world > 1 or G is not None or lpips is not None else invert_workers(icfg, dev, n_units)
+    workers = max(1, min(int(workers), n_units)) if dev.type == 'cpu' else 1   # (workers run on the CPU)
+    by_piece = workers > 1 and icfg.warm_start == 'encoder'  # encoder starts: the workers share every clip's frames
+    if by_piece: todo = [c for c in todo if not _merge_pieces(rd, c, workers, icfg)]   # (the pieces a stopped run finished)
+    else: shutil.rmtree(rd.root/'latents'/'.pieces', ignore_errors=True)
+    parts = _piece_parts(rd, todo, workers, icfg) if by_piece else _worker_parts(rd, mine, todo, workers, icfg)
     if world == 1: _drop_stale_checkpoints(rd, ckpt, parts, workers)
     if not todo: ckpt.unlink(missing_ok=True)
     t0 = time.time()
     done, failed, n_frames = _invert_with_bar(rd, cfg, todo, parts, workers, dev, G, lpips, ckpt, stop_after_steps, rank, world,
                                               progress) if todo else ([], {}, 0)
+    if by_piece: done = [c for c in todo if c not in failed and _merge_pieces(rd, c, workers, icfg)]
     out = dict(inverted=done, skipped=[c for c in mine if c not in todo], failed=failed, frames=n_frames,
                seconds=round(time.time() - t0, 2), workers=workers)
     return dict(_gather_ranks(out, world, own_pg), world_size=world)

@@ -3,7 +3,7 @@
 The reference below is a second, functional implementation of the authors' BackboneEncoder forward pass (IR-SE-50
 units, GradualStyleBlock heads, EqualLinear), written from their layout and reading the state dict by key, so that a
 renamed key, a wrong stride or a missing gate in `a2v.encoder` shows up as a mismatch."""
-import math, os, subprocess, sys
+import math, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest, torch, torch.nn.functional as F
 
@@ -253,3 +253,42 @@ def test_encoder_of_another_generator_warns(enc_run):
     with warnings.catch_warnings(): warnings.simplefilter('error'); check_encoder_fits(E, G, 'mine')   # its own: silent
     E.latent_avg.add_(0.5)
     with pytest.warns(A2VWarning, match="other: its latent_avg is not this generator's w_avg"): check_encoder_fits(E, G, 'other')
+
+def test_encoder_workers_share_a_clips_frames(enc_run, tmp_path):
+    """warm_start='encoder' on 2 CPU workers: each worker takes a piece of every clip (with the context its averaged starts
+    need); the pieces join into latents equal to one process's; a run stopped with a piece written finishes from it."""
+    from a2v.encoder import train_encoder
+    from a2v.core import load_tensors
+    from a2v.invert import invert_run
+    from a2v.stylegan3 import load_run_generator
+    run, cfg = enc_run
+    train_encoder(run, cfg, progress=False)
+    c2 = get_config('tiny', **{**SETS, 'invert.warm_start': 'encoder', 'invert.encoder_smooth': 3, 'invert.steps_next': 2})
+    runs = {}
+    for name in ('one', 'two', 'stopped'):
+        runs[name] = tmp_path/name
+        shutil.copytree(run, runs[name], ignore=shutil.ignore_patterns('latents', 'figures'))
+    one = invert_run(runs['one'], c2, progress=False, workers=1, clip_ids=['c0', 'c1'])
+    two = invert_run(runs['two'], c2, progress=False, workers=2, clip_ids=['c0', 'c1'])
+    assert one['workers'] == 1 and two['workers'] == 2 and sorted(two['inverted']) == ['c0', 'c1'] and two['frames'] == 6
+    G = load_run_generator(run, cfg)
+    for cid in ('c0', 'c1'):
+        (a, ma), (b, mb) = load_tensors(runs['one']/'latents'/f'{cid}.safetensors'), load_tensors(runs['two']/'latents'/f'{cid}.safetensors')
+        assert mb['pieces'] == 2 and mb['frames'] == 3 and a['ws'].shape == b['ws'].shape == (3, 6, 32)
+        assert (a['ws'] - b['ws']).abs().max() < 1e-3 and (a['lpips'] - b['lpips']).abs().max() < 1e-4
+        assert a['loss0'].shape == b['loss0'].shape                                 # frame 0's curve, once
+    assert not list((runs['two']/'latents'/'.pieces').glob('*'))                    # joined, then gone
+    rows = read_jsonl(runs['two']/'latents'/'invert_log.jsonl')
+    assert sorted(r['piece'] for r in rows if r['status'] == 'piece') == [[0, 2], [0, 2], [2, 3], [2, 3]]
+    assert sorted(r['clip'] for r in rows if r['status'] == 'done') == ['c0', 'c1']
+    # stopped: c0's first piece is there (as a killed run leaves it), a piece of another cut too; the rest is done on resume
+    st = runs['stopped']/'latents'/'.pieces'; st.mkdir(parents=True)
+    shutil.copy(runs['one']/'latents'/'c0.safetensors', st/'c0@0-1.safetensors')  # (another cut: 3 workers)
+    t, m = load_tensors(runs['one']/'latents'/'c0.safetensors')
+    from a2v.core import save_tensors
+    save_tensors(st/'c0@0-2.safetensors', {k: v[:2] if k != 'loss0' else v for k, v in t.items()}, dict(m, frames=2, piece=[0, 2]))
+    again = invert_run(runs['stopped'], c2, progress=False, workers=2, clip_ids=['c0'])
+    assert again['inverted'] == ['c0'] and again['frames'] == 1                      # only frame 2 was left
+    assert not list(st.glob('*'))
+    c, mc = load_tensors(runs['stopped']/'latents'/'c0.safetensors')
+    assert mc['pieces'] == 2 and (c['ws'] - t['ws']).abs().max() < 1e-3
