@@ -70,10 +70,29 @@ def _paper_rows(rows, dev):
     rows.append(dict(what=f"encoder, paper shapes on {where}: 125-frame clip, the paper's schedule", value=round(PAPER_STEPS * t_step / B, 1),
                      unit='s/clip', note=f'{PAPER_STEPS} steps × {t_step / B:.3f} s (clips batched {B} at a time)'))
 
+def _worker_rows(rows):
+    "One held-out clip of the demo run inverted from encoder starts (2 steps per frame) by 1 process, then by 2 sharing its frames."
+    import shutil, tempfile
+    from a2v.core import RunDir, get_config
+    from a2v.invert import heldout_clips, invert_run
+    run = Path(os.environ.get('A2V_BENCH_RUN', 'runs/demo'))
+    if not (run/'manifest.jsonl').exists(): return
+    cid = heldout_clips(run)[0]
+    cfg = get_config('tiny', **{'invert.warm_start': 'encoder', 'invert.steps_next': 2})
+    with tempfile.TemporaryDirectory() as d:
+        secs = {}
+        for n in (1, 2):
+            r = Path(d)/f'w{n}'
+            shutil.copytree(run, r, ignore=lambda p, names: [x for x in names if Path(p) == run and x not in ('clips', 'manifest.jsonl', 'generator', 'config.json')])
+            t = time.perf_counter(); out = invert_run(r, cfg, clip_ids=[cid], workers=n, progress=False); secs[n] = time.perf_counter() - t
+        rows.append(dict(what=f'encoder, tiny: one {out["frames"]}-frame clip from encoder starts + 2 steps, 1 process', value=round(secs[1], 1), unit='s'))
+        rows.append(dict(what=f'encoder, tiny: the same clip, 2 processes sharing its frames (clip_pieces)', value=round(secs[2], 1), unit='s',
+                         note=f'{secs[1] / secs[2]:.2f}× faster (worker start-up included)'))
+
 def bench() -> list[dict]:
     rows = []
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if dev.type == 'cpu': _tiny_rows(rows)
+    if dev.type == 'cpu': _tiny_rows(rows); _worker_rows(rows)
     _paper_rows(rows, dev)
     return rows
 
