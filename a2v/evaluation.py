@@ -12,7 +12,7 @@ from .media import SAMPLE_PHOTOS, sample_photo
 from .render import Renderer, synthesize_frames, latents_to_ws, _train_val
 
 # %% auto #0
-__all__ = ['training_amplitude', 'motion_report', 'motion_ceiling']
+__all__ = ['training_amplitude', 'training_motion', 'motion_report', 'motion_ceiling']
 
 # %% ../nbs/19_evaluation.ipynb #64beb012
 def training_amplitude(run, max_clips:int=8) -> float:
@@ -25,6 +25,20 @@ def training_amplitude(run, max_clips:int=8) -> float:
     return float(np.mean([np.std(render_metrics(load_clip(rd.clip_dir(c)).frames, np.zeros(1600, np.float32), syncnet=None, mesh=None)['mouth_opening'])
                           for c in ids]))
 
+# %% ../nbs/19_evaluation.ipynb #c19a0002
+def training_motion(run, max_clips:int=8, mesh=None) -> dict:
+    "Blink rate (per minute), head-roll spread (degrees) and position spread of the training clips, by the face mesh."
+    from a2v.crop import load_clip
+    from a2v.metrics import mesh_motion, FaceMesh
+    ids = _train_val(run, None)['train'][:max_clips]
+    if not ids: raise MissingStageOutputError(f"{RunDir(run).root}: no training clips; run `a2v train-vae` first")
+    rd, fm, rows = RunDir(run), mesh or FaceMesh(), []
+    for c in ids:
+        clip = load_clip(rd.clip_dir(c)); m = mesh_motion(clip.frames, fm, float(clip.meta.get('fps', 25.0)))
+        rows.append((m['blink_rate'], np.degrees(m['roll'].std()), np.linalg.norm(m['shift'].std(0))))
+    b, r, s = np.mean(rows, 0)
+    return dict(clips=len(ids), blink_rate=float(b), roll_std_deg=float(r), shift_std=float(s))
+
 # %% ../nbs/19_evaluation.ipynb #877994af
 def _heldout_speech(sentence:str, pad_s:float=0.3) -> tuple[np.ndarray, list]:
     "A held-out sentence in the held-out voice, `pad_s` of silence each side: wave (S,) at 16 kHz, phonemes [(ph, start_s, end_s)]."
@@ -34,14 +48,17 @@ def _heldout_speech(sentence:str, pad_s:float=0.3) -> tuple[np.ndarray, list]:
     return np.concatenate([pad, speech, pad]), [(p, a + pad_s, b + pad_s) for p, a, b in ph]   # (S,), as the held-out pair
 
 # %% ../nbs/19_evaluation.ipynb #25f45a82
+_MOTION = ('blink_rate', 'roll_std_deg', 'shift_std', 'bilabial_closure', 'silence_rest')   # the mesh's non-mouth measures in a row
+
 def _judge(frames:np.ndarray, # the render (F, H, W, 3) uint8
            wave:np.ndarray, truth:np.ndarray, # its 16 kHz speech (S,) and true opening (F,)
            ref:float, fps:float, max_lag:int, # the training clips' amplitude (`training_amplitude`)
            mesh=None, # a `FaceMesh` for the second judge, or None
+           phonemes=None, # [(phoneme, start_s, end_s)] of the speech: the mesh's bilabial closure and rest in silence
           ) -> dict:
-    "One render judged: amplitude against the training clips', lip sync with loudness and with the truth; the mesh's too."
+    "One render judged: amplitude against the training clips', lip sync with loudness and with the truth; the mesh's too, and its lids, head and lips."
     from a2v.metrics import render_metrics, lipsync
-    m = render_metrics(frames, wave, fps=fps, truth_opening=truth, max_lag=max_lag, syncnet=None, mesh=mesh)
+    m = render_metrics(frames, wave, fps=fps, truth_opening=truth, max_lag=max_lag, syncnet=None, mesh=mesh, phonemes=phonemes)
     vs_truth = lipsync(m['mouth_opening'], truth, max_lag)
     row = dict(frames=len(frames), amplitude=float(np.std(m['mouth_opening'])),
                amplitude_ratio=float(np.std(m['mouth_opening'])) / max(ref, 1e-9),
@@ -49,13 +66,15 @@ def _judge(frames:np.ndarray, # the render (F, H, W, 3) uint8
                r_truth=vs_truth['r_best'], lag_truth=vs_truth['best_lag'])
     if mesh is not None:
         vs_mesh = lipsync(np.asarray(m['mesh']['opening']), truth, max_lag)
-        row.update(r_truth_mesh=vs_mesh['r_best'], lag_truth_mesh=vs_mesh['best_lag'], face_score_min=m['mesh']['face_score_min'])
+        row.update(r_truth_mesh=vs_mesh['r_best'], lag_truth_mesh=vs_mesh['best_lag'], face_score_min=m['mesh']['face_score_min'],
+                   **{k: v for k, v in m['mesh']['motion'].items() if k in _MOTION})
     return row
 
 # %% ../nbs/19_evaluation.ipynb #42ac030c
 def _summarize(rows:list, # `_judge`'s rows, with `photo` and `sentence`
                mode:str, ref:float, # the render mode, the training clips' amplitude
                has_mesh:bool, why:str|None, # whether the face mesh judged, else why not
+               yard:dict|None=None, # the training clips' motion (`training_motion`), when the mesh judged
               ) -> dict:
     "`motion_report`'s answer: the renders and the worst of each measure over them (None when any is undefined)."
     rows = jsonable(rows)                                      # an r of a mouth that never moves is undefined: None
@@ -65,7 +84,9 @@ def _summarize(rows:list, # `_judge`'s rows, with `photo` and `sentence`
                min_r_truth=worst('r_truth'), min_r_loudness=worst('r_loudness'), max_abs_lag_truth=worst('lag_truth', lag))
     if has_mesh and rows:
         out.update(min_r_truth_mesh=worst('r_truth_mesh'), max_abs_lag_truth_mesh=worst('lag_truth_mesh', lag),
-                   min_face_score=worst('face_score_min'))
+                   min_face_score=worst('face_score_min'), min_bilabial_closure=worst('bilabial_closure'),
+                   max_silence_rest=worst('silence_rest', max), training_motion=yard,
+                   **{f'{k}_range': [worst(k), worst(k, max)] for k in ('blink_rate', 'roll_std_deg', 'shift_std')})
     else: out['mesh'] = {'missing': why}
     return out
 
@@ -83,14 +104,15 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
     r = renderer or Renderer(run, cfg); fps = r.cfg.crop.fps; mode = mode or r.cfg.render.mode
     mesh, why = face_mesh_or_why() if independent else (None, 'not asked for')
     ref = training_amplitude(run); rows = []
+    yard = training_motion(run, mesh=mesh) if mesh is not None else None
     for name, (crop, w0) in zip(photos, r.photo_codes([sample_photo(n) for n in photos])):
         for s in (sentences or HELDOUT_SENTENCES):
             wave, ph = _heldout_speech(s)                                                             # (S,)
             mu = r.motion(wave)                                                                       # (F, latent)
             frames = np.stack(list(synthesize_frames(r.G, r.codes(mu, w0, mode), r.cfg.render.batch_size)))
             truth, _ = mouth_curves(ph, fps, len(frames), wave)                                       # (F,)
-            rows.append(dict(photo=name, sentence=s, **_judge(frames, wave, truth, ref, fps, max_lag, mesh)))
-    return _summarize(rows, mode, ref, mesh is not None, why)
+            rows.append(dict(photo=name, sentence=s, **_judge(frames, wave, truth, ref, fps, max_lag, mesh, ph)))
+    return _summarize(rows, mode, ref, mesh is not None, why, yard)
 
 # %% ../nbs/19_evaluation.ipynb #b1bb0fea
 def _truth_of(run, clip_id:str, truth_dir=None) -> tuple[dict|None, Path|None]:

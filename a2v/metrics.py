@@ -10,8 +10,10 @@ from .core import bad_input, atomic_path, jsonable, psnr
 
 # %% auto #0
 __all__ = ['mse', 'lpips_distance', 'reconstruction_metrics', 'default_face_box', 'detect_face', 'mouth_region', 'mouth_opening',
-           'FaceMesh', 'mesh_opening', 'background_flicker', 'lipsync', 'lipsync_plot', 'face_mesh_or_why',
-           'mesh_report', 'render_metrics', 'mouth_validation', 'truth_file', 'truth_opening']
+           'FaceMesh', 'mesh_opening', 'eye_aspect_ratio', 'face_pose', 'lip_shape', 'blink_events', 'mesh_motion',
+           'bilabial_closure', 'silence_rest', 'background_flicker', 'lipsync', 'lipsync_plot', 'face_mesh_or_why',
+           'mesh_report', 'render_metrics', 'mouth_validation', 'motion_validation', 'motion_verdict', 'truth_file',
+           'truth_opening']
 
 # %% ../nbs/09_metrics.ipynb #df737fc8
 def mse(a, b, data_range:float=255.) -> float:
@@ -276,6 +278,95 @@ def mesh_opening(frames, # uint8 RGB (F, H, W, 3): one face per frame (an a2v cr
     lips = np.linalg.norm(pts[:, _LIP_TOP, :2] - pts[:, _LIP_BOTTOM, :2], axis=1)              # (F,)
     return dict(opening=(lips / np.maximum(eyes, 1e-6)).astype(np.float32), face_score=score)
 
+# %% ../nbs/09_metrics.ipynb #b7c10002
+_EYES = ((33, 160, 158, 133, 153, 144), (263, 387, 385, 362, 380, 373))   # each eye: corner, top ×2, corner, bottom ×2
+_LIP_INNER, _MOUTH_CORNERS, _NOSE_TIP = (13, 14), (61, 291), 1
+
+def _dist(pts, i:int, j:int) -> np.ndarray: return np.linalg.norm(pts[:, i, :2] - pts[:, j, :2], axis=1)   # (F,)
+
+def eye_aspect_ratio(pts) -> np.ndarray:  # pts: (F, 468, 3) mesh landmarks → (F,)
+    "Lid gap over eye width (Soukupová & Čech 2016), the mean of both eyes: drops towards 0 when the lids close."
+    return np.mean([(_dist(pts, b, f) + _dist(pts, c, e)) / (2 * np.maximum(_dist(pts, a, d), 1e-6))
+                    for a, b, c, d, e, f in _EYES], 0).astype(np.float32)
+
+# %% ../nbs/09_metrics.ipynb #b7c10005
+def face_pose(pts, # (F, 468, 3) mesh landmarks in frame pixels
+              size:int, # the frame's side (a square a2v crop or render)
+             ) -> dict:  # roll (F,) radians, clockwise on screen; shift (F, 2) and scale (F,) in fractions of the frame
+    "Head roll from the outer eye corners, position from the eye corners and nose tip, size from the inter-ocular distance."
+    eye = pts[:, _EYE_OUTER[1], :2] - pts[:, _EYE_OUTER[0], :2]                            # (F, 2) left to right on screen
+    centre = pts[:, [_EYE_OUTER[0], _EYE_OUTER[1], _NOSE_TIP], :2].mean(1)                  # (F, 2)
+    return dict(roll=np.arctan2(eye[:, 1], eye[:, 0]).astype(np.float32), shift=(centre / size).astype(np.float32),
+                scale=(np.linalg.norm(eye, axis=1) / size).astype(np.float32))
+
+def lip_shape(pts) -> dict:  # pts: (F, 468, 3) → opening, gap, width (F,) in inter-ocular distances
+    "The outer opening (as `mesh_opening`), the inner gap (0 when the lips touch) and the width between the mouth corners."
+    eyes = np.maximum(_dist(pts, *_EYE_OUTER), 1e-6)
+    return {k: (_dist(pts, i, j) / eyes).astype(np.float32)
+            for k, (i, j) in dict(opening=(_LIP_TOP, _LIP_BOTTOM), gap=_LIP_INNER, width=_MOUTH_CORNERS).items()}
+
+# %% ../nbs/09_metrics.ipynb #b7c10008
+def _runs(x) -> list[tuple[int, int]]:
+    "(first, end) of each run of True in a boolean series."
+    d = np.diff(np.r_[0, np.asarray(x, np.int8), 0])
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
+
+def blink_events(ear, # (F,) eye aspect ratio per frame
+                 fps:float=25.0, drop:float=0.15, # a blink: more than `drop` below the running median ...
+                 window_s:float=2.0, # ... over this many seconds
+                ) -> list[tuple[int, int]]:  # (first frame, end frame) of each blink
+    "The blinks of a clip: runs of frames whose eye aspect ratio is more than `drop` below its running median."
+    from scipy.ndimage import median_filter
+    ear = np.asarray(ear, np.float64)
+    if len(ear) == 0: return []
+    base = median_filter(ear, size=max(3, int(window_s * fps) | 1), mode='nearest')   # (F,) the open eye's level
+    return _runs(ear < (1 - drop) * base)
+
+# %% ../nbs/09_metrics.ipynb #b7c10010
+def mesh_motion(frames, # uint8 RGB (F, S, S, 3): an a2v crop or render
+                mesh:FaceMesh|None=None, fps:float=25.0) -> dict:
+    "Everything the mesh sees in a clip: lips (`lip_shape`), lids (eye aspect ratio, blinks, rate per minute), head pose, face score."
+    pts, score = (mesh or FaceMesh()).track(frames)                       # (F, 468, 3), (F,)
+    ear = eye_aspect_ratio(pts); blinks = blink_events(ear, fps)
+    return dict(**lip_shape(pts), ear=ear, blinks=blinks, blink_rate=60 * len(blinks) / (len(frames) / fps),
+                **face_pose(pts, np.asarray(frames).shape[2]), face_score=score)
+
+# %% ../nbs/09_metrics.ipynb #b7c10014
+_MIN_RANGE = 0.02                                         # inner-gap range below which the lips "hardly move"
+
+def _speech_frames(phonemes, n:int, fps:float) -> list[tuple[list, int, int]]:
+    "Each spoken phoneme (not a pause) as (its viseme classes, first frame, end frame), clipped to the clip's n frames."
+    from a2v.sample_data import viseme_of
+    out = [(viseme_of(p), max(0, int(math.floor(s * fps))), min(n, int(math.ceil(e * fps)))) for p, s, e in phonemes]
+    return [(v, a, b) for v, a, b in out if v != ['silence'] and b > a]
+
+def _rest_range(gap, spoken) -> tuple:
+    "The gap's rest (5th percentile over the clip) and range (90th percentile over the speech frames, minus rest)."
+    sp = np.zeros(len(gap), bool)
+    for _, a, b in spoken: sp[a:b] = True
+    rest = float(np.quantile(gap, 0.05))
+    return rest, (float(np.quantile(gap[sp], 0.9)) - rest if sp.any() else 0.), sp
+
+# %% ../nbs/09_metrics.ipynb #b7c10015
+def bilabial_closure(gap, # (F,) inner-lip gap per frame (`lip_shape`), or any opening
+                     phonemes, # [(phoneme, start_s, end_s)]: espeak-ng's mnemonics, times from the clip's start
+                     fps:float=25.0, frac:float=0.25, slack:int=1) -> float|None:
+    "Share of /p b m/ phonemes during which the lips close: the gap within `frac` of its range above rest (± `slack` frames)."
+    gap = np.asarray(gap, np.float64); spoken = _speech_frames(phonemes, len(gap), fps)
+    rest, rng, _ = _rest_range(gap, spoken)
+    labial = [(a, b) for v, a, b in spoken if 'bilabial' in v]
+    if not labial or rng < _MIN_RANGE: return None
+    return float(np.mean([gap[max(0, a - slack):b + slack].min() <= rest + frac * rng for a, b in labial]))
+
+def silence_rest(gap, # (F,) inner-lip gap per frame, or any opening
+                 phonemes, fps:float=25.0, margin:int=2) -> float|None:
+    "Mean gap above rest in the pauses (frames `margin` or more from any phoneme) over the same in speech: 0 shut, 1 as in speech."
+    gap = np.asarray(gap, np.float64); spoken = _speech_frames(phonemes, len(gap), fps)
+    rest, rng, sp = _rest_range(gap, spoken)
+    near = np.convolve(sp, np.ones(2 * margin + 1), 'same') > 0                     # speech and its margin
+    if near.all() or rng < _MIN_RANGE: return None
+    return float(max(gap[~near].mean() - rest, 0) / max(gap[sp].mean() - rest, 1e-9))
+
 # %% ../nbs/09_metrics.ipynb #37db9851
 def background_flicker(frames, face_box, region:str='outside') -> float:
     "Mean |frame[t+1] − frame[t]| over pixels outside (or 'inside') `face_box` (x0, y0, x1, y1), in 0..255 units."
@@ -349,19 +440,26 @@ def face_mesh_or_why(mesh='face-mesh') -> tuple:  # → (FaceMesh, None) or (Non
 def mesh_report(frames, # uint8 RGB (F, H, W, 3)
                 envelope, # (F,) loudness per frame (`loudness_envelope`)
                 mesh='face-mesh', # a `FaceMesh`, or its registry name / path
-                max_lag:int=10) -> dict:
-    "The face mesh's view of a clip: its opening, lip sync with the loudness, face scores; or {'missing': how to get it}."
+                max_lag:int=10,
+                phonemes=None, # [(phoneme, start_s, end_s)] of the speech, for the bilabial closure and rest in silence
+                fps:float=25.0) -> dict:
+    "The face mesh's view of a clip: opening and lip sync, lids, pose, lip shape, face scores; or {'missing': how to get it}."
     fm, why = face_mesh_or_why(mesh)
     if fm is None: return {'missing': why}
-    mo = mesh_opening(frames, fm)
-    ls = lipsync(mo['opening'], envelope, max_lag)
-    return dict(lipsync={k: ls[k] for k in ('r', 'best_lag', 'r_best')}, face_score_min=float(mo['face_score'].min()),
-                opening=mo['opening'].round(4), face_score=mo['face_score'].round(3))
+    m = mesh_motion(frames, fm, fps)
+    ls = lipsync(m['opening'], envelope, max_lag)
+    motion = dict(blinks=len(m['blinks']), blink_rate=m['blink_rate'], roll_std_deg=float(np.degrees(m['roll'].std())),
+                  shift_std=float(np.linalg.norm(m['shift'].std(0))), width_mean=float(m['width'].mean()), width_std=float(m['width'].std()))
+    if phonemes is not None:
+        motion.update(bilabial_closure=bilabial_closure(m['gap'], phonemes, fps), silence_rest=silence_rest(m['gap'], phonemes, fps))
+    return dict(lipsync={k: ls[k] for k in ('r', 'best_lag', 'r_best')}, face_score_min=float(m['face_score'].min()), motion=motion,
+                opening=m['opening'].round(4), face_score=m['face_score'].round(3), ear=m['ear'].round(4), roll=m['roll'].round(4))
 
 # %% ../nbs/09_metrics.ipynb #146edccb
 def render_metrics(frames, audio, sr:int=16000, face_box=None, ref_frames=None, truth_opening=None,
                    fps:float=25.0, max_lag:int=10, lpips_net:str='alex', lpips_model=None, syncnet='syncnet',
-                   mesh='face-mesh') -> dict:   # mesh: a `FaceMesh`, its name or path, or None to skip it
+                   mesh='face-mesh', # a `FaceMesh`, its name or path, or None to skip it
+                   phonemes=None) -> dict:   # [(phoneme, start_s, end_s)] of the speech: the mesh's closure and rest
     "All metrics of one rendered clip (uint8 frames (F, H, W, 3), mono `audio` at `sr`) as a JSON-ready dict."
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -389,7 +487,7 @@ def render_metrics(frames, audio, sr:int=16000, face_box=None, ref_frames=None, 
         out['truth'] = dict(r_mouth_vs_truth=_pearson(mouth[:len(tr)], tr),
                             lipsync_truth_vs_loudness=lipsync(tr, env, max_lag))
     if mesh is not None:                                                         # the independent judge, or how to get it
-        out['mesh'] = mesh_report(frames, env, mesh, max_lag)
+        out['mesh'] = mesh_report(frames, env, mesh, max_lag, phonemes, fps)
         if truth_opening is not None and 'opening' in out['mesh']:
             out['truth']['r_mesh_vs_truth'] = _pearson(out['mesh']['opening'][:len(tr)], tr)
     if syncnet is not None:                                                      # SyncNet's LSE-C/D, or how to get it
@@ -429,6 +527,67 @@ def mouth_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, margi
                              r_truth_loudness=_pearson(truth[:n], env), r_loudness=ls['r'], best_lag=ls['best_lag']))
             if mesh is not None: rows[-1]['r_truth_mesh'] = _pearson(mesh_opening(crops, mesh)['opening'], truth[:n])
     return rows
+
+# %% ../nbs/09_metrics.ipynb #b7c10019
+def _fixed_crops(frames, boxes, size:int, k:float=1.6) -> tuple:  # → crops (F, size, size, 3), (x0, y0, side)
+    "One square around the clip's mean face box (`k` times its side) cut from every frame: the head moves inside it."
+    from PIL import Image
+    b = np.asarray(boxes, np.float64); c = ((b[:, :2] + b[:, 2:]) / 2).mean(0); s = int(k * (b[:, 2:] - b[:, :2]).max(1).mean())
+    x0, y0 = int(c[0] - s / 2), int(c[1] - s / 2)
+    crops = [np.asarray(Image.fromarray(f).crop((x0, y0, x0 + s, y0 + s)).resize((size, size), Image.BICUBIC)) for f in frames]
+    return np.stack(crops), (x0, y0, s)
+
+def _blink_match(found, true, tol:int=2) -> tuple[int, int]:
+    "(found blinks holding a true blink's middle, true blinks whose middle a found one holds), within `tol` frames."
+    mid = [(a + b - 1) // 2 for a, b in true]
+    hit = lambda a, b, m: a - tol <= m < b + tol
+    return sum(any(hit(a, b, m) for m in mid) for a, b in found), sum(any(hit(a, b, m) for a, b in found) for m in mid)
+
+# %% ../nbs/09_metrics.ipynb #b7c10020
+def motion_validation(sample_dir, sizes=(64, 128), max_clips:int|None=None, mesh:FaceMesh|None=None) -> list[dict]:
+    "The mesh's lids, pose, width, gap, closure and rest on fixed crops of the sample clips against their truth; one row per clip and size."
+    import json
+    from pathlib import Path
+    from a2v.media import read_video
+    sample_dir, mesh = Path(sample_dir), mesh or FaceMesh()
+    truths = sorted((sample_dir/'truth').glob('*.json'))
+    if not truths: raise bad_input(sample_dir, 'no truth/*.json here; make it with `a2v sample-data`')
+    rows = []
+    for tp in truths[:max_clips]:
+        t = json.loads(tp.read_text())
+        if t.get('kind', 'good') != 'good': continue
+        if 'head_roll' not in t: raise bad_input(tp, 'no head_roll: made by an older a2v; make the sample data again (`a2v sample-data`)')
+        frames = read_video(sample_dir/t['video'], fps=t['fps']).frames
+        n = min(len(frames), len(t['blink'])); T = {k: np.asarray(t[k][:n], np.float64) for k in ('blink', 'head_roll', 'head_scale', 'mouth_width', 'mouth_opening')}
+        true_blinks = _runs(T['blink'] > 0.5)                                      # the true blinks: lids more than half shut
+        for size in sizes:
+            crops, (x0, y0, s) = _fixed_crops(frames[:n], t['face_box'][:n], size)
+            m = mesh_motion(crops, mesh, t['fps'])
+            centre = (np.asarray(t['face_box'][:n], np.float64).reshape(n, 2, 2).mean(1) - (x0, y0)) / s   # (F, 2)
+            found, hits = _blink_match(m['blinks'], true_blinks)
+            rows.append(dict(clip=t['id'], face=t.get('source_face'), size=size, frames=n,
+                r_blink=_pearson(m['ear'], T['blink']), blinks_found=len(m['blinks']), blinks_true=len(true_blinks), found_true=found, true_found=hits,
+                r_roll=_pearson(m['roll'], T['head_roll']), r_shift=float(np.mean([_pearson(m['shift'][:, i], centre[:, i]) for i in (0, 1)])),
+                r_scale=_pearson(m['scale'], T['head_scale']), r_width=_pearson(m['width'], T['mouth_width']), r_gap=_pearson(m['gap'], T['mouth_opening']),
+                closure=bilabial_closure(m['gap'], t['phonemes'], t['fps']), closure_truth=bilabial_closure(T['mouth_opening'], t['phonemes'], t['fps']),
+                rest=silence_rest(m['gap'], t['phonemes'], t['fps']), rest_truth=silence_rest(T['mouth_opening'], t['phonemes'], t['fps']),
+                face_score_min=float(m['face_score'].min())))
+    return rows
+
+# %% ../nbs/09_metrics.ipynb #b7c10021
+_SEES = dict(r_roll=0.6, r_shift=0.6, r_scale=0.6, r_width=0.6, r_gap=0.6)   # r at which a measure is said to see the truth
+
+def motion_verdict(rows:list) -> dict:  # {size: {measure: dict(value, sees)}}
+    "Per crop size: each measure's mean r over the clips (blinks: precision and recall of the events), and whether it sees the truth."
+    out = {}
+    for size in sorted({r['size'] for r in rows}):
+        rs = [r for r in rows if r['size'] == size]
+        v = {k: dict(value=float(np.nanmean([r[k] for r in rs])), sees=bool(np.nanmean([r[k] for r in rs]) >= thr)) for k, thr in _SEES.items()}
+        p = sum(r['found_true'] for r in rs) / max(sum(r['blinks_found'] for r in rs), 1)
+        rc = sum(r['true_found'] for r in rs) / max(sum(r['blinks_true'] for r in rs), 1)
+        v['blinks'] = dict(value=dict(precision=p, recall=rc), sees=p >= 0.8 and rc >= 0.8)
+        out[size] = v
+    return out
 
 # %% ../nbs/09_metrics.ipynb #ed366cbf
 def truth_file(truth_dir, # folder of <source stem>.json files (`a2v sample-data`'s truth/)

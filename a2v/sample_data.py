@@ -565,8 +565,8 @@ def _place_faces(spec:dict, rng:np.random.Generator, n:int, fps:float, opening, 
 
 
 # %% ../nbs/04_sample_data.ipynb #4f59cd42
-def _clip_truth(spec:dict, fps:float, sr:int, snd:dict, opening, mwidth, blink, boxes:list) -> dict:
-    "The truth json of a clip: what was said and when, the mouth curves, blinks and every face's box per frame."
+def _clip_truth(spec:dict, fps:float, sr:int, snd:dict, opening, mwidth, blink, boxes:list, roll=None, scale=None) -> dict:
+    "The truth json of a clip: what was said and when, the mouth curves, blinks, head roll and scale, and every face's box per frame."
     W, H, n, phon = spec['width'], spec['height'], snd['n'], snd['phon']
     def visible(b):
         iw = max(0.0, min(b[2], W) - max(b[0], 0)); ih = max(0.0, min(b[3], H) - max(b[1], 0))
@@ -579,6 +579,8 @@ def _clip_truth(spec:dict, fps:float, sr:int, snd:dict, opening, mwidth, blink, 
         visemes=[[p, viseme_of(p), s, e] for p, s, e in phon],
         mouth_opening=_r4(opening), mouth_width=_r4(mwidth),
         blink=_r4(blink) if boxes else [0.0] * n,
+        head_roll=_r4(roll) if roll is not None else [0.0] * n,      # radians, clockwise on screen (the talking face's)
+        head_scale=_r4(scale) if scale is not None else [1.0] * n,
         face_box=boxes[0] if boxes else [None] * n,
         face_boxes=[[b[f] for b in boxes] for f in range(n)],
         face_visible=[round(visible(b), 3) for b in boxes[0]] if boxes else [0.0] * n,
@@ -617,7 +619,7 @@ def _build_clip(spec:dict, out_dir:str, faces_cache:str, faces_dir=None) -> dict
                 boxes[j].append(_r4(box))
             yield (np.clip(fr, 0, 1) * 255 + 0.5).astype(np.uint8)
     write_video(vid, frames(), float(fps), track, sr, crf=20, preset='veryfast')
-    truth = _clip_truth(spec, float(fps), sr, snd, opening, mwidth, rigs[0][4] if rigs else None, boxes)
+    truth = _clip_truth(spec, float(fps), sr, snd, opening, mwidth, *((rigs[0][4], boxes, rigs[0][2], rigs[0][3]) if rigs else (None, boxes)))
     atomic_write_json(tru, truth, indent=None)
     return _row(truth)
 

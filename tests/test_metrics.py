@@ -231,3 +231,19 @@ def test_short_clips(clip128):
         m = render_metrics(clip128[:1], np.zeros(640, np.float32))
     assert m['n_frames'] == 1 and m['flicker_background'] == 0 and m['lipsync']['r'] is None
     with pytest.raises(ValueError, match='at least one frame'): render_metrics(clip128[:0], np.zeros(10, np.float32))
+
+
+def test_motion_measures_on_sample_data_and_bad_truth(tmp_path):
+    "The mesh's roll, position and inner-lip gap follow the sample data's truth on fresh clips; a truth without head_roll is one line."
+    from a2v.sample_data import make_sample_data
+    from a2v.metrics import motion_validation, motion_verdict
+    from a2v.core import BadInputError
+    make_sample_data(tmp_path, clips=2, seed=4, seconds=(3.0, 3.5), bad=False, progress=False, workers=1)
+    rows = motion_validation(tmp_path, sizes=(128,))
+    v = motion_verdict(rows)[128]
+    assert len(rows) == 2 and all(v[k]['sees'] for k in ('r_roll', 'r_shift', 'r_gap')), v
+    assert all(r['closure_truth'] is not None and r['rest'] is not None for r in rows)
+    t = tmp_path/'truth'/'clip000.json'; d = json.loads(t.read_text()); d.pop('head_roll'); t.write_text(json.dumps(d))
+    with pytest.raises(BadInputError, match=r'clip000\.json: no head_roll') as e: motion_validation(tmp_path, sizes=(64,))
+    assert '\n' not in str(e.value)
+    with pytest.raises(BadInputError, match='no truth'): motion_validation(tmp_path/'truth', sizes=(64,))
