@@ -18,7 +18,8 @@ from .filtered_lrelu import _within
 __all__ = ['R256_ARCH', 'FullyConnectedLayer', 'MappingNetwork', 'SynthesisInput', 'modulated_conv', 'SynthesisLayer',
            'set_filtered_lrelu_impl', 'layer_schedule', 'SynthesisNetwork', 'Generator', 'save_generator', 'load_state',
            'PersistentStub', 'SafeUnpickler', 'safe_load_pickle', 'generator_from_stub', 'load_generator',
-           'load_run_generator', 'layer_table', 'filter_response', 'plot_fourier_and_filters', 'equivariance_psnr']
+           'load_run_generator', 'layer_table', 'filter_response', 'plot_fourier_and_filters', 'input_transform',
+           'equivariance_psnr']
 
 # %% ../nbs/07_stylegan3.ipynb #6d8f1e54
 class FullyConnectedLayer(nn.Module):
@@ -92,7 +93,7 @@ class SynthesisInput(nn.Module):
         self.register_buffer('freqs', freqs)                               # (C, 2) cycles per unit
         self.register_buffer('phases', torch.rand(channels) - 0.5)         # (C,) cycles
 
-    def forward(self, w):                                                  # (N, w_dim) -> (N, C, H, W)
+    def forward(self, w, transform=None):                                  # (N, w_dim), (N, 3, 3) or None -> (N, C, H, W)
         N = w.shape[0]
         t = self.affine(w)                                                 # (N, 4): r_c, r_s, t_x, t_y
         t = t / t[:, :2].norm(dim=1, keepdim=True)
@@ -100,7 +101,8 @@ class SynthesisInput(nn.Module):
         o, z = torch.ones_like(c), torch.zeros_like(c)
         m_r = torch.stack([c, -s, z, s, c, z, z, z, o], 1).view(N, 3, 3)   # rotation (inverse)
         m_t = torch.stack([o, z, -tx, z, o, -ty, z, z, o], 1).view(N, 3, 3) # translation (inverse)
-        T = m_r @ m_t @ self.transform.unsqueeze(0)                        # (N, 3, 3)
+        user = self.transform.unsqueeze(0) if transform is None else transform.to(w.device, torch.float32)   # per image: head motion
+        T = m_r @ m_t @ user                                               # (N, 3, 3)
         phases = self.phases.unsqueeze(0) + (self.freqs.unsqueeze(0) @ T[:, :2, 2:]).squeeze(2)  # (N, C)
         freqs = self.freqs.unsqueeze(0) @ T[:, :2, :2]                     # (N, C, 2)
         amps = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
@@ -357,12 +359,14 @@ class SynthesisNetwork(nn.Module):
             name = f'L{i}_{layer.out_size[0]}_{layer.out_channels}'
             setattr(self, name, layer); self.layer_names.append(name)
 
-    def forward(self, ws, noise_mode:str='const', update_emas:bool=False, **layer_kwargs):
+    def forward(self, ws, noise_mode:str='const', update_emas:bool=False,
+                transform=None, # (N, 3, 3) inverse input transform of each image (None: the `input.transform` buffer for all)
+                **layer_kwargs):
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"expected ws of shape (N, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
         if noise_mode not in ('const', 'random', 'none'): raise ValueError(f"unknown noise_mode {noise_mode!r}")
         ws = ws.float().unbind(1)
-        x = self.input(ws[0])
+        x = self.input(ws[0], transform)
         for name, w in zip(self.layer_names, ws[1:]):
             x = getattr(self, name)(x, w, update_emas=update_emas)
         if self.output_scale != 1: x = x * self.output_scale
@@ -661,12 +665,15 @@ def plot_fourier_and_filters(G:Generator, layer:str|None=None, path=None):
     return fig
 
 # %% ../nbs/07_stylegan3.ipynb #66009e1b
+def input_transform(angle, tx, ty, size:int) -> torch.Tensor:  # angle, tx, ty: (N,) → (N, 3, 3)
+    "The inverse input transforms that turn each image by `angle` (rad, clockwise on screen) and move it by (tx, ty) pixels."
+    a, tx, ty = (torch.as_tensor(v, dtype=torch.float32).reshape(-1) for v in (angle, tx, ty))
+    c, s, o, z = a.cos(), a.sin(), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([c, s, -tx / size, -s, c, -ty / size, z, z, o], 1).view(-1, 3, 3)   # inverse rotation, then shift
+
 def _input_transform(G, angle:float=0.0, tx:float=0.0, ty:float=0.0):
-    "Set the inverse input transform for an image rotated by `angle` (rad) and translated by (tx, ty) pixels."
-    c, s, r = math.cos(angle), math.sin(angle), G.img_resolution
-    m = torch.tensor([[c, s, 0.0], [-s, c, 0.0], [0, 0, 1]], dtype=torch.float32)   # inverse rotation
-    m[0, 2], m[1, 2] = -tx / r, -ty / r
-    G.synthesis.input.transform.copy_(m)
+    "Set the inverse input transform (every image) for an image rotated by `angle` (rad) and translated by (tx, ty) pixels."
+    G.synthesis.input.transform.copy_(input_transform(angle, tx, ty, G.img_resolution)[0])
 
 @torch.no_grad()
 def equivariance_psnr(G:Generator, ws:torch.Tensor, shifts=(1, 2, 4), angles=(5, 15, 45)) -> dict:
