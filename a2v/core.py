@@ -229,6 +229,12 @@ class RenderConfig:
                                                               # > 0: no steps would render the average face, not the photo
     min_face_score: Annotated[float, Bounds(0, 1)] = 0.5  # a render whose lowest face-mesh score is below this fails (0: no check; 18_render)
     starts_frames: Annotated[int, Bounds(0)] = 0    # the run's report also compares §4.2's inversion starts on this many frames of each held-out clip (0: off)
+    still: bool = False                             # only the mouth moves (the paper's look): no blinks, no head motion (17_motion)
+    blink_rate: Annotated[float | Literal['auto'], Bounds(0, 120)] = 'auto'  # blinks per minute ('auto': the training clips' rate)
+    head_motion: Annotated[float, Bounds(0, 10)] = 1.0  # head motion, as a multiple of the training clips' spread (0: a still head)
+    decouple_lids: bool = True                      # the mouth's motion no longer moves the lids along the blink direction
+    ref_pose: str = ''                              # a reference video whose head motion the render copies ('': drawn)
+    ref_blink: str = ''                             # a reference video whose blinks the render copies ('': drawn)
 
 @dataclass
 class SampleDataConfig:

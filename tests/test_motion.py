@@ -1,0 +1,75 @@
+"Tests of a2v.motion beyond the notebook: a reference video's motion against the sample data's truth, and a run's motion model."
+import json, shutil
+from pathlib import Path
+import numpy as np, pytest, torch
+from a2v.core import RunDir, append_jsonl, atomic_write_json, get_config, save_tensors, BadInputError, MissingStageOutputError, A2VWarning, load_tensors
+from a2v import motion as mo
+
+@pytest.fixture(scope='module')
+def sample(tmp_path_factory):
+    "Two sample clips (real faces, head roll and drift, blinks) with their truth."
+    from a2v.sample_data import make_sample_data
+    d = tmp_path_factory.mktemp('motion')/'data'
+    make_sample_data(d, clips=2, seed=5, seconds=(5.0, 6.0), bad=False, progress=False, workers=1)
+    return d
+
+def _truth(sample, i): return json.loads((sample/'truth'/f'clip00{i}.json').read_text())
+
+def test_reference_motion_follows_the_truth(sample):
+    "The head roll and the blinks of a reference video (a sample clip) are read back: roll r > 0.7, every true blink found."
+    for i in (0, 1):
+        t = _truth(sample, i); n = t['n_frames']
+        ref = mo.reference_motion(sample/t['video'], n, fps=t['fps'])
+        assert ref['roll'].shape == (n,) and ref['shift'].shape == (n, 2) and ref['blink'].shape == (n,)
+        assert np.corrcoef(ref['roll'], t['head_roll'])[0, 1] > 0.7
+        from a2v.metrics import _runs
+        for a, b in _runs(np.asarray(t['blink']) > 0.5):                    # each true blink: the track is high there
+            assert ref['blink'][max(0, a - 2):b + 2].max() > 0.5, (i, a, b)
+    longer = mo.reference_motion(sample/t['video'], 3 * n, fps=t['fps'])     # played forwards and backwards
+    assert np.allclose(longer['roll'][:n], ref['roll']) and np.allclose(longer['roll'][n:2 * n - 2], ref['roll'][::-1][1:-1])
+
+def test_reference_without_a_face_is_one_line(tmp_path):
+    from a2v.media import write_video
+    write_video(tmp_path/'blank.mp4', np.full((10, 64, 64, 3), 128, np.uint8), fps=25)
+    with pytest.raises(BadInputError, match=r'blank\.mp4: no face found') as e: mo.reference_motion(tmp_path/'blank.mp4', 20)
+    assert '\n' not in str(e.value)
+
+def _crop_run(sample, run, G, d_true):
+    "A run whose clips are fixed crops of the sample clips and whose 'inverted codes' carry the true lids along `d_true`."
+    from a2v.media import read_video, write_video, save_wav
+    from a2v.metrics import _fixed_crops
+    rd = RunDir(run); ids = []
+    g = torch.Generator().manual_seed(0)
+    for i in (0, 1):
+        t = _truth(sample, i); n = t['n_frames']
+        frames = read_video(sample/t['video'], fps=t['fps']).frames[:n]
+        crops, _ = _fixed_crops(frames, t['face_box'][:n], 64, k=1.4)
+        cid = f'c{i}'; d = rd.clip_dir(cid); ids.append(cid)
+        write_video(d/'frames.mp4', crops, fps=25, crf=0)
+        save_wav(d/'audio.wav', np.zeros(n * 640, np.float32), 16000)
+        atomic_write_json(d/'meta.json', dict(frames=n, fps=25.0, sample_rate=16000))
+        append_jsonl(rd.manifest, dict(clip=cid, source='test', status='kept', reason=None, frames=n, fps=25.0))
+        lids = torch.tensor(t['blink'][:n], dtype=torch.float32) * 0.25
+        ws = G.mapping.w_avg.expand(n, G.num_ws, -1) + lids[:, None, None] * d_true + 0.002 * torch.randn(n, G.num_ws, G.w_dim, generator=g)
+        save_tensors(rd.latents(cid), dict(ws=ws))
+    atomic_write_json(run/'vae'/'split.json', dict(train=ids, val=[]))
+
+def test_motion_model_of_a_run(sample, tmp_path):
+    "fit_motion recovers the direction the codes' lids move along, measures the clips' rates; motion_model caches it and refits on change."
+    from a2v.stylegan3 import load_generator
+    G = load_generator('a2v-tiny-generator-v1').eval()
+    d_true = torch.zeros(G.num_ws, G.w_dim); d_true[2:6] = torch.randn(4, G.w_dim, generator=torch.Generator().manual_seed(1))
+    run = tmp_path/'run'; _crop_run(sample, run, G, d_true)
+    cfg = get_config('tiny')
+    m = mo.motion_model(run, cfg, G=G)
+    cos = torch.nn.functional.cosine_similarity(m.d_blink.flatten(), d_true.flatten(), 0)
+    assert cos > 0.7, cos
+    assert m.clips == 2 and m.blink_rate > 0 and np.isfinite(m.blink_gain) and m.blink_gain >= 0 and m.roll_std_deg > 0
+    assert (run/'motion'/'model.safetensors').exists()
+    stamp = (run/'motion'/'model.safetensors').stat().st_mtime_ns
+    assert mo.motion_model(run, cfg, G=G).blink_gain == m.blink_gain and (run/'motion'/'model.safetensors').stat().st_mtime_ns == stamp
+    t, meta = load_tensors(RunDir(run).latents('c1'))
+    save_tensors(RunDir(run).latents('c1'), dict(ws=t['ws'] * 1.0))            # re-made codes: the model is fitted again
+    with pytest.warns(A2VWarning, match='motion: inputs changed'): mo.motion_model(run, cfg, G=G)
+    (run/'vae'/'split.json').unlink()
+    with pytest.raises(MissingStageOutputError, match='split.json'): mo.motion_model(run, cfg, G=G)
