@@ -11,8 +11,9 @@ import numpy as np, torch
 from .core import *
 
 # %% auto #0
-__all__ = ['blink_track', 'head_track', 'lid_closure', 'fit_directions', 'blink_gain', 'MotionModel', 'fit_motion',
-           'motion_model', 'decouple_lids', 'with_blinks', 'pose_transforms', 'reference_motion', 'motion_tracks']
+__all__ = ['blink_track', 'head_track', 'lid_closure', 'fit_directions', 'blink_direction', 'blink_gain', 'MotionModel',
+           'fit_motion', 'motion_model', 'decouple_lids', 'with_blinks', 'pose_transforms', 'reference_motion',
+           'motion_tracks']
 
 # %% ../nbs/17_motion.ipynb #a17m0010
 def blink_track(n:int, # frames
@@ -20,8 +21,9 @@ def blink_track(n:int, # frames
                 rate:float=15.0, # blinks per minute on average (0: none)
                 seed:int=0,
                 min_gap_s:float=1.0, # no two blinks start closer than this
+                shape:float=4.0, # of the gamma distribution of the gaps (1: exponential, memoryless; larger: more regular)
                ) -> np.ndarray:  # (n,) lid closure in [0, 1]
-    "Blinks at random times: half-sine bumps of 0.15-0.25 s, exponential gaps of mean 60/`rate` s (at least `min_gap_s`)."
+    "Blinks at random times: half-sine bumps of 0.15-0.25 s, gamma-distributed gaps of mean 60/`rate` s (at least `min_gap_s`)."
     out = np.zeros(n, np.float32)
     if rate <= 0 or n == 0: return out
     rng, t, end = np.random.default_rng(seed), 0.0, n / fps
@@ -31,7 +33,7 @@ def blink_track(n:int, # frames
         d = rng.uniform(0.15, 0.25)
         m = (centres >= t) & (centres < t + d)
         out[m] = np.maximum(out[m], np.sin(np.pi * (centres[m] - t) / d))
-        t += d + max(rng.exponential(60 / rate) - d, min_gap_s)
+        t += max(rng.gamma(shape, 60 / rate / shape), d + min_gap_s)
     return out
 
 # %% ../nbs/17_motion.ipynb #a17m0013
@@ -79,6 +81,21 @@ def fit_directions(codes:list, # per clip: W+ codes (F, num_ws, w_dim)
         return (1 - ((W - part) ** 2).sum((0, 2)) / (W ** 2).sum((0, 2)).clamp_min(1e-12)).float()
     return dict(d_blink=coef[0].float(), d_mouth=coef[1].float(), r2_blink=r2(0), r2_mouth=r2(1))
 
+# %% ../nbs/17_motion.ipynb #a17m0042
+def blink_direction(codes:list, lids:list, # per clip: W+ codes (F, num_ws, w_dim) and lid closure (F,)
+                    events:list, # per clip: blinks [(first, end)] (`a2v.metrics.blink_events`)
+                    near:tuple=(2, 8), # the neighbours: frames this far before the blink and after it
+                   ) -> tuple[torch.Tensor, int]:  # (num_ws, w_dim) direction, blinks used
+    "The blink-triggered average: each blink's deepest code minus its neighbours' mean, averaged over the blinks."
+    diffs = []
+    for w, lid, ev in zip(codes, lids, events):
+        w = torch.as_tensor(w, dtype=torch.float32)
+        for a, b in ev:
+            i = a + int(np.argmax(lid[a:b]))
+            nb = [j for j in [*range(a - near[1], a - near[0] + 1), *range(b - 1 + near[0], b + near[1])] if 0 <= j < len(w)]
+            if len(nb) >= 4: diffs.append(w[i] - w[nb].mean(0))
+    return (torch.stack(diffs).mean(0) if diffs else torch.zeros(codes[0].shape[1:])), len(diffs)
+
 # %% ../nbs/17_motion.ipynb #a17m0021
 @torch.no_grad()
 def blink_gain(G, codes:list, # a few W+ codes (num_ws, w_dim) of real frames
@@ -100,7 +117,7 @@ def blink_gain(G, codes:list, # a few W+ codes (num_ws, w_dim) of real frames
 @dataclass
 class MotionModel:
     "What a run's training clips say about the rest of the face (`fit_motion`)."
-    d_blink: torch.Tensor   # (num_ws, w_dim) W+ offset per unit of lid closure
+    d_blink: torch.Tensor   # (num_ws, w_dim) W+ offset of a typical blink (`blink_direction`)
     d_mouth: torch.Tensor   # (num_ws, w_dim) the same per unit of inner-lip gap
     r2_blink: torch.Tensor  # (num_ws,) share of each row's motion the lids explain
     r2_mouth: torch.Tensor  # (num_ws,) ... and the lips
@@ -122,19 +139,22 @@ def fit_motion(run, cfg:Config|None=None, G=None, mesh=None, max_clips:int=48) -
     rd = RunDir(run); cfg = cfg or rd.load_config(); fps = cfg.crop.fps
     ids = load_split(run)['train'][:max_clips]
     if not ids: raise MissingStageOutputError(f"{rd.root/'vae'/'split.json'}: no training clips; run `a2v train-vae` first")
-    fm, codes, lids, mouths, stats, peaks = mesh or FaceMesh(), [], [], [], [], []
+    fm, codes, lids, mouths, events, stats = mesh or FaceMesh(), [], [], [], [], []
     for c in ids:
         frames = load_clip(rd.clip_dir(c)).frames
         ws = load_tensors(rd.require(f'latents/{c}.safetensors', 'a2v invert'), made_by='a2v invert')[0]['ws'].float()
         n = min(len(ws), len(frames)); m = mesh_motion(frames[:n], fm, fps); lid = lid_closure(m['ear'], fps)
-        codes.append(ws[:n]); lids.append(lid); mouths.append(m['gap'])
+        codes.append(ws[:n]); lids.append(lid); mouths.append(m['gap']); events.append(m['blinks'])
         stats.append((m['blink_rate'], np.degrees(m['roll'].std()), float(m['shift'].std(0).mean())))
-        peaks += [float(lid[a:b].max()) for a, b in m['blinks']]
-    fd = fit_directions(codes, lids, mouths)
+    fd = fit_directions(codes, lids, mouths)                              # where lids and lips live (the probe), the mouth's direction
+    d_blink, k = blink_direction(codes, lids, events)
+    peaks = [float(l[a:b].max()) for l, ev in zip(lids, events) for a, b in ev]
     peak = float(np.median(peaks)) if peaks else 0.25                     # (no blink seen: a typical one)
-    gain = blink_gain(G if G is not None else load_run_generator(run, cfg), [w[0] for w in codes[:4]], fd['d_blink'], peak, fm)
+    if k == 0: warn(f"motion: no blink in the {len(ids)} training clips: renders will not blink")
+    gain = blink_gain(G if G is not None else load_run_generator(run, cfg), [w[0] for w in codes[:4]], d_blink, peak, fm) if k else 0.0
     rate, roll, shift = (float(v) for v in np.mean(stats, 0))
-    return MotionModel(**fd, blink_gain=gain, closure_peak=peak, blink_rate=rate, roll_std_deg=roll, shift_std=shift, clips=len(ids))
+    return MotionModel(**{**fd, 'd_blink': d_blink}, blink_gain=gain, closure_peak=peak, blink_rate=rate, roll_std_deg=roll,
+                       shift_std=shift, clips=len(ids))
 
 # %% ../nbs/17_motion.ipynb #a17m0025
 def motion_model(run, cfg:Config|None=None, G=None, mesh=None) -> MotionModel:
