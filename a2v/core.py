@@ -19,8 +19,8 @@ __all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputErro
            'dist_env', 'DiskFullError', 'disk_full_error', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
            'atomic_write_json', 'append_jsonl', 'read_jsonl', 'read_run_json', 'remove_stale_temps', 'save_tensors',
            'load_tensors', 'jsonable', 'psnr', 'Terminated', 'handle_sigterm', 'die_with_parent', 'in_worker',
-           'stop_pool', 'RunInUseError', 'run_lock', 'file_stamp', 'changed_inputs', 'stale_model', 'figures_dir',
-           'save_figure']
+           'stop_pool', 'RunInUseError', 'run_lock', 'file_stamp', 'changed_inputs', 'inputs_changed', 'stale_model',
+           'figures_dir', 'save_figure']
 
 # %% ../nbs/00_core.ipynb #33843459
 class A2VError(Exception):
@@ -813,16 +813,25 @@ def changed_inputs(recorded:dict|None, # the inputs a model recorded: {name: sta
     return (diffs[0] + (f' and {len(diffs) - 1} more' if len(diffs) > 1 else '')) if diffs else None
 
 # %% ../nbs/00_core.ipynb #78313d44
+def _recorded_inputs(out_dir):  # → dict, None (nothing recorded) or False (unreadable)
+    p = Path(out_dir)/'inputs.json'
+    try: return json.loads(p.read_text()) if p.exists() else None
+    except (json.JSONDecodeError, UnicodeDecodeError): return False
+
+def inputs_changed(out_dir, # a model's folder, with the `inputs.json` it recorded (none: nothing to compare)
+                   inputs:dict) -> str|None:  # why they differ, in words; None when they do not (or nothing was recorded)
+    "What changed since a model recorded its inputs (`stale_model`), without touching anything: the pipeline's question."
+    recorded = _recorded_inputs(out_dir)
+    return changed_inputs(recorded, inputs) if recorded is not False else 'its inputs.json is unreadable'
+
 def stale_model(out_dir, # a model's folder (RUN/vae, RUN/embed2lat): `inputs.json` there records what it was trained on
                 inputs:dict, # today's inputs, {name: `file_stamp(...)` or a value}
                 outputs:tuple, # what was trained from them (names in `out_dir`): removed when they changed
                 what:str, # the stage, for the message (e.g. 'train-vae')
                ) -> str|None:  # why the model was stale (it is gone now), or None
     "Compare a model's recorded inputs with `inputs`: changed → remove `outputs` and warn why; then record `inputs`."
-    out_dir = Path(out_dir); p = out_dir/'inputs.json'
-    try: recorded = json.loads(p.read_text()) if p.exists() else None
-    except (json.JSONDecodeError, UnicodeDecodeError): recorded = False
-    why = changed_inputs(recorded, inputs) if isinstance(recorded, (dict, type(None))) else 'its inputs.json is unreadable'
+    out_dir = Path(out_dir); recorded = _recorded_inputs(out_dir)
+    why = inputs_changed(out_dir, inputs)
     if why and any((out_dir/o).exists() for o in outputs):
         import shutil
         for o in outputs: shutil.rmtree(out_dir/o, ignore_errors=True) if (out_dir/o).is_dir() else (out_dir/o).unlink(missing_ok=True)

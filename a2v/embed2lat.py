@@ -182,11 +182,9 @@ def _e2l_inputs(rd:RunDir, train_ids:list, val_ids:list) -> dict:
 # %% ../nbs/16_embed2lat.ipynb #e4c0de72
 def stage_stale(run_dir, cfg=None) -> str|None:
     "Why a finished Embed2Lat must train again (the pipeline asks): its recorded `inputs.json` is not what the run holds now."
-    rd = RunDir(run_dir); p = rd.root/'embed2lat'/'inputs.json'
-    if not p.exists(): return None
-    try: recorded = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError): return 'its inputs.json is unreadable'
-    return changed_inputs(recorded, _e2l_inputs(rd, *_e2l_clips(rd, cfg or rd.load_config())))
+    rd = RunDir(run_dir)
+    if not (rd.root/'embed2lat'/'inputs.json').exists(): return None
+    return inputs_changed(rd.root/'embed2lat', _e2l_inputs(rd, *_e2l_clips(rd, cfg or rd.load_config())))
 
 # %% ../nbs/16_embed2lat.ipynb #6bf74431
 PAPER_MSE = {'train': 0.269, 'val': 0.273}

@@ -189,11 +189,9 @@ def _vae_inputs(rd:RunDir, split:dict) -> dict:
 def stage_stale(run_dir, cfg=None) -> str|None:
     "Why a finished VAE must train again (the pipeline asks): what it recorded in `inputs.json` is not what the run holds now."
     from a2v.invert import usable_clips
-    rd = RunDir(run_dir); vd = rd.root/'vae'; p = vd/'inputs.json'
-    if not p.exists(): return None
-    try: recorded = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError): return 'its inputs.json is unreadable'
-    return changed_inputs(recorded, _vae_inputs(rd, _vae_split(vd, usable_clips(run_dir, cfg), cfg or rd.load_config())))
+    rd = RunDir(run_dir); vd = rd.root/'vae'
+    if not (vd/'inputs.json').exists(): return None
+    return inputs_changed(vd, _vae_inputs(rd, _vae_split(vd, usable_clips(run_dir, cfg), cfg or rd.load_config())))
 
 # %% ../nbs/14_vae.ipynb #68a13457
 def train_vae(run_dir, # run directory with latents/ (from `a2v invert`) and manifest.jsonl
