@@ -13,8 +13,8 @@ from .core import (A2VError, MissingStageOutputError, RunDir, get_config, flatte
 # %% auto #0
 __all__ = ['resolve_config', 'A2VUsageError', 'error_line', 'a2v', 'main', 'sample_data_cmd', 'crop_cmd', 'fit_generator_cmd',
            'invert_cmd', 'train_vae_cmd', 'embed_audio_cmd', 'train_embed2lat_cmd', 'train_encoder_cmd',
-           'compare_starts_cmd', 'render_cmd', 'figures_cmd', 'pipeline_cmd', 'weights_grp', 'weights_list_cmd',
-           'weights_fetch_cmd', 'weights_path_cmd', 'probe_layers_cmd']
+           'compare_starts_cmd', 'render_cmd', 'figures_cmd', 'pipeline_cmd', 'app_cmd', 'weights_grp',
+           'weights_list_cmd', 'weights_fetch_cmd', 'weights_path_cmd', 'probe_layers_cmd']
 
 # %% ../nbs/21_cli.ipynb #fb1250c6
 def _parse_sets(sets) -> dict:
@@ -311,6 +311,45 @@ def pipeline_cmd(data, notebooks, force, photo, speech, jobs, run, preset, sets)
     cfg = resolve_config(run, preset, sets, save=False)              # (run_pipeline records it)
     with _writing(run, 'pipeline'):                                    # its stages, in kernels it started, write under its lock
         run_pipeline(run, cfg, data=data, notebooks=notebooks, force=force, log=click.echo, photo=photo, speech=speech, jobs=jobs)
+
+# %% ../nbs/21_cli.ipynb #b0f3d5a2
+def _listening(port:int) -> bool:
+    "Whether something accepts connections on 127.0.0.1:`port`."
+    import socket
+    with socket.socket() as s: return s.connect_ex(('127.0.0.1', port)) == 0
+
+def _wait_listening(port:int, proc, timeout:float=180.0) -> bool:
+    "Wait until `proc` (the server) listens on `port` (True), or ends, or `timeout` seconds pass (False)."
+    import time
+    t0 = time.time()
+    while proc.poll() is None and time.time() - t0 < timeout:
+        if _listening(port): return True
+        time.sleep(0.2)
+    return False
+
+@a2v.command('app')
+@click.option('--run', 'run', type=click.Path(file_okay=False), default='runs/demo', show_default=True, help='Run directory (after `a2v pipeline`).')
+@click.option('--port', type=click.IntRange(1, 65535), default=8866, show_default=True, help='Port on 127.0.0.1.')
+def app_cmd(run, port):
+    "Serve the render panel as a page (Voilà) on 127.0.0.1 and print its address; Ctrl-C stops it."
+    import importlib.util, subprocess, tempfile
+    from a2v.render import app_notebook
+    resolve_config(run, None, (), save=False, need_run=True)              # no run there: one line, nothing served
+    if importlib.util.find_spec('voila') is None: raise A2VError('a2v app needs Voilà: pip install voila (`make app` installs it)')
+    if _listening(port): raise A2VError(f'port {port} on 127.0.0.1 is in use; choose another with --port')
+    with tempfile.TemporaryDirectory(prefix='a2v-app-') as d:
+        nb = app_notebook(run, Path(d)/'a2v.ipynb')
+        proc = subprocess.Popen([sys.executable, '-m', 'voila', str(nb), '--no-browser', f'--port={port}',
+                                 '--Voila.ip=127.0.0.1', '--Voila.port_retries=0'], cwd=d)
+        try:
+            if not _wait_listening(port, proc): raise A2VError(f'port {port}: Voilà did not start (its messages are above)')
+            click.echo(f'a2v app: http://127.0.0.1:{port}/ is the render panel of {run}; Ctrl-C stops it')
+            if proc.wait() != 0: raise A2VError(f'Voilà stopped with exit status {proc.returncode} (its messages are above)')
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try: proc.wait(10)
+                except subprocess.TimeoutExpired: proc.kill()
 
 # %% ../nbs/21_cli.ipynb #fb7e7b6e
 @a2v.group('weights')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_render.ipynb #2f265779
 from __future__ import annotations
-import json, os
+import contextlib, json, os, threading
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -14,8 +14,9 @@ from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS, sample_ph
 
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
-           'calibrate', 'predict_windowed', 'TalkingFace', 'metrics_path', 'photo_workers', 'Renderer',
-           'check_render_config', 'render_video', 'render_panel', 'side_by_side', 'side_by_side_stills', 'heldout_pair',
+           'photo_steps', 'calibrate', 'predict_windowed', 'TalkingFace', 'metrics_path', 'photo_workers', 'Renderer',
+           'check_render_config', 'render_video', 'side_by_side', 'side_by_side_stills', 'panel_choices',
+           'lipsync_line', 'result_html', 'panel_error', 'RenderPanel', 'render_panel', 'app_notebook', 'heldout_pair',
            'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures', 'run_stage']
 
 # %% ../nbs/18_render.ipynb #e9261e5b
@@ -92,6 +93,11 @@ def crop_photo(image, cfg:Config, resolution:int, face_index:int|None=None) -> t
     from a2v.crop import crop_square
     img, box = _check_faces(image, cfg, face_index)
     return crop_square(img, box, cfg.crop.margin, resolution), box
+
+# %% ../nbs/18_render.ipynb #a7c3e1d0
+def photo_steps(cfg:Config) -> int:
+    "Optimisation steps of a photo's inversion: `render.photo_steps_factor` × `invert.steps_first`, at least 1."
+    return max(1, round(cfg.render.photo_steps_factor * cfg.invert.steps_first))
 
 # %% ../nbs/18_render.ipynb #4a6c6557
 def _train_val(run, cfg) -> dict:
@@ -246,7 +252,7 @@ class _RunModels:
         new = {k: c for k, c in zip(keys, crops) if k not in self._codes}
         if new:
             if self._lpips is None: self._lpips = get_lpips(self.cfg.invert.lpips_net, self.device)
-            steps = max(1, round(self.cfg.render.photo_steps_factor * self.cfg.invert.steps_first))   # 0 steps: the average face
+            steps = photo_steps(self.cfg)
             codes = invert_images(self.G, list(new.values()), self.cfg, lpips=self._lpips, steps=steps, names=list(new),
                                   workers=photo_workers(self.cfg.invert, self.device, len(new)), encoder=self.face_encoder())
             self._codes.update({k: w.detach().cpu() for k, (w, _) in zip(new, codes)})
@@ -285,6 +291,14 @@ def _check_cover(n_frames:int, fps:float, seconds:float, name):
         raise bad_input(name, f"{n_frames} frames at {fps:g} fps last {n_frames / fps:.2f} s, the speech {seconds:.2f} s: "
                               f"the video would not cover the speech (Embed2Lat predicts 25 frames per second; crop.fps is {fps:g})")
 
+# %% ../nbs/18_render.ipynb #c2e5f3b8
+@contextlib.contextmanager
+def _counted(module, tick):
+    "Inside the block, `tick()` runs after every forward pass of torch module `module`."
+    h = module.register_forward_hook(lambda *_: tick())
+    try: yield
+    finally: h.remove()
+
 # %% ../nbs/18_render.ipynb #acc10a6c
 class Renderer(_RunModels):
     "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
@@ -312,13 +326,18 @@ class Renderer(_RunModels):
         return TalkingFace(frames, wave, 16000, self.cfg.crop.fps, crop, w0, mu, ws)
 
     def render(self, image, audio, out, mode:str|None=None, magnify:float|None=None, face_index:int|None=None,
-               truth_opening=None, progress:bool=True, metrics_seconds:float=120.0) -> dict:
+               truth_opening=None, progress:bool=True, metrics_seconds:float=120.0,
+               on_progress=None, # called as on_progress(phase, done, total): 'photo', 'speech', 'frames', 'metrics'
+              ) -> dict:
         "Render to an mp4 (streamed, bounded memory) and write `<out>.metrics.json`; returns the metrics."
         from a2v.metrics import render_metrics
         from tqdm.auto import tqdm
         out = _output_place(out, (image, audio))
+        say, steps, n = on_progress or (lambda *a: None), photo_steps(self.cfg), [0]
         wave = self._speech(audio)
-        crop, w0 = self.photo_code(image, face_index)
+        def step(): n[0] += 1; say('photo', min(n[0], steps), steps)
+        with _counted(self.G.synthesis, step): crop, w0 = self.photo_code(image, face_index)
+        say('speech', 0, 1)
         mu = self.motion(wave); ws = self.codes(mu, w0, mode, magnify)
         fps, R = self.cfg.crop.fps, self.G.img_resolution
         _check_cover(len(ws), fps, len(wave) / 16000, audio if isinstance(audio, (str, Path)) else 'speech')
@@ -326,9 +345,10 @@ class Renderer(_RunModels):
         kept = []
         with VideoWriter(out, fps, sr=16000) as w, tqdm(total=len(ws), unit='frame', disable=not progress, desc=out.name) as bar:
             w.write_audio(wave)
-            for f in synthesize_frames(self.G, ws, self.cfg.render.batch_size):
-                w.write(f); bar.update(1)
+            for i, f in enumerate(synthesize_frames(self.G, ws, self.cfg.render.batch_size), 1):
+                w.write(f); bar.update(1); say('frames', i, len(ws))
                 if len(kept) < keep: kept.append(f)
+            say('metrics', 0, 1)
             m = render_metrics(np.stack(kept), wave[:int(len(kept) / fps * 16000)], 16000, fps=fps,
                                truth_opening=truth_opening)
             m.update(out=str(out), frames=len(ws), seconds=len(wave) / 16000, mode=mode or self.cfg.render.mode,
@@ -362,34 +382,6 @@ def render_video(image, audio, out, run, cfg:Config|None=None, face_index:int|No
     if isinstance(image, (str, Path)): _check_faces(image, cfg, face_index)
     _output_place(out, (image, audio))                  # its folder is made only now
     return Renderer(run, cfg).render(image, audio, out, face_index=face_index, **kw)
-
-# %% ../nbs/18_render.ipynb #f159e011
-def render_panel(run, cfg:Config|None=None):
-    "An ipywidgets panel that renders an uploaded (or named) photo + speech with the run's models and plays it."
-    import tempfile, ipywidgets as W
-    from IPython.display import Video, display
-    r = {}
-    photo, speech = W.Text(description='photo', placeholder='path, or upload'), W.Text(description='speech', placeholder='path, or upload')
-    up_photo, up_speech = W.FileUpload(accept='image/*', description='photo'), W.FileUpload(accept='audio/*,video/*', description='speech')
-    mode = W.Dropdown(options=['calibrated', 'paper'], description='mode')
-    mag = W.FloatLogSlider(value=500, base=10, min=0, max=3, description='×magnify')
-    go, out = W.Button(description='Render', button_style='primary'), W.Output()
-    def _file(text, upload):
-        if upload.value:
-            v = upload.value[0]; p = Path(tempfile.mkdtemp())/v['name']; p.write_bytes(bytes(v['content'])); return p
-        return Path(text.value).expanduser()
-    def _go(_):
-        with out:
-            out.clear_output()
-            try:
-                if 'r' not in r: r['r'] = Renderer(run, cfg)
-                dst = Path(tempfile.mkdtemp())/'talking_face.mp4'
-                m = r['r'].render(_file(photo, up_photo), _file(speech, up_speech), dst, mode=mode.value, magnify=mag.value)
-                print(f"lip-sync r = {m['lipsync']['r']:.2f}, background flicker {m['flicker_background']:.2f}")
-                display(Video(str(dst), embed=True, width=256))
-            except A2VError as e: print(f'error: {e}')
-    go.on_click(_go)
-    return W.VBox([W.HBox([photo, up_photo]), W.HBox([speech, up_speech]), W.HBox([mode, mag, go]), out])
 
 # %% ../nbs/18_render.ipynb #fdc56dbc
 def _trace_panel(mouth:np.ndarray, loud:np.ndarray, t:int, size:tuple, window:int=50) -> np.ndarray:  # (H, W, 3) uint8
@@ -439,6 +431,182 @@ def side_by_side_stills(video, # a video written by `side_by_side`
         ax.imshow(frames[k]); ax.axis('off'); ax.set_title(f"t = {k / fps:.2f} s: measured mouth opening {m[k]:.2f}", fontsize=9, loc='left')
     fig.tight_layout()
     return fig
+
+# %% ../nbs/18_render.ipynb #a6c9d7f2
+def panel_choices(run) -> tuple[dict, dict]:
+    "The panel's ready inputs of run `run`: ({label: built-in photo name or path}, {label: speech path})."
+    from a2v.invert import heldout_clips
+    rd = RunDir(run); held = rd.root/'data'/'heldout'
+    photos = {f'built-in: {n}': n for n in SAMPLE_PHOTOS}
+    photos.update({f'held-out: {p.name}': p for p in sorted(held.glob('photo.*'))})
+    speech = {f'held-out: {p.name}': p for p in sorted(held.glob('speech.*')) if p.suffix != '.json'}
+    try: clips = heldout_clips(run)
+    except (A2VError, OSError): clips = []                                # no clips (yet): the files above only
+    speech.update({f'held-out clip {c[:16]}': rd.clip_dir(c)/'audio.wav' for c in clips if (rd.clip_dir(c)/'audio.wav').exists()})
+    return photos, speech
+
+# %% ../nbs/18_render.ipynb #d9f2a0c5
+def lipsync_line(m:dict) -> str:
+    "One line on a render's lip sync (metrics of `Renderer.render`): r with the loudness by both judges, SyncNet's LSE when there."
+    own, mesh, lse = m['lipsync'], m.get('mesh') or {}, m.get('lse') or {}
+    r = lambda x: 'undefined' if x is None or x != x else f'{x:.2f}'
+    s = f"lip sync with the loudness: r = {r(own['r'])} by our mouth measure (best {r(own['r_best'])} at lag {own['best_lag']:+d})"
+    if 'lipsync' in mesh:
+        s += f", {r(mesh['lipsync']['r'])} by MediaPipe's face mesh (lowest face score {mesh['face_score_min']:.2f})"
+    else: s += f"; face mesh: {mesh.get('missing', 'not run')}"
+    if 'lse_c' in lse: s += f"; SyncNet LSE-C {lse['lse_c']:.2f}, LSE-D {lse['lse_d']:.2f}"
+    return s
+
+# %% ../nbs/18_render.ipynb #a2c5d3f8
+def _data_url(path, mime:str='video/mp4') -> str:
+    import base64
+    return f'data:{mime};base64,' + base64.b64encode(Path(path).read_bytes()).decode()
+
+def result_html(video, side, m:dict) -> str:
+    "The panel's result: the talking face and its side-by-side video (players with controls), the lip-sync line, a download link."
+    import html
+    face, size = _data_url(video), m.get('size') or [64, 64]
+    return (f'<div class="a2v-result"><div style="display:flex;gap:12px;align-items:flex-start">'
+            f'<video class="a2v-video" controls src="{face}" width="{4 * size[-1]}" style="image-rendering:pixelated"></video>'
+            f'<video class="a2v-side" controls src="{_data_url(side)}" style="max-width:100%"></video></div>'
+            f'<div class="a2v-lipsync">{html.escape(lipsync_line(m))}</div>'
+            f'<div>{m["frames"]} frames, {m["seconds"]:.2f} s, mode {html.escape(str(m["mode"]))}, ×{m["magnify"]:g} · '
+            f'<a class="a2v-download" download="{html.escape(Path(video).name)}" href="{face}">download the video</a></div></div>')
+
+# %% ../nbs/18_render.ipynb #d5f8a6c1
+_A_FILE = 'a file: upload it, or type its path'
+
+def panel_error(e:Exception, tmp=None) -> str:
+    "The one line the panel shows for `e`: an `A2VError`'s own, anything else named by its type; `tmp/` cut from names."
+    s = str(e).strip(); line = s.splitlines()[0] if s else type(e).__name__
+    if not isinstance(e, A2VError): line = f'unexpected {type(e).__name__}: {line}'
+    return line.replace(f'{tmp}{os.sep}', '') if tmp else line
+
+class _PanelForm:
+    "The form of `RenderPanel`: photo and speech (a ready choice, an upload or a path), and the run's own mode and ×magnify."
+    def __init__(self, run, cfg:Config|None=None, root=None):
+        import ipywidgets as W
+        self.run, self.root, self.problem = Path(run), root, None
+        try: self.cfg = cfg or RunDir(run).load_config()
+        except A2VError as e: self.cfg, self.problem = get_config('tiny'), panel_error(e)   # shown now, and again on Render
+        r, scale = self.cfg.render, get_config(self.cfg.preset).render.magnify
+        photos, speech = panel_choices(run)
+        self.photo = W.Dropdown(options=[*photos.items(), (_A_FILE, None)], description='photo')
+        self.speech = W.Dropdown(options=[*speech.items(), (_A_FILE, None)], description='speech')
+        self.photo_file, self.speech_file = W.FileUpload(accept='image/*'), W.FileUpload(accept='audio/*,video/*')
+        self.photo_path, self.speech_path = W.Text(placeholder='or the path of a photo'), W.Text(placeholder='or the path of a speech file')
+        for pick, *given in ((self.photo, self.photo_file, self.photo_path), (self.speech, self.speech_file, self.speech_path)):
+            for w in given: w.observe(lambda ch, pick=pick: ch['new'] and setattr(pick, 'value', None), 'value')   # given: used
+        top = max(1.5 * scale, r.magnify)
+        self.mode = W.Dropdown(options=['paper', 'calibrated'], value=r.mode, description='mode')
+        self.magnify = W.FloatSlider(value=r.magnify, min=0, max=top, step=top / 300, description='×magnify', readout_format='.3g',
+                                     disabled=r.mode != 'paper')
+        self.mode.observe(lambda _: setattr(self.magnify, 'disabled', self.mode.value != 'paper'), 'value')
+        self.go = W.Button(description='Render', button_style='primary', icon='play')
+        self.bar, self.step = W.FloatProgress(value=0, min=0, max=1), W.Label()
+        self.status, self.result = W.HTML(), W.HTML()
+        for w, c in ((self.photo, 'photo'), (self.speech, 'speech'), (self.photo_path, 'photo-path'), (self.speech_path, 'speech-path'),
+                     (self.mode, 'mode'), (self.magnify, 'magnify'), (self.go, 'render'), (self.bar, 'progress'), (self.step, 'step')):
+            w.add_class(f'a2v-{c}')                                      # handles for a browser test
+        self.box = W.VBox([W.HBox([self.photo, self.photo_file, self.photo_path]), W.HBox([self.speech, self.speech_file, self.speech_path]),
+                           W.HBox([self.mode, self.magnify, self.go]), W.HBox([self.bar, self.step]), self.status, self.result])
+        self.box.add_class('a2v-panel')
+        if self.problem: self.show_error(self.problem)
+
+    def _repr_mimebundle_(self, **kw): return self.box._repr_mimebundle_(**kw)
+
+    def show_error(self, line:str|None):
+        import html
+        self.status.value = '' if line is None else f'<div class="a2v-error" style="color:#b00020">error: {html.escape(line)}</div>'
+
+    def _input(self, pick, upload, path, what:str, tmp:Path):
+        "The photo or speech to render: the ready choice, else the upload (saved into `tmp`), else the typed path."
+        if pick.value is not None: return sample_photo(pick.value) if isinstance(pick.value, str) else Path(pick.value)
+        if upload.value:
+            v = upload.value[-1]; p = tmp/Path(v['name']).name; p.write_bytes(bytes(v['content'])); return p
+        if not path.value.strip(): raise A2VError(f'{what}: none given; choose one, upload a file or type its path')
+        p = Path(path.value.strip()).expanduser()
+        if not p.is_file(): raise bad_input(p, f'no such file ({what})')
+        return p
+
+# %% ../nbs/18_render.ipynb #e6a9b7d2
+_PHASES = {'inputs': 'checking the photo and the speech', 'models': "loading the run's models",
+           'photo': 'inverting the photo: step {done} of {total}', 'speech': 'speech → motion (Wav2Vec2, Embed2Lat)',
+           'frames': 'synthesising the frames: {done} of {total}', 'metrics': 'measuring the lip sync (two judges)',
+           'side': 'making the side-by-side video'}
+
+class RenderPanel(_PanelForm):
+    "`render_panel`'s panel: Render runs in a thread (the kernel stays free), one render at a time, in a temporary folder of its own."
+    def __init__(self, run, cfg:Config|None=None, root=None):
+        super().__init__(run, cfg, root)
+        import atexit, shutil
+        self.renderer, self.thread, self.last, self._lock = None, None, None, threading.Lock()
+        self.go.on_click(self.click)
+        atexit.register(lambda: self.last and shutil.rmtree(self.last, ignore_errors=True))   # the kernel ends: its last render's files go
+
+    def tell(self, phase:str, done:int=0, total:int=1):
+        "Where the render is: the bar (`done` of `total` in this phase) and the phase in words."
+        self.bar.value = done / max(total, 1); self.step.value = _PHASES.get(phase, phase).format(done=done, total=total)
+
+    def click(self, _=None):
+        "The Render button: a render in a new thread, unless one is running (then None)."
+        if not self._lock.acquire(blocking=False): return None
+        self.go.disabled = True
+        self.thread = threading.Thread(target=self._locked, name='a2v-panel-render', daemon=True); self.thread.start()
+        return self.thread
+
+    def _locked(self):
+        try: self.render_now()
+        finally: self.go.disabled = False; self._lock.release()
+
+    def render_now(self) -> dict|None:
+        "One render of the form's inputs in this thread: the result shown and its folder kept, or its error's line and nothing kept."
+        import shutil, tempfile, time
+        from a2v.media import read_video
+        if self.last: shutil.rmtree(self.last, ignore_errors=True); self.last = None      # the previous render's files
+        self.result.value = ''; self.show_error(None); self.bar.bar_style = 'info'; t0 = time.time()
+        tmp = Path(tempfile.mkdtemp(prefix='a2v-panel-', dir=self.root))
+        try:
+            self.tell('inputs')
+            photo = self._input(self.photo, self.photo_file, self.photo_path, 'photo', tmp)
+            speech = self._input(self.speech, self.speech_file, self.speech_path, 'speech', tmp)
+            _check_faces(photo, self.cfg); wave = Renderer._speech(speech)             # before seconds of model loading
+            self.tell('models')
+            if self.renderer is None: self.renderer = Renderer(self.run, None if self.problem else self.cfg)
+            out, paper = tmp/'talking_face.mp4', self.mode.value == 'paper'
+            m = self.renderer.render(photo, speech, out, mode=self.mode.value, magnify=self.magnify.value if paper else None,
+                                     progress=False, on_progress=self.tell)
+            self.tell('side')
+            side = side_by_side(self.renderer.photo_code(photo)[0], read_video(out, fps=m['fps']).frames, np.array(m['mouth_opening'], float),
+                                np.array(m['loudness_db'], float), wave, tmp/'side_by_side.mp4', m['fps'])
+            self.result.value = result_html(out, side, m)
+        except Exception as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.bar.bar_style, self.step.value = 'danger', 'stopped'; self.show_error(panel_error(e, tmp)); return None
+        self.last, self.bar.bar_style, self.bar.value = tmp, 'success', 1
+        self.step.value = f'done in {time.time() - t0:.0f} s ({out})'
+        return m
+
+# %% ../nbs/18_render.ipynb #c6e9f7b2
+def render_panel(run, # run directory with the trained models
+                 cfg:Config|None=None, # None: the run's recorded config (mode, ×magnify, ...)
+                 root=None, # where the renders' temporary folders go (None: the system's)
+                ) -> RenderPanel:
+    "A panel (JupyterLab, Voilà) that renders a photo + speech with run `run`'s models and its own defaults; shows the result."
+    return RenderPanel(run, cfg, root)
+
+# %% ../nbs/18_render.ipynb #a4c7d5f0
+def app_notebook(run, path) -> Path:
+    "Write the notebook `a2v app` serves with Voilà: a title and one cell showing `render_panel` of run `run`."
+    given, run, path = Path(run), Path(run).resolve(), Path(path)
+    cell = lambda kind, src, i: dict(cell_type=kind, id=i, metadata={}, source=src,
+                                     **(dict(execution_count=None, outputs=[]) if kind == 'code' else {}))
+    title = (f'# a2v: a talking face from one photo and a speech recording\n'
+             f'Run `{given}`. Choose a photo and a speech recording, then press Render; the mode and ×magnify start at the run\'s own.')
+    nb = dict(cells=[cell('markdown', title, 'title'), cell('code', f'from a2v.render import render_panel\nrender_panel({str(run)!r})', 'panel')],
+              metadata=dict(kernelspec=dict(name='python3', display_name='Python 3', language='python')), nbformat=4, nbformat_minor=5)
+    path.write_text(json.dumps(nb, indent=1))
+    return path
 
 # %% ../nbs/18_render.ipynb #ecb58d9d
 def heldout_pair(run, cfg:Config|None=None) -> tuple:
