@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_cli.ipynb #ad6bbf98
 from __future__ import annotations
-import contextlib, errno, json, os, signal, sys, threading, warnings
+import contextlib, errno, json, os, resource, signal, sys, threading, warnings   # (resource: imported now, it cannot be once memory is out)
 from pathlib import Path
 import click
 from .core import (A2VError, MissingStageOutputError, RunDir, get_config, flatten_config, jsonable, Config, FIT_STEPS,
@@ -61,7 +61,6 @@ def _out_of_memory(e:BaseException) -> bool:
 
 def _memory_line(e:BaseException) -> str:
     "The one line for running out of memory: the error, and the address-space limit (`ulimit -v`) it ran under."
-    import resource
     soft, what = resource.getrlimit(resource.RLIMIT_AS)[0], _one_line(e)
     if soft == resource.RLIM_INFINITY:
         return (f"memory: out of memory ({what}); no address-space limit (`ulimit -v`) is set, so this machine's memory "
@@ -276,11 +275,18 @@ def compare_starts_cmd(ks, max_frames, run, preset, sets):
 @click.option('--magnify', type=float, default=None, help="Scale of μ' (paper: 500).")
 @click.option('--mode', type=click.Choice(['paper', 'calibrated']), default=None, help='Magnification mode (see 18_render).')
 @click.option('--face-index', type=int, default=None, help='Which face to use when the photo has several (largest first).')
+@click.option('--still', is_flag=True, help='Only the mouth moves (the paper\'s look): no blinks, no head motion.')
+@click.option('--head-motion', type=float, default=None, help="Head motion, a multiple of the training clips' spread (0: a still head; default 1).")
+@click.option('--blink-rate', type=float, default=None, help="Blinks per minute (default: the training clips' rate).")
+@click.option('--ref-pose', type=click.Path(), default=None, help='A video whose head motion the render copies.')
+@click.option('--ref-blink', type=click.Path(), default=None, help='A video whose blinks the render copies.')
 @_run_opts
-def render_cmd(image, audio, out, magnify, mode, face_index, run, preset, sets):
+def render_cmd(image, audio, out, magnify, mode, face_index, still, head_motion, blink_rate, ref_pose, ref_blink, run, preset, sets):
     "Photo + speech → talking-face mp4 (§4.4), with metrics.json beside it."
     from a2v.pipeline import run_stage
-    extra = ((f'render.magnify={magnify}',) if magnify is not None else ()) + ((f'render.mode={mode}',) if mode else ())
+    asked = dict(magnify=magnify, mode=mode, still=still or None, head_motion=head_motion, blink_rate=blink_rate,
+                 ref_pose=ref_pose and str(Path(ref_pose).resolve()), ref_blink=ref_blink and str(Path(ref_blink).resolve()))
+    extra = tuple(f'render.{k}={v}' for k, v in asked.items() if v is not None)
     cfg = resolve_config(run, preset, sets + extra, save=False, need_run=True)
     inside = Path(out).resolve().is_relative_to(Path(run).resolve())   # an --out inside the run writes into it
     with _writing(run, 'render') if inside else contextlib.nullcontext():

@@ -109,7 +109,8 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
         for s in (sentences or HELDOUT_SENTENCES):
             wave, ph = _heldout_speech(s)                                                             # (S,)
             mu = r.motion(wave)                                                                       # (F, latent)
-            frames = np.stack(list(synthesize_frames(r.G, r.codes(mu, w0, mode), r.cfg.render.batch_size)))
+            ws, T, _ = r.animate(r.codes(mu, w0, mode), w0)                                           # blinks, head motion (17_motion)
+            frames = np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size, T)))
             truth, _ = mouth_curves(ph, fps, len(frames), wave)                                       # (F,)
             rows.append(dict(photo=name, sentence=s, **_judge(frames, wave, truth, ref, fps, max_lag, mesh, ph)))
     return _summarize(rows, mode, ref, mesh is not None, why, yard)

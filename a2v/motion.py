@@ -16,6 +16,8 @@ __all__ = ['blink_track', 'head_track', 'lid_closure', 'fit_directions', 'blink_
            'motion_tracks']
 
 # %% ../nbs/17_motion.ipynb #a17m0010
+def _count_blinks(x) -> int: return int(np.sum(np.diff(np.r_[0, (np.asarray(x) > 0.5).astype(int)]) == 1))   # bumps above ½
+
 def blink_track(n:int, # frames
                 fps:float=25.0,
                 rate:float=15.0, # blinks per minute on average (0: none)

@@ -60,12 +60,16 @@ def to_uint8(img:torch.Tensor) -> np.ndarray:
     return ((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 @torch.no_grad()
-def synthesize_frames(G, ws, batch_size:int=8):
+def synthesize_frames(G, ws, batch_size:int=8,
+                      transforms=None, # (F, 3, 3) input transform of each frame (head motion, `17_motion`), or None
+                     ):
     "Yield uint8 frames (H, W, 3) of `G.synthesis` for W+ codes `ws` (F, num_ws, w_dim) or an iterable of batches."
     dev = next(G.parameters()).device
     chunks = (ws[i:i + batch_size] for i in range(0, len(ws), batch_size)) if isinstance(ws, torch.Tensor) else ws
+    done = 0
     for chunk in chunks:
-        yield from to_uint8(G.synthesis(chunk.to(dev, torch.float32), noise_mode='const'))
+        T = None if transforms is None else transforms[done:done + len(chunk)].to(dev)
+        yield from to_uint8(G.synthesis(chunk.to(dev, torch.float32), noise_mode='const', transform=T)); done += len(chunk)
 
 # %% ../nbs/18_render.ipynb #466bd3aa
 def find_faces(image:np.ndarray, path='photo', min_face:int=20, min_prob:float=0.9) -> np.ndarray:
@@ -171,6 +175,7 @@ class TalkingFace:
     w0: torch.Tensor        # (num_ws, w_dim): the photo's code
     mu: torch.Tensor        # (F, latent_dim): Embed2Lat's raw predictions μ'
     ws: torch.Tensor        # (F, num_ws, w_dim): the codes synthesised
+    tracks: dict|None = None  # the rest of the face (`Renderer.animate`): blink (F,), roll (F,), shift (F, 2)
 
 # %% ../nbs/18_render.ipynb #df7d0fcc
 _OUT_SUFFIXES = ('.mp4', '.m4v', '.mov', '.mkv')   # containers `VideoWriter` writes H.264 + AAC into
@@ -291,6 +296,14 @@ def _check_cover(n_frames:int, fps:float, seconds:float, name):
         raise bad_input(name, f"{n_frames} frames at {fps:g} fps last {n_frames / fps:.2f} s, the speech {seconds:.2f} s: "
                               f"the video would not cover the speech (Embed2Lat predicts 25 frames per second; crop.fps is {fps:g})")
 
+# %% ../nbs/18_render.ipynb #r18m0001
+def _motion_record(rc, tracks:dict, fps:float) -> dict:
+    "What a render's metrics say of the motion it was given (`Renderer.animate`): where it came from, how much, and the tracks."
+    from a2v.motion import _count_blinks
+    return dict(still=rc.still, pose='reference' if rc.ref_pose else 'drawn', blinks_from='reference' if rc.ref_blink else 'drawn',
+                blinks=_count_blinks(tracks['blink']), roll_std_deg=float(np.degrees(np.std(tracks['roll']))),
+                shift_std=float(np.linalg.norm(np.std(tracks['shift'], 0))), blink=np.round(tracks['blink'], 3), roll=np.round(tracks['roll'], 4))
+
 # %% ../nbs/18_render.ipynb #c2e5f3b8
 @contextlib.contextmanager
 def _counted(module, tick):
@@ -299,8 +312,37 @@ def _counted(module, tick):
     try: yield
     finally: h.remove()
 
+# %% ../nbs/18_render.ipynb #r18m0004
+class _Animated(_RunModels):
+    "A run's models that also give a render the rest of the face (`17_motion`): the second third of `Renderer`."
+    def settings(self, motion:dict|None=None):
+        "`cfg.render` with one render's own motion settings over it."
+        import dataclasses
+        return dataclasses.replace(self.cfg.render, **(motion or {}))
+
+    def motion_model(self):
+        "The run's `MotionModel` (`17_motion`: fitted once, kept in RUN/motion), or None when the run cannot give one (said once)."
+        if not hasattr(self, '_motion'):
+            from a2v.motion import motion_model
+            try: self._motion = motion_model(self.run, self.cfg, self.G)
+            except MissingStageOutputError as e: warn(f'render: no blinks or head motion ({e})'); self._motion = None
+        return self._motion
+
+    def animate(self, ws:torch.Tensor, w0:torch.Tensor, seed:int|None=None,
+                motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink)
+               ) -> tuple:  # → ws (F, num_ws, w_dim), transforms (F, 3, 3) or None, tracks
+        "The rest of the face (`cfg.render`: still, blink_rate, head_motion, refs): lids off the mouth, blinks in W+, head motion as input transforms."
+        from a2v.motion import motion_tracks, decouple_lids, with_blinks, pose_transforms
+        rc = self.settings(motion); model = None if rc.still else self.motion_model()
+        tracks = motion_tracks(len(ws), rc, model, self.cfg.crop.fps, self.cfg.seed if seed is None else seed)
+        if model is not None:
+            if rc.decouple_lids: ws = w0 + decouple_lids(ws - w0, model.d_blink)
+            ws = with_blinks(ws, tracks['blink'], model)
+        moving = not rc.still and bool(np.abs(tracks['roll']).max() > 0 or np.abs(tracks['shift']).max() > 0)
+        return ws, (pose_transforms(tracks['roll'], tracks['shift'], self.G.img_resolution) if moving else None), tracks
+
 # %% ../nbs/18_render.ipynb #acc10a6c
-class Renderer(_RunModels):
+class Renderer(_Animated):
     "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
     def motion(self, wave:np.ndarray) -> torch.Tensor:
         "Embed2Lat's μ' (F, latent_dim) for 16 kHz speech, F = the video frame count of its duration."
@@ -317,17 +359,18 @@ class Renderer(_RunModels):
         mu2 = magnify_latents(mu, mode, r.magnify if magnify is None else magnify, cal, smooth)
         return latents_to_ws(mu2, w0, self.vae)
 
-    def talking_face(self, image, audio, mode:str|None=None, magnify:float|None=None, face_index:int|None=None) -> TalkingFace:
+    def talking_face(self, image, audio, mode:str|None=None, magnify:float|None=None, face_index:int|None=None,
+                     motion:dict|None=None) -> TalkingFace:   # motion: this render's own still / blink_rate / head_motion / refs
         "Render in memory (for notebooks): photo (path/array) + speech (path/16 kHz array) → `TalkingFace`."
-        wave = self._speech(audio)
-        crop, w0 = self.photo_code(image, face_index)
-        mu = self.motion(wave); ws = self.codes(mu, w0, mode, magnify)
-        frames = np.stack(list(synthesize_frames(self.G, ws, self.cfg.render.batch_size)))
-        return TalkingFace(frames, wave, 16000, self.cfg.crop.fps, crop, w0, mu, ws)
+        wave = self._speech(audio); crop, w0 = self.photo_code(image, face_index)
+        mu = self.motion(wave); ws, T, tracks = self.animate(self.codes(mu, w0, mode, magnify), w0, motion=motion)
+        frames = np.stack(list(synthesize_frames(self.G, ws, self.cfg.render.batch_size, T)))
+        return TalkingFace(frames, wave, 16000, self.cfg.crop.fps, crop, w0, mu, ws, tracks)
 
     def render(self, image, audio, out, mode:str|None=None, magnify:float|None=None, face_index:int|None=None,
                truth_opening=None, progress:bool=True, metrics_seconds:float=120.0,
                on_progress=None, # called as on_progress(phase, done, total): 'photo', 'speech', 'frames', 'metrics'
+               motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (see `animate`)
               ) -> dict:
         "Render to an mp4 (streamed, bounded memory) and write `<out>.metrics.json`; returns the metrics."
         from a2v.metrics import render_metrics
@@ -338,21 +381,22 @@ class Renderer(_RunModels):
         def step(): n[0] += 1; say('photo', min(n[0], steps), steps)
         with _counted(self.G.synthesis, step): crop, w0 = self.photo_code(image, face_index)
         say('speech', 0, 1)
-        mu = self.motion(wave); ws = self.codes(mu, w0, mode, magnify)
+        mu = self.motion(wave); ws, T, tracks = self.animate(self.codes(mu, w0, mode, magnify), w0, motion=motion)
         fps, R = self.cfg.crop.fps, self.G.img_resolution
         _check_cover(len(ws), fps, len(wave) / 16000, audio if isinstance(audio, (str, Path)) else 'speech')
         keep = int(metrics_seconds * fps)                       # frames kept in memory for the metrics
         kept = []
         with VideoWriter(out, fps, sr=16000) as w, tqdm(total=len(ws), unit='frame', disable=not progress, desc=out.name) as bar:
             w.write_audio(wave)
-            for i, f in enumerate(synthesize_frames(self.G, ws, self.cfg.render.batch_size), 1):
+            for i, f in enumerate(synthesize_frames(self.G, ws, self.cfg.render.batch_size, T), 1):
                 w.write(f); bar.update(1); say('frames', i, len(ws))
                 if len(kept) < keep: kept.append(f)
             say('metrics', 0, 1)
             m = render_metrics(np.stack(kept), wave[:int(len(kept) / fps * 16000)], 16000, fps=fps,
                                truth_opening=truth_opening)
             m.update(out=str(out), frames=len(ws), seconds=len(wave) / 16000, mode=mode or self.cfg.render.mode,
-                     magnify=self.cfg.render.magnify if magnify is None else magnify, metrics_frames=len(kept))
+                     magnify=self.cfg.render.magnify if magnify is None else magnify, metrics_frames=len(kept),
+                     motion=_motion_record(self.settings(motion), tracks, fps))
             m['face_check'] = _face_check(m, self.cfg.render.min_face_score, out, m['magnify'], m['mode'])   # fails: the mp4 is not kept
         atomic_write_json(metrics_path(out), m)
         return m
@@ -384,28 +428,36 @@ def render_video(image, audio, out, run, cfg:Config|None=None, face_index:int|No
     return Renderer(run, cfg).render(image, audio, out, face_index=face_index, **kw)
 
 # %% ../nbs/18_render.ipynb #fdc56dbc
-def _trace_panel(mouth:np.ndarray, loud:np.ndarray, t:int, size:tuple, window:int=50) -> np.ndarray:  # (H, W, 3) uint8
-    "A scrolling plot of two standardised signals (F,) around frame `t` (±`window` frames), drawn with PIL."
+def _traces(signals:list, # [(signal (F,), colour, label)], each drawn standardised
+            t:int, size:tuple, window:int=50, footer:str='') -> np.ndarray:  # (H, W, 3) uint8
+    "A scrolling plot of standardised signals around frame `t` (±`window` frames), drawn with PIL."
     from PIL import Image, ImageDraw
     W, H = size
     img = Image.new('RGB', (W, H), (250, 250, 250)); d = ImageDraw.Draw(img)
     z = lambda x: (x - np.nanmean(x)) / (np.nanstd(x) + 1e-8)
     xs = np.arange(t - window, t + window + 1)
-    for sig, colour, label, y_text in ((z(mouth), (200, 40, 40), 'mouth opening', 4), (z(loud), (40, 90, 200), 'loudness', 18)):
+    for k, (sig, colour, label) in enumerate(signals):
+        sig = z(np.asarray(sig, np.float64))
         pts = [(float((x - xs[0]) / (2 * window) * (W - 1)), float(H / 2 - np.clip(sig[x], -3, 3) / 3 * (H / 2 - 8)))
                for x in xs if 0 <= x < len(sig) and np.isfinite(sig[x])]
         if len(pts) > 1: d.line(pts, fill=colour, width=2)
-        d.text((6, y_text), label, fill=colour)
+        d.text((6, 4 + 14 * k), label, fill=colour)
     d.line([(W // 2, 0), (W // 2, H)], fill=(120, 120, 120), width=1)
-    d.text((6, H - 14), 'nearest-neighbour ×4 | ±2 s', fill=(90, 90, 90))
+    if footer: d.text((6, H - 14), footer, fill=(90, 90, 90))
     return np.asarray(img)
+
+def _trace_panel(mouth:np.ndarray, loud:np.ndarray, t:int, size:tuple, window:int=50) -> np.ndarray:  # (H, W, 3) uint8
+    "The mouth opening against the loudness around frame `t`."
+    return _traces([(mouth, (200, 40, 40), 'mouth opening'), (loud, (40, 90, 200), 'loudness')], t, size, window, 'nearest-neighbour ×4 | ±2 s')
 
 def side_by_side(photo_crop:np.ndarray, # the photo's face crop (R, R, 3) uint8
                  frames, # generated frames (F, R, R, 3) uint8, or an iterable of them
                  mouth:np.ndarray, loud:np.ndarray, # per-frame mouth opening and loudness (F,)
                  wave:np.ndarray, out, # 16 kHz speech (T,) and the mp4 to write
-                 fps:float=25.0, scale:int=4) -> Path:
-    "Write `out`: photo crop | generated face ×`scale` (nearest) | scrolling mouth-vs-loudness trace, with the speech."
+                 fps:float=25.0, scale:int=4,
+                 lids=None, roll=None, # per-frame lid closure and head roll (F,) of the render: traced under the mouth
+                ) -> Path:
+    "Write `out`: photo crop | generated face ×`scale` (nearest) | scrolling mouth-vs-loudness trace (and lids, head roll), with the speech."
     from PIL import Image
     frames = list(frames); R = frames[0].shape[0]; S = R * scale
     photo = np.asarray(Image.fromarray(photo_crop).resize((S, S), Image.BICUBIC))             # (S, S, 3)
@@ -413,7 +465,10 @@ def side_by_side(photo_crop:np.ndarray, # the photo's face crop (R, R, 3) uint8
         w.write_audio(wave)
         for t, f in enumerate(frames):
             big = f.repeat(scale, 0).repeat(scale, 1)                                           # (S, S, 3) nearest
-            w.write(np.concatenate([photo, big, _trace_panel(mouth, loud, t, (S, S))], 1))      # (S, 3S, 3)
+            trace = _trace_panel(mouth, loud, t, (S, S)) if lids is None else np.concatenate(
+                [_trace_panel(mouth, loud, t, (S, S // 2)), _traces([(lids, (30, 140, 60), 'lids closing'), (roll, (150, 60, 170), 'head roll')],
+                                                                   t, (S, S - S // 2))], 0)
+            w.write(np.concatenate([photo, big, trace], 1))                                      # (S, 3S, 3)
     return Path(out)
 
 # %% ../nbs/18_render.ipynb #f796ef6e
@@ -473,6 +528,18 @@ def result_html(video, side, m:dict) -> str:
             f'<div>{m["frames"]} frames, {m["seconds"]:.2f} s, mode {html.escape(str(m["mode"]))}, ×{m["magnify"]:g} · '
             f'<a class="a2v-download" download="{html.escape(Path(video).name)}" href="{face}">download the video</a></div></div>')
 
+# %% ../nbs/18_render.ipynb #r18m0005
+def _motion_widgets(r) -> tuple:  # r: `RenderConfig` → (still, head motion, blinks) widgets
+    "The panel's motion controls (`17_motion`), at the run's own settings: still, head motion, blink rate."
+    import ipywidgets as W
+    still = W.Checkbox(value=r.still, description='still (only the mouth moves)', indent=False)
+    head = W.FloatSlider(value=r.head_motion, min=0, max=3, step=0.1, description='head motion', disabled=r.still)
+    rates = [("the training clips'", 'auto'), ('none', 0.0), *((f'{k} a minute', float(k)) for k in (10, 15, 20, 30))]
+    if r.blink_rate not in [v for _, v in rates]: rates.append((f'{r.blink_rate:g} a minute', float(r.blink_rate)))
+    blinks = W.Dropdown(options=rates, value=r.blink_rate, description='blinks', disabled=r.still)
+    still.observe(lambda _: [setattr(w, 'disabled', still.value) for w in (head, blinks)], 'value')
+    return still, head, blinks
+
 # %% ../nbs/18_render.ipynb #d5f8a6c1
 _A_FILE = 'a file: upload it, or type its path'
 
@@ -502,14 +569,17 @@ class _PanelForm:
         self.magnify = W.FloatSlider(value=r.magnify, min=0, max=top, step=top / 300, description='×magnify', readout_format='.3g',
                                      disabled=r.mode != 'paper')
         self.mode.observe(lambda _: setattr(self.magnify, 'disabled', self.mode.value != 'paper'), 'value')
+        self.still, self.head, self.blinks = _motion_widgets(r)
         self.go = W.Button(description='Render', button_style='primary', icon='play')
         self.bar, self.step = W.FloatProgress(value=0, min=0, max=1), W.Label()
         self.status, self.result = W.HTML(), W.HTML()
         for w, c in ((self.photo, 'photo'), (self.speech, 'speech'), (self.photo_path, 'photo-path'), (self.speech_path, 'speech-path'),
-                     (self.mode, 'mode'), (self.magnify, 'magnify'), (self.go, 'render'), (self.bar, 'progress'), (self.step, 'step')):
+                     (self.mode, 'mode'), (self.magnify, 'magnify'), (self.go, 'render'), (self.bar, 'progress'), (self.step, 'step'),
+                     (self.still, 'still'), (self.head, 'head-motion'), (self.blinks, 'blinks')):
             w.add_class(f'a2v-{c}')                                      # handles for a browser test
         self.box = W.VBox([W.HBox([self.photo, self.photo_file, self.photo_path]), W.HBox([self.speech, self.speech_file, self.speech_path]),
-                           W.HBox([self.mode, self.magnify, self.go]), W.HBox([self.bar, self.step]), self.status, self.result])
+                           W.HBox([self.mode, self.magnify, self.go]), W.HBox([self.still, self.head, self.blinks]),
+                           W.HBox([self.bar, self.step]), self.status, self.result])
         self.box.add_class('a2v-panel')
         if self.problem: self.show_error(self.problem)
 
@@ -575,10 +645,12 @@ class RenderPanel(_PanelForm):
             if self.renderer is None: self.renderer = Renderer(self.run, None if self.problem else self.cfg)
             out, paper = tmp/'talking_face.mp4', self.mode.value == 'paper'
             m = self.renderer.render(photo, speech, out, mode=self.mode.value, magnify=self.magnify.value if paper else None,
-                                     progress=False, on_progress=self.tell)
+                                     progress=False, on_progress=self.tell,
+                                     motion=dict(still=self.still.value, head_motion=self.head.value, blink_rate=self.blinks.value))
             self.tell('side')
+            mesh = m.get('mesh', {}); lids, roll = (-np.array(mesh['ear'], float), np.array(mesh['roll'], float)) if 'ear' in mesh else (None, None)
             side = side_by_side(self.renderer.photo_code(photo)[0], read_video(out, fps=m['fps']).frames, np.array(m['mouth_opening'], float),
-                                np.array(m['loudness_db'], float), wave, tmp/'side_by_side.mp4', m['fps'])
+                                np.array(m['loudness_db'], float), wave, tmp/'side_by_side.mp4', m['fps'], lids=lids, roll=roll)
             self.result.value = result_html(out, side, m)
         except Exception as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -637,9 +709,11 @@ def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int, run
     "`renders/demo_side_by_side.mp4` from a finished render and its metrics (mouth opening, loudness), and its stills."
     from a2v.media import read_video
     d = json.loads(metrics_path(render).read_text())
-    mouth = np.array(d['mouth_opening'], float)
+    mouth, mesh = np.array(d['mouth_opening'], float), d.get('mesh', {})
+    lids, roll = (-np.array(mesh['ear'], float), np.array(mesh['roll'], float)) if 'ear' in mesh else (None, None)   # as the mesh sees the render
     out = side_by_side(crop_photo(photo, cfg, resolution)[0], read_video(render, fps=cfg.crop.fps).frames,
-                       mouth, np.array(d['loudness_db'], float), load_audio(speech), render.with_name('demo_side_by_side.mp4'), cfg.crop.fps)
+                       mouth, np.array(d['loudness_db'], float), load_audio(speech), render.with_name('demo_side_by_side.mp4'), cfg.crop.fps,
+                       lids=lids, roll=roll)
     import matplotlib.pyplot as plt
     fig = side_by_side_stills(out, mouth, fps=cfg.crop.fps); save_figure(fig, '18_side_by_side.png', run); plt.close(fig)
     return out
@@ -657,7 +731,8 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
         m = r.render(photo, speech, rd.stage('renders')/f'demo_{mode}.mp4', mode=mode, truth_opening=opening, progress=progress)
         renders[mode] = {k: m[k] for k in ('out', 'frames', 'seconds', 'magnify', 'flicker_background', 'flicker_face', 'lipsync', 'lse') if k in m}
         if 'truth' in m: renders[mode]['truth'] = m['truth']
-        if 'mesh' in m: renders[mode]['mesh'] = {k: v for k, v in m['mesh'].items() if k not in ('opening', 'face_score')}
+        if 'mesh' in m: renders[mode]['mesh'] = {k: v for k, v in m['mesh'].items() if k not in ('opening', 'face_score', 'ear', 'roll')}
+        if 'motion' in m: renders[mode]['motion'] = {k: v for k, v in m['motion'].items() if k not in ('blink', 'roll')}
     _side_by_side_of(rd.stage('renders')/f'demo_{cfg.render.mode}.mp4', photo, speech, cfg, r.G.img_resolution, run)
     metrics = dict(renders=renders, motion=motion_report(run, cfg, r), **run_summary(run, r.G))
     if cfg.render.starts_frames:                                         # §4.2: the shipped (or the run's) encoder against optimisation
