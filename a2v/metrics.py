@@ -319,7 +319,7 @@ def blink_events(ear, # (F,) eye aspect ratio per frame
     from scipy.ndimage import median_filter
     ear = np.asarray(ear, np.float64)
     if len(ear) == 0: return []
-    base = median_filter(ear, size=max(3, int(window_s * fps) | 1), mode='nearest')   # (F,) the open eye's level
+    base = median_filter(ear, size=max(3, int(window_s * fps) | 1), mode='reflect')   # (F,) the open eye's level (a blink at an end too)
     return _runs(ear < (1 - drop) * base)
 
 # %% ../nbs/09_metrics.ipynb #b7c10010

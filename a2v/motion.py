@@ -65,7 +65,7 @@ def lid_closure(ear, # (F,) eye aspect ratio per frame (`a2v.metrics.eye_aspect_
     from scipy.ndimage import median_filter
     ear = np.asarray(ear, np.float64)
     if len(ear) == 0: return np.zeros(0, np.float32)
-    base = median_filter(ear, size=max(3, int(window_s * fps) | 1), mode='nearest')
+    base = median_filter(ear, size=max(3, int(window_s * fps) | 1), mode='reflect')   # (as `blink_events`)
     return np.clip(1 - ear / np.maximum(base, 1e-9), 0, None).astype(np.float32)
 
 # %% ../nbs/17_motion.ipynb #a17m0017
@@ -184,9 +184,11 @@ def decouple_lids(dws:torch.Tensor, # (F, num_ws, w_dim) offsets the mouth's mot
 
 def with_blinks(ws:torch.Tensor, # (F, num_ws, w_dim) codes
                 blink, # (F,) blink track (1: a typical blink's bottom)
-                model:MotionModel, depth:float=1.0) -> torch.Tensor:
-    "Add `depth` × `blink_gain` × the blink track along the blink direction."
-    b = torch.as_tensor(np.asarray(blink, np.float32)).to(ws) * (depth * model.blink_gain)
+                model:MotionModel, depth:float=1.0,
+                gain:float|None=None, # the direction's multiple for a typical blink on this face (None: the model's, from training codes)
+               ) -> torch.Tensor:
+    "Add `depth` × `gain` × the blink track along the blink direction."
+    b = torch.as_tensor(np.asarray(blink, np.float32)).to(ws) * (depth * (model.blink_gain if gain is None else gain))
     return ws + b[:, None, None] * model.d_blink.to(ws)
 
 def pose_transforms(roll, shift, size:int) -> torch.Tensor:  # roll (F,) rad, shift (F, 2) fractions → (F, 3, 3)

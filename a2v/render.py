@@ -320,6 +320,14 @@ class _Animated(_RunModels):
         import dataclasses
         return dataclasses.replace(self.cfg.render, **(motion or {}))
 
+    def blink_gain_for(self, w0:torch.Tensor, model) -> float:
+        "How far along the blink direction this face's lids close like a typical training blink (`blink_gain` on its own code; once per face)."
+        from a2v.motion import blink_gain
+        from a2v.metrics import FaceMesh
+        self._gains = getattr(self, '_gains', {}); key = hash(w0.cpu().numpy().tobytes())
+        if key not in self._gains: self._gains[key] = blink_gain(self.G, [w0], model.d_blink, model.closure_peak, FaceMesh()) or model.blink_gain
+        return self._gains[key]
+
     def motion_model(self):
         "The run's `MotionModel` (`17_motion`: fitted once, kept in RUN/motion), or None when the run cannot give one (said once)."
         if not hasattr(self, '_motion'):
@@ -337,7 +345,7 @@ class _Animated(_RunModels):
         tracks = motion_tracks(len(ws), rc, model, self.cfg.crop.fps, self.cfg.seed if seed is None else seed)
         if model is not None:
             if rc.decouple_lids: ws = w0 + decouple_lids(ws - w0, model.d_blink)
-            ws = with_blinks(ws, tracks['blink'], model)
+            if tracks['blink'].any(): ws = with_blinks(ws, tracks['blink'], model, gain=self.blink_gain_for(w0, model))
         moving = not rc.still and bool(np.abs(tracks['roll']).max() > 0 or np.abs(tracks['shift']).max() > 0)
         return ws, (pose_transforms(tracks['roll'], tracks['shift'], self.G.img_resolution) if moving else None), tracks
 

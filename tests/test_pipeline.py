@@ -109,6 +109,25 @@ def test_render_command_and_its_errors(micro_run, tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 1 and 'a2v ' in missing.stderr     # names the command that makes what is missing
 
+@pytest.mark.slow
+def test_render_motion_still_and_reference(micro_run, tmp_path):
+    """A render blinks and moves its head by default (the run's motion model is fitted once, in RUN/motion); --still moves only the
+    mouth; --ref-pose copies a reference video's head roll; the metrics say which."""
+    run = micro_run[0]
+    photo, speech = run/'data'/'heldout'/'photo.png', run/'data'/'heldout'/'speech.wav'
+    m = lambda name: json.loads((tmp_path/f'{name}.metrics.json').read_text())
+    _a2v('render', '--image', photo, '--audio', speech, '--out', tmp_path/'moving.mp4', '--run', run, '--blink-rate', '40')
+    assert (run/'motion'/'model.safetensors').exists()
+    mo = m('moving')['motion']
+    assert not mo['still'] and mo['pose'] == 'drawn' and mo['roll_std_deg'] > 0 and mo['blinks'] >= 1 and len(mo['roll']) == m('moving')['frames']
+    _a2v('render', '--image', photo, '--audio', speech, '--out', tmp_path/'still.mp4', '--run', run, '--still')
+    st = m('still')['motion']
+    assert st['still'] and st['blinks'] == 0 and st['roll_std_deg'] == 0 and max(map(abs, st['roll'])) == 0
+    ref = next((run/'data'/'videos').glob('clip00*.mp4'))
+    _a2v('render', '--image', photo, '--audio', speech, '--out', tmp_path/'ref.mp4', '--run', run, '--ref-pose', ref, '--head-motion', '2')
+    rp = m('ref')['motion']
+    assert rp['pose'] == 'reference' and rp['roll_std_deg'] > 0 and rp['roll'] != mo['roll']
+
 @pytest.fixture(scope='module')
 def renderer(micro_run):
     from a2v.render import Renderer
