@@ -456,7 +456,7 @@ def _traces(signals:list, # [(signal (F,), colour, label)], each drawn standardi
 
 def _trace_panel(mouth:np.ndarray, loud:np.ndarray, t:int, size:tuple, window:int=50) -> np.ndarray:  # (H, W, 3) uint8
     "The mouth opening against the loudness around frame `t`."
-    return _traces([(mouth, (200, 40, 40), 'mouth opening'), (loud, (40, 90, 200), 'loudness')], t, size, window, 'nearest-neighbour ×4 | ±2 s')
+    return _traces([(mouth, (200, 40, 40), 'mouth opening'), (loud, (40, 90, 200), 'loudness')], t, size, window, 'nearest-neighbour x4 | ±2 s')   # (x: PIL's default font has no ×)
 
 def side_by_side(photo_crop:np.ndarray, # the photo's face crop (R, R, 3) uint8
                  frames, # generated frames (F, R, R, 3) uint8, or an iterable of them
