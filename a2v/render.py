@@ -325,7 +325,9 @@ class _Animated(_RunModels):
         from a2v.motion import blink_gain
         from a2v.metrics import FaceMesh
         self._gains = getattr(self, '_gains', {}); key = hash(w0.cpu().numpy().tobytes())
-        if key not in self._gains: self._gains[key] = blink_gain(self.G, [w0], model.d_blink, model.closure_peak, FaceMesh()) or model.blink_gain
+        if key not in self._gains:
+            try: self._gains[key] = blink_gain(self.G, [w0], model.d_blink, model.closure_peak, FaceMesh()) or model.blink_gain
+            except MissingWeightsError: self._gains[key] = model.blink_gain                # (no face mesh: the training codes' depth)
         return self._gains[key]
 
     def motion_model(self):
@@ -333,7 +335,7 @@ class _Animated(_RunModels):
         if not hasattr(self, '_motion'):
             from a2v.motion import motion_model
             try: self._motion = motion_model(self.run, self.cfg, self.G)
-            except MissingStageOutputError as e: warn(f'render: no blinks or head motion ({e})'); self._motion = None
+            except (MissingStageOutputError, MissingWeightsError) as e: warn(f'render: no blinks or head motion ({e})'); self._motion = None
         return self._motion
 
     def animate(self, ws:torch.Tensor, w0:torch.Tensor, seed:int|None=None,

@@ -73,3 +73,16 @@ def test_motion_model_of_a_run(sample, tmp_path):
     with pytest.warns(A2VWarning, match='motion: inputs changed'): mo.motion_model(run, cfg, G=G)
     (run/'vae'/'split.json').unlink()
     with pytest.raises(MissingStageOutputError, match='split.json'): mo.motion_model(run, cfg, G=G)
+
+def test_renderer_without_face_mesh_or_split_still_renders_its_motion(monkeypatch, tmp_path):
+    "No face mesh in the cache: a face's blink depth falls back to the model's; a run with no VAE split: no motion model, said once."
+    import warnings
+    from a2v import render as R, metrics as M
+    from a2v.core import MissingWeightsError
+    def no_mesh(*a, **k): raise MissingWeightsError('face_landmark.tflite: missing')
+    monkeypatch.setattr(M, 'FaceMesh', no_mesh)
+    r = R.Renderer.__new__(R.Renderer); r.cfg, r.run, r.G = get_config('tiny'), tmp_path, None
+    m = mo.MotionModel(torch.ones(2, 3), torch.ones(2, 3), torch.zeros(2), torch.zeros(2), blink_gain=1.5, closure_peak=.2,
+                       blink_rate=15., roll_std_deg=.5, shift_std=.01, clips=1)
+    assert r.blink_gain_for(torch.zeros(2, 3), m) == 1.5
+    with pytest.warns(A2VWarning, match='render: no blinks or head motion'): assert r.motion_model() is None
