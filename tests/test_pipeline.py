@@ -169,9 +169,13 @@ def test_render_short_silent_and_unwritable(micro_run, renderer, tmp_path):
     photo = micro_run[0]/'data'/'heldout'/'photo.png'
     m = renderer.render(photo, np.zeros(int(0.2 * 16000), np.float32), tmp_path/'short.mp4', progress=False)
     assert m['frames'] == 5                                         # 0.2 s at 25 fps
-    renderer.render(photo, np.zeros(3 * 16000, np.float32), tmp_path/'silent.mp4', mode='calibrated', progress=False)
+    renderer.render(photo, np.zeros(3 * 16000, np.float32), tmp_path/'silent.mp4', mode='calibrated', progress=False,
+                    motion=dict(still=True))
     v = read_video(tmp_path/'silent.mp4').frames.astype(np.float32)
-    assert np.abs(np.diff(v, axis=0)).mean() < 2.0                  # silence: a still face, no jitter
+    assert np.abs(np.diff(v, axis=0)).mean() < 2.0                  # silence, --still: a still face, no jitter
+    renderer.render(photo, np.zeros(3 * 16000, np.float32), tmp_path/'moving.mp4', mode='calibrated', progress=False)
+    mv = read_video(tmp_path/'moving.mp4').frames.astype(np.float32)
+    assert np.abs(np.diff(mv, axis=0)).mean() > np.abs(np.diff(v, axis=0)).mean()   # by default the head moves a little
     with pytest.raises(BadInputError, match='too short'): renderer.render(photo, np.zeros(100, np.float32), tmp_path/'x.mp4')
     (tmp_path/'file').write_text('x')
     with pytest.raises(BadInputError, match='file/out.mp4'): renderer.render(photo, np.zeros(8000, np.float32), tmp_path/'file'/'out.mp4')
