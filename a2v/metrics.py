@@ -10,10 +10,10 @@ from .core import bad_input, atomic_path, jsonable, psnr
 
 # %% auto #0
 __all__ = ['mse', 'lpips_distance', 'reconstruction_metrics', 'default_face_box', 'detect_face', 'mouth_region', 'mouth_opening',
-           'FaceMesh', 'mesh_opening', 'eye_aspect_ratio', 'face_pose', 'lip_shape', 'blink_events', 'mesh_motion',
-           'bilabial_closure', 'silence_rest', 'background_flicker', 'lipsync', 'lipsync_plot', 'face_mesh_or_why',
-           'mesh_report', 'render_metrics', 'mouth_validation', 'motion_validation', 'motion_verdict', 'truth_file',
-           'truth_opening']
+           'FaceMesh', 'mesh_opening', 'eye_aspect_ratio', 'face_pose', 'lip_shape', 'lid_closure', 'blink_events',
+           'mesh_motion', 'bilabial_closure', 'silence_rest', 'background_flicker', 'lipsync', 'lipsync_plot',
+           'face_mesh_or_why', 'mesh_report', 'render_metrics', 'mouth_validation', 'motion_validation',
+           'motion_verdict', 'truth_file', 'truth_opening']
 
 # %% ../nbs/09_metrics.ipynb #df737fc8
 def mse(a, b, data_range:float=255.) -> float:
@@ -311,16 +311,21 @@ def _runs(x) -> list[tuple[int, int]]:
     d = np.diff(np.r_[0, np.asarray(x, np.int8), 0])
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
 
+def lid_closure(ear, # (F,) eye aspect ratio per frame (`a2v.metrics.eye_aspect_ratio`)
+                fps:float=25.0, window_s:float=2.0) -> np.ndarray:  # (F,) ≥ 0
+    "How far the lids are closed: 1 − eye aspect ratio / its running median over `window_s` (0 with the eyes open)."
+    from scipy.ndimage import median_filter
+    ear = np.asarray(ear, np.float64)
+    if len(ear) == 0: return np.zeros(0, np.float32)
+    base = median_filter(ear, size=max(3, int(window_s * fps) | 1), mode='reflect')   # (F,) the open eye's level (a blink at an end too)
+    return np.clip(1 - ear / np.maximum(base, 1e-9), 0, None).astype(np.float32)
+
 def blink_events(ear, # (F,) eye aspect ratio per frame
                  fps:float=25.0, drop:float=0.15, # a blink: more than `drop` below the running median ...
                  window_s:float=2.0, # ... over this many seconds
                 ) -> list[tuple[int, int]]:  # (first frame, end frame) of each blink
     "The blinks of a clip: runs of frames whose eye aspect ratio is more than `drop` below its running median."
-    from scipy.ndimage import median_filter
-    ear = np.asarray(ear, np.float64)
-    if len(ear) == 0: return []
-    base = median_filter(ear, size=max(3, int(window_s * fps) | 1), mode='reflect')   # (F,) the open eye's level (a blink at an end too)
-    return _runs(ear < (1 - drop) * base)
+    return _runs(lid_closure(ear, fps, window_s) > drop)
 
 # %% ../nbs/09_metrics.ipynb #b7c10010
 def mesh_motion(frames, # uint8 RGB (F, S, S, 3): an a2v crop or render

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch
 from .core import *
+from .metrics import lid_closure, _runs
 
 # %% auto #0
-__all__ = ['blink_track', 'head_track', 'lid_closure', 'fit_directions', 'blink_direction', 'blink_gain', 'MotionModel',
-           'fit_motion', 'motion_model', 'decouple_lids', 'with_blinks', 'pose_transforms', 'reference_motion',
-           'motion_tracks']
+__all__ = ['blink_track', 'head_track', 'fit_directions', 'blink_direction', 'blink_gain', 'MotionModel', 'fit_motion',
+           'motion_model', 'decouple_lids', 'with_blinks', 'pose_transforms', 'reference_motion', 'motion_tracks']
 
 # %% ../nbs/17_motion.ipynb #a17m0010
-def _count_blinks(x) -> int: return int(np.sum(np.diff(np.r_[0, (np.asarray(x) > 0.5).astype(int)]) == 1))   # bumps above ½
+def _count_blinks(x) -> int: return len(_runs(np.asarray(x) > 0.5))   # bumps above ½
 
 def blink_track(n:int, # frames
                 fps:float=25.0,
@@ -57,16 +57,6 @@ def head_track(n:int, # frames
     roll = np.radians(roll_std_deg) * _slow_wave(rng, t) if n > 1 else np.zeros(n)
     shift = np.stack([shift_std * _slow_wave(rng, t) for _ in range(2)], 1) if n > 1 else np.zeros((n, 2))
     return dict(roll=roll.astype(np.float32), shift=shift.astype(np.float32))
-
-# %% ../nbs/17_motion.ipynb #a17m0016
-def lid_closure(ear, # (F,) eye aspect ratio per frame (`a2v.metrics.eye_aspect_ratio`)
-                fps:float=25.0, window_s:float=2.0) -> np.ndarray:  # (F,) ≥ 0
-    "How far the lids are closed: 1 − eye aspect ratio / its running median over `window_s` (0 with the eyes open)."
-    from scipy.ndimage import median_filter
-    ear = np.asarray(ear, np.float64)
-    if len(ear) == 0: return np.zeros(0, np.float32)
-    base = median_filter(ear, size=max(3, int(window_s * fps) | 1), mode='reflect')   # (as `blink_events`)
-    return np.clip(1 - ear / np.maximum(base, 1e-9), 0, None).astype(np.float32)
 
 # %% ../nbs/17_motion.ipynb #a17m0017
 def fit_directions(codes:list, # per clip: W+ codes (F, num_ws, w_dim)

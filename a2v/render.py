@@ -15,7 +15,7 @@ from .media import load_image, load_audio, VideoWriter, SAMPLE_PHOTOS, sample_ph
 # %% auto #0
 __all__ = ['latents_to_ws', 'smooth_latents', 'magnify_latents', 'to_uint8', 'synthesize_frames', 'find_faces', 'crop_photo',
            'photo_steps', 'calibrate', 'predict_windowed', 'TalkingFace', 'metrics_path', 'photo_workers', 'Renderer',
-           'check_render_config', 'render_video', 'side_by_side', 'side_by_side_stills', 'panel_choices',
+           'check_render_config', 'render_video', 'side_by_side', 'mesh_traces', 'side_by_side_stills', 'panel_choices',
            'lipsync_line', 'result_html', 'panel_error', 'RenderPanel', 'render_panel', 'app_notebook', 'heldout_pair',
            'render_demo', 'run_summary', 'fig4_full_flow', 'make_figures', 'run_stage']
 
@@ -481,6 +481,11 @@ def side_by_side(photo_crop:np.ndarray, # the photo's face crop (R, R, 3) uint8
             w.write(np.concatenate([photo, big, trace], 1))                                      # (S, 3S, 3)
     return Path(out)
 
+def mesh_traces(m:dict) -> dict:  # → lids (F,), roll (F,): both None without the mesh
+    "A render's lids (how far they close) and head roll as its metrics' face mesh saw them: `side_by_side`'s lower traces."
+    mesh = m.get('mesh') or {}
+    return dict(lids=-np.array(mesh['ear'], float), roll=np.array(mesh['roll'], float)) if 'ear' in mesh else dict(lids=None, roll=None)
+
 # %% ../nbs/18_render.ipynb #f796ef6e
 def side_by_side_stills(video, # a video written by `side_by_side`
                         mouth:np.ndarray, # its measured mouth opening per frame (F,)
@@ -658,9 +663,8 @@ class RenderPanel(_PanelForm):
                                      progress=False, on_progress=self.tell,
                                      motion=dict(still=self.still.value, head_motion=self.head.value, blink_rate=self.blinks.value))
             self.tell('side')
-            mesh = m.get('mesh', {}); lids, roll = (-np.array(mesh['ear'], float), np.array(mesh['roll'], float)) if 'ear' in mesh else (None, None)
             side = side_by_side(self.renderer.photo_code(photo)[0], read_video(out, fps=m['fps']).frames, np.array(m['mouth_opening'], float),
-                                np.array(m['loudness_db'], float), wave, tmp/'side_by_side.mp4', m['fps'], lids=lids, roll=roll)
+                                np.array(m['loudness_db'], float), wave, tmp/'side_by_side.mp4', m['fps'], **mesh_traces(m))
             self.result.value = result_html(out, side, m)
         except Exception as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -719,11 +723,10 @@ def _side_by_side_of(render:Path, photo, speech, cfg:Config, resolution:int, run
     "`renders/demo_side_by_side.mp4` from a finished render and its metrics (mouth opening, loudness), and its stills."
     from a2v.media import read_video
     d = json.loads(metrics_path(render).read_text())
-    mouth, mesh = np.array(d['mouth_opening'], float), d.get('mesh', {})
-    lids, roll = (-np.array(mesh['ear'], float), np.array(mesh['roll'], float)) if 'ear' in mesh else (None, None)   # as the mesh sees the render
+    mouth = np.array(d['mouth_opening'], float)
     out = side_by_side(crop_photo(photo, cfg, resolution)[0], read_video(render, fps=cfg.crop.fps).frames,
                        mouth, np.array(d['loudness_db'], float), load_audio(speech), render.with_name('demo_side_by_side.mp4'), cfg.crop.fps,
-                       lids=lids, roll=roll)
+                       **mesh_traces(d))
     import matplotlib.pyplot as plt
     fig = side_by_side_stills(out, mouth, fps=cfg.crop.fps); save_figure(fig, '18_side_by_side.png', run); plt.close(fig)
     return out
