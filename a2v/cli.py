@@ -280,11 +280,12 @@ def compare_starts_cmd(ks, max_frames, run, preset, sets):
 @click.option('--blink-rate', type=float, default=None, help="Blinks per minute (default: the training clips' rate).")
 @click.option('--ref-pose', type=click.Path(), default=None, help='A video whose head motion the render copies.')
 @click.option('--ref-blink', type=click.Path(), default=None, help='A video whose blinks the render copies.')
+@click.option('--no-close-lips', is_flag=True, help="The lips move only as Embed2Lat's motion moves them (no shut lips where the speech says so).")
 @_run_opts
-def render_cmd(image, audio, out, magnify, mode, face_index, still, head_motion, blink_rate, ref_pose, ref_blink, run, preset, sets):
+def render_cmd(image, audio, out, magnify, mode, face_index, still, head_motion, blink_rate, ref_pose, ref_blink, no_close_lips, run, preset, sets):
     "Photo + speech → talking-face mp4 (§4.4), with metrics.json beside it."
     from a2v.pipeline import run_stage
-    asked = dict(magnify=magnify, mode=mode, still=still or None, head_motion=head_motion, blink_rate=blink_rate,
+    asked = dict(magnify=magnify, mode=mode, still=still or None, head_motion=head_motion, blink_rate=blink_rate, close_lips=False if no_close_lips else None,
                  ref_pose=ref_pose and str(Path(ref_pose).resolve()), ref_blink=ref_blink and str(Path(ref_blink).resolve()))
     extra = tuple(f'render.{k}={v}' for k, v in asked.items() if v is not None)
     cfg = resolve_config(run, preset, sets + extra, save=False, need_run=True)

@@ -232,7 +232,8 @@ class RenderConfig:
     still: bool = False                             # only the mouth moves (the paper's look): no blinks, no head motion (17_motion)
     blink_rate: Annotated[float | Literal['auto'], Bounds(0, 120)] = 'auto'  # blinks per minute ('auto': the training clips' rate)
     head_motion: Annotated[float, Bounds(0, 10)] = 1.0  # head motion, as a multiple of the training clips' spread (0: a still head)
-    decouple_lids: bool = True                      # the mouth's motion no longer moves the lids along the blink direction
+    decouple_lids: bool = False                     # remove the blink direction from the mouth's motion (off: it broke faces on other data draws, 17_motion)
+    close_lips: bool = True                         # lips shut where the speech says so, on the face's own shut-lipped code (17_motion)
     ref_pose: str = ''                              # a reference video whose head motion the render copies ('': drawn)
     ref_blink: str = ''                             # a reference video whose blinks the render copies ('': drawn)
 

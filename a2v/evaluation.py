@@ -96,6 +96,7 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
                   sentences=None, # what they say (default: the sample data's held-out sentences, never trained on)
                   mode:str|None=None, max_lag:int=10, # mode: None = cfg.render.mode
                   independent:bool=True, # also judge the mouths with MediaPipe's face mesh (`mesh_opening`)
+                  motion:dict|None=None, # render settings over `cfg.render`'s (still, close_lips, ...): `Renderer.animate`
                  ) -> dict:
     """Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and
     vs the true opening, by our measure and (`*_mesh`) by the face mesh's."""
@@ -109,7 +110,7 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
         for s in (sentences or HELDOUT_SENTENCES):
             wave, ph = _heldout_speech(s)                                                             # (S,)
             mu = r.motion(wave)                                                                       # (F, latent)
-            ws, T, _ = r.animate(r.codes(mu, w0, mode), w0)                                           # blinks, head motion (17_motion)
+            ws, T, _ = r.animate(r.codes(mu, w0, mode), w0, motion=motion, wave=wave)                 # shut lips, blinks, head (17_motion)
             frames = np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size, T)))
             truth, _ = mouth_curves(ph, fps, len(frames), wave)                                       # (F,)
             rows.append(dict(photo=name, sentence=s, **_judge(frames, wave, truth, ref, fps, max_lag, mesh, ph)))

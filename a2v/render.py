@@ -302,7 +302,9 @@ def _motion_record(rc, tracks:dict, fps:float) -> dict:
     from a2v.motion import _count_blinks
     return dict(still=rc.still, pose='reference' if rc.ref_pose else 'drawn', blinks_from='reference' if rc.ref_blink else 'drawn',
                 blinks=_count_blinks(tracks['blink']), roll_std_deg=float(np.degrees(np.std(tracks['roll']))),
-                shift_std=float(np.linalg.norm(np.std(tracks['shift'], 0))), blink=np.round(tracks['blink'], 3), roll=np.round(tracks['roll'], 4))
+                shift_std=float(np.linalg.norm(np.std(tracks['shift'], 0))), blink=np.round(tracks['blink'], 3), roll=np.round(tracks['roll'], 4),
+                lips_shut=None if 'shut' not in tracks else float(np.mean(tracks['shut'] > 0.5)),   # share of frames the speech shuts
+                shut=None if 'shut' not in tracks else np.round(tracks['shut'], 3))
 
 # %% ../nbs/18_render.ipynb #c2e5f3b8
 @contextlib.contextmanager
@@ -312,8 +314,30 @@ def _counted(module, tick):
     try: yield
     finally: h.remove()
 
+# %% ../nbs/18_render.ipynb #r18m0008
+class _Heard(_RunModels):
+    "What shutting the lips needs (`17_motion`): the speech's embedding, and where this face's lips shut."
+    def closed_code_for(self, w0:torch.Tensor, model) -> torch.Tensor:
+        "This face's code with its lips shut (`closed_code` along the mouth direction; once per face; the photo's own code without a face mesh)."
+        from a2v.motion import closed_code, lip_direction
+        from a2v.metrics import FaceMesh
+        self._closed = getattr(self, '_closed', {}); key = hash(w0.cpu().numpy().tobytes())
+        if key not in self._closed:
+            d = lip_direction(model.d_mouth, model.r2_mouth).to(w0)
+            try: beta = closed_code(self.G, w0, d, FaceMesh())[0]
+            except MissingWeightsError: beta = 0.0                                         # (no face mesh: the photo's own lips)
+            self._closed[key] = w0 + beta * d
+        return self._closed[key]
+
+    def embedding(self, wave:np.ndarray) -> torch.Tensor:
+        "Audio embeddings (50·T, D) of 16 kHz speech; the last one is kept (Embed2Lat and the shut-lips probe read the same)."
+        from a2v.audio import embed_audio
+        key = (len(wave), hash(np.asarray(wave).tobytes()))
+        if getattr(self, '_emb', (None,))[0] != key: self._emb = (key, embed_audio(wave, self.encoder, self.cfg))
+        return self._emb[1]
+
 # %% ../nbs/18_render.ipynb #r18m0004
-class _Animated(_RunModels):
+class _Animated(_Heard):
     "A run's models that also give a render the rest of the face (`17_motion`): the second third of `Renderer`."
     def settings(self, motion:dict|None=None):
         "`cfg.render` with one render's own motion settings over it."
@@ -339,13 +363,18 @@ class _Animated(_RunModels):
         return self._motion
 
     def animate(self, ws:torch.Tensor, w0:torch.Tensor, seed:int|None=None,
-                motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink)
+                motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink, close_lips)
+                wave:np.ndarray|None=None, # the speech (16 kHz): with `close_lips`, the lips shut where it says so
                ) -> tuple:  # → ws (F, num_ws, w_dim), transforms (F, 3, 3) or None, tracks
-        "The rest of the face (`cfg.render`: still, blink_rate, head_motion, refs): lids off the mouth, blinks in W+, head motion as input transforms."
-        from a2v.motion import motion_tracks, decouple_lids, with_blinks, pose_transforms
-        rc = self.settings(motion); model = None if rc.still else self.motion_model()
-        tracks = motion_tracks(len(ws), rc, model, self.cfg.crop.fps, self.cfg.seed if seed is None else seed)
-        if model is not None:
+        "The rest of the face (`cfg.render`): lips shut where the speech says, lids off the mouth, blinks in W+, head motion as input transforms."
+        from a2v.motion import motion_tracks, decouple_lids, with_blinks, pose_transforms, closure_prob, frame_features, with_closure
+        rc = self.settings(motion); closing = rc.close_lips and wave is not None
+        model = self.motion_model() if (closing or not rc.still) else None
+        tracks = motion_tracks(len(ws), rc, None if rc.still else model, self.cfg.crop.fps, self.cfg.seed if seed is None else seed)
+        if closing and model is not None and model.closure_w.numel():
+            tracks['shut'] = closure_prob(frame_features(self.embedding(wave), len(ws)), model)               # (F,)
+            ws = with_closure(ws, tracks['shut'], self.closed_code_for(w0, model))
+        if model is not None and not rc.still:
             if rc.decouple_lids: ws = w0 + decouple_lids(ws - w0, model.d_blink)
             if tracks['blink'].any(): ws = with_blinks(ws, tracks['blink'], model, gain=self.blink_gain_for(w0, model))
         moving = not rc.still and bool(np.abs(tracks['roll']).max() > 0 or np.abs(tracks['shift']).max() > 0)
@@ -356,9 +385,8 @@ class Renderer(_Animated):
     "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
     def motion(self, wave:np.ndarray) -> torch.Tensor:
         "Embed2Lat's μ' (F, latent_dim) for 16 kHz speech, F = the video frame count of its duration."
-        from a2v.audio import embed_audio
         from a2v.embed2lat import predict_latents, n_video_frames
-        e = embed_audio(wave, self.encoder, self.cfg)                      # (50·T, D)
+        e = self.embedding(wave)                                           # (50·T, D)
         return predict_windowed(e, self.embed2lat, n_video_frames(n_samples=len(wave)), self.cfg.embed2lat.max_seconds)
 
     def codes(self, mu:torch.Tensor, w0:torch.Tensor, mode:str|None=None, magnify:float|None=None) -> torch.Tensor:
@@ -373,7 +401,7 @@ class Renderer(_Animated):
                      motion:dict|None=None) -> TalkingFace:   # motion: this render's own still / blink_rate / head_motion / refs
         "Render in memory (for notebooks): photo (path/array) + speech (path/16 kHz array) → `TalkingFace`."
         wave = self._speech(audio); crop, w0 = self.photo_code(image, face_index)
-        mu = self.motion(wave); ws, T, tracks = self.animate(self.codes(mu, w0, mode, magnify), w0, motion=motion)
+        mu = self.motion(wave); ws, T, tracks = self.animate(self.codes(mu, w0, mode, magnify), w0, motion=motion, wave=wave)
         frames = np.stack(list(synthesize_frames(self.G, ws, self.cfg.render.batch_size, T)))
         return TalkingFace(frames, wave, 16000, self.cfg.crop.fps, crop, w0, mu, ws, tracks)
 
@@ -391,7 +419,7 @@ class Renderer(_Animated):
         def step(): n[0] += 1; say('photo', min(n[0], steps), steps)
         with _counted(self.G.synthesis, step): crop, w0 = self.photo_code(image, face_index)
         say('speech', 0, 1)
-        mu = self.motion(wave); ws, T, tracks = self.animate(self.codes(mu, w0, mode, magnify), w0, motion=motion)
+        mu = self.motion(wave); ws, T, tracks = self.animate(self.codes(mu, w0, mode, magnify), w0, motion=motion, wave=wave)
         fps, R = self.cfg.crop.fps, self.G.img_resolution
         _check_cover(len(ws), fps, len(wave) / 16000, audio if isinstance(audio, (str, Path)) else 'speech')
         keep = int(metrics_seconds * fps)                       # frames kept in memory for the metrics
@@ -745,7 +773,7 @@ def render_demo(run, cfg:Config|None=None, progress:bool=True) -> dict:
         renders[mode] = {k: m[k] for k in ('out', 'frames', 'seconds', 'magnify', 'flicker_background', 'flicker_face', 'lipsync', 'lse') if k in m}
         if 'truth' in m: renders[mode]['truth'] = m['truth']
         if 'mesh' in m: renders[mode]['mesh'] = {k: v for k, v in m['mesh'].items() if k not in ('opening', 'face_score', 'ear', 'roll')}
-        if 'motion' in m: renders[mode]['motion'] = {k: v for k, v in m['motion'].items() if k not in ('blink', 'roll')}
+        if 'motion' in m: renders[mode]['motion'] = {k: v for k, v in m['motion'].items() if k not in ('blink', 'roll', 'shut')}
     _side_by_side_of(rd.stage('renders')/f'demo_{cfg.render.mode}.mp4', photo, speech, cfg, r.G.img_resolution, run)
     metrics = dict(renders=renders, motion=motion_report(run, cfg, r), **run_summary(run, r.G))
     if cfg.render.starts_frames:                                         # §4.2: the shipped (or the run's) encoder against optimisation

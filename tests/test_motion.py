@@ -61,10 +61,11 @@ def test_motion_model_of_a_run(sample, tmp_path):
     d_true = torch.zeros(G.num_ws, G.w_dim); d_true[2:6] = torch.randn(4, G.w_dim, generator=torch.Generator().manual_seed(1))
     run = tmp_path/'run'; _crop_run(sample, run, G, d_true)
     cfg = get_config('tiny')
-    m = mo.motion_model(run, cfg, G=G)
+    with pytest.warns(A2VWarning, match='motion: no audio embeddings'): m = mo.motion_model(run, cfg, G=G)
     cos = torch.nn.functional.cosine_similarity(m.d_blink.flatten(), d_true.flatten(), 0)
     assert cos > 0.7, cos
     assert m.clips == 2 and m.blink_rate > 0 and np.isfinite(m.blink_gain) and m.blink_gain >= 0 and m.roll_std_deg > 0
+    assert m.closure_w.numel() == 0 and m.closure_auc is None                 # no RUN/audio: no shut-lips probe (and it said so)
     assert (run/'motion'/'model.safetensors').exists()
     stamp = (run/'motion'/'model.safetensors').stat().st_mtime_ns
     assert mo.motion_model(run, cfg, G=G).blink_gain == m.blink_gain and (run/'motion'/'model.safetensors').stat().st_mtime_ns == stamp
@@ -75,7 +76,7 @@ def test_motion_model_of_a_run(sample, tmp_path):
     with pytest.raises(MissingStageOutputError, match='split.json'): mo.motion_model(run, cfg, G=G)
 
 def test_renderer_without_face_mesh_or_split_still_renders_its_motion(monkeypatch, tmp_path):
-    "No face mesh in the cache: a face's blink depth falls back to the model's; a run with no VAE split: no motion model, said once."
+    "No face mesh in the cache: a face's blink depth falls back to the model's, its shut lips to its own; a run with no VAE split: no motion model, said once."
     import warnings
     from a2v import render as R, metrics as M
     from a2v.core import MissingWeightsError
@@ -85,4 +86,22 @@ def test_renderer_without_face_mesh_or_split_still_renders_its_motion(monkeypatc
     m = mo.MotionModel(torch.ones(2, 3), torch.ones(2, 3), torch.zeros(2), torch.zeros(2), blink_gain=1.5, closure_peak=.2,
                        blink_rate=15., roll_std_deg=.5, shift_std=.01, clips=1)
     assert r.blink_gain_for(torch.zeros(2, 3), m) == 1.5
+    assert torch.equal(r.closed_code_for(torch.ones(2, 3), m), torch.ones(2, 3))   # ... and the lips shut on the photo's own code
     with pytest.warns(A2VWarning, match='render: no blinks or head motion'): assert r.motion_model() is None
+
+def test_shut_lips_probe_hears_when_the_lips_close(sample):
+    """The probe fitted on one sample clip's audio and mesh-labelled frames tells shut from open lips on the other (AUC > 0.7),
+    and its labels agree with the clip's true mouth opening."""
+    from a2v.media import read_video, load_audio
+    from a2v.metrics import _fixed_crops, FaceMesh, mesh_motion
+    from a2v.audio import load_audio_encoder, embed_audio
+    cfg = get_config('tiny'); enc = load_audio_encoder(cfg); fm = FaceMesh(); feats, labels = [], []
+    for i in (0, 1):
+        t = _truth(sample, i); n = t['n_frames']
+        crops, _ = _fixed_crops(read_video(sample/t['video'], fps=t['fps']).frames[:n], t['face_box'][:n], 64, k=1.4)
+        gap = mesh_motion(crops, fm, 25.0)['gap']; lab = mo.closure_labels(gap)
+        assert np.mean(np.asarray(t['mouth_opening'])[:n][lab > 0]) < np.mean(np.asarray(t['mouth_opening'])[:n][lab == 0])
+        feats.append(mo.frame_features(embed_audio(load_audio(sample/t['video'], 16000), enc, cfg), n)); labels.append(lab)
+    probe = mo.fit_closure(feats[:1], labels[:1])
+    auc = mo._auc(mo.closure_prob(feats[1], probe), labels[1])
+    assert auc > 0.7, auc

@@ -111,8 +111,9 @@ def test_render_command_and_its_errors(micro_run, tmp_path):
 
 @pytest.mark.slow
 def test_render_motion_still_and_reference(micro_run, tmp_path):
-    """A render blinks and moves its head by default (the run's motion model is fitted once, in RUN/motion); --still moves only the
-    mouth; --ref-pose copies a reference video's head roll; the metrics say which."""
+    """A render blinks, moves its head and shuts its lips where the speech says so by default (the run's motion model is fitted
+    once, in RUN/motion); --still moves only the mouth; --no-close-lips leaves the lips to Embed2Lat; --ref-pose copies a
+    reference video's head roll; the metrics say which."""
     run = micro_run[0]
     photo, speech = run/'data'/'heldout'/'photo.png', run/'data'/'heldout'/'speech.wav'
     m = lambda name: json.loads((tmp_path/f'{name}.metrics.json').read_text())
@@ -123,6 +124,10 @@ def test_render_motion_still_and_reference(micro_run, tmp_path):
     _a2v('render', '--image', photo, '--audio', speech, '--out', tmp_path/'still.mp4', '--run', run, '--still')
     st = m('still')['motion']
     assert st['still'] and st['blinks'] == 0 and st['roll_std_deg'] == 0 and max(map(abs, st['roll'])) == 0
+    for x in (mo, st):                                  # the lips shut where the speech says so, --still or not (17_motion's probe)
+        assert x['lips_shut'] is not None and len(x['shut']) == m('moving')['frames'] and 0 <= min(x['shut']) <= max(x['shut']) <= 1
+    _a2v('render', '--image', photo, '--audio', speech, '--out', tmp_path/'open.mp4', '--run', run, '--still', '--no-close-lips')
+    assert m('open')['motion']['lips_shut'] is None
     ref = next((run/'data'/'videos').glob('clip00*.mp4'))
     _a2v('render', '--image', photo, '--audio', speech, '--out', tmp_path/'ref.mp4', '--run', run, '--ref-pose', ref, '--head-motion', '2')
     rp = m('ref')['motion']
