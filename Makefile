@@ -15,12 +15,13 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup sysdeps sysdeps-test venv weights demo test test-fast bench lab app export clean-nbs readme notebooks clean
+.PHONY: help setup sysdeps sysdeps-test venv weights demo test test-fast bench bench-draws lab app export clean-nbs readme notebooks clean
 
 help:
 	@echo "make demo   set everything up, then run the tiny pipeline end to end into $(RUN)/ (CPU, offline)"
 	@echo "make test   set everything up, then run the notebook tests (nbdev_test) and pytest"
 	@echo "make bench  print the benchmark table    make lab  JupyterLab on nbs/"
+	@echo "make bench-draws  3 data draws x 3 training seeds, every render judged (about an hour on 2 CPU cores)"
 	@echo "make app    the render panel as a page (Voila) on http://127.0.0.1:$(PORT)/ for the run in $(RUN)/ (after make demo)"
 
 ## Set-up ---------------------------------------------------------------------------------------
@@ -74,6 +75,11 @@ test-fast: setup
 
 bench: setup
 	$(PY) tools/bench.py
+
+# How far one run's numbers carry (#33): tiny runs on 3 sample-data draws x 3 training seeds in runs/bench-draws/
+# (resumable), both built-in photos x both held-out sentences judged on each; prints each measure's worst case.
+bench-draws: setup
+	$(PY) tools/bench_draws.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=nbs $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -53,3 +53,16 @@ def test_readme_made_from_index_notebook():
     sys.path.insert(0, str(ROOT/'tools'))
     from make_readme import render
     assert (ROOT/'README.md').read_text() == render(), "README.md is out of date with nbs/index.ipynb (run `make readme`)"
+
+def test_bench_draws_table_names_the_worst_case():
+    "`make bench-draws`'s table: per measure the worst (draw, seed) against its target, ratios judged by their distance from 1×."
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tools'))
+    from bench_draws import table, TARGETS
+    row = lambda d, s, r, ratio: {'draw': d, 'seed': s, 'min_r_truth_mesh': r, 'blink_rate_ratio': ratio, 'before': {'min_r_truth_mesh': r - .1}}
+    t = table([row(1, 0, 0.8, 1.0), row(2, 1, 0.55, 0.4), row(3, 2, 0.7, 2.2)])
+    lines = {l.split(' | ')[0][2:]: l for l in t.splitlines()[2:]}
+    assert len(lines) == len(TARGETS)
+    assert '| 0.55 | (2, 1) | no (1/3 miss) |' in lines['min_r_truth_mesh']
+    assert '| 0.4 | (2, 1) | no (2/3 miss) |' in lines['blink_rate_ratio']       # 0.4× is further from 1× than 2.2×
+    assert 'undefined' in lines['min_face_score']
+    assert '| 0.45 | (2, 1) |' in table([row(1, 0, 0.8, 1.0), row(2, 1, 0.55, 0.4)], before=True).splitlines()[2]
