@@ -172,10 +172,13 @@ def lip_direction(d_mouth:torch.Tensor, # (num_ws, w_dim) the codes' motion per 
 
 def with_closure(ws:torch.Tensor, # (F, num_ws, w_dim) codes
                  p, # (F,) probability that the lips are shut (`closure_prob`)
-                 w_closed:torch.Tensor) -> torch.Tensor:  # (num_ws, w_dim) the face with its lips shut
-    "Each frame blended towards the shut-lipped face by the speech's probability of shut lips."
-    p = torch.as_tensor(np.asarray(p, np.float32)).to(ws)[:, None, None]
-    return ws + p * (w_closed.to(ws) - ws)
+                 w_closed:torch.Tensor, # (num_ws, w_dim) the face with its lips shut
+                 sure:tuple=(0.5, 0.8), # below the first probability a frame keeps its code; from the second it is shut
+                ) -> torch.Tensor:  # (F, num_ws, w_dim)
+    "Each frame the speech is sure of blended towards the shut-lipped face; the unsure ones keep Embed2Lat's mouth."
+    lo, hi = sure
+    a = torch.as_tensor(np.clip((np.asarray(p, np.float32) - lo) / (hi - lo), 0, 1)).to(ws)[:, None, None]
+    return ws + a * (w_closed.to(ws) - ws)
 
 # %% ../nbs/17_motion.ipynb #a17m0022
 @dataclass
