@@ -572,8 +572,8 @@ def result_html(video, side, m:dict) -> str:
             f'<a class="a2v-download" download="{html.escape(Path(video).name)}" href="{face}">download the video</a></div></div>')
 
 # %% ../nbs/18_render.ipynb #r18m0005
-def _motion_widgets(r) -> tuple:  # r: `RenderConfig` → (still, head motion, blinks) widgets
-    "The panel's motion controls (`17_motion`), at the run's own settings: still, head motion, blink rate."
+def _motion_widgets(r) -> tuple:  # r: `RenderConfig` → (still, head motion, blinks, shut lips) widgets
+    "The panel's motion controls (`17_motion`), at the run's own settings: still, head motion, blink rate, shut lips."
     import ipywidgets as W
     still = W.Checkbox(value=r.still, description='still (only the mouth moves)', indent=False)
     head = W.FloatSlider(value=r.head_motion, min=0, max=3, step=0.1, description='head motion', disabled=r.still)
@@ -581,7 +581,8 @@ def _motion_widgets(r) -> tuple:  # r: `RenderConfig` → (still, head motion, b
     if r.blink_rate not in [v for _, v in rates]: rates.append((f'{r.blink_rate:g} a minute', float(r.blink_rate)))
     blinks = W.Dropdown(options=rates, value=r.blink_rate, description='blinks', disabled=r.still)
     still.observe(lambda _: [setattr(w, 'disabled', still.value) for w in (head, blinks)], 'value')
-    return still, head, blinks
+    lips = W.Checkbox(value=r.close_lips, description='lips shut where the speech says', indent=False)   # `--still` too
+    return still, head, blinks, lips
 
 # %% ../nbs/18_render.ipynb #d5f8a6c1
 _A_FILE = 'a file: upload it, or type its path'
@@ -612,21 +613,25 @@ class _PanelForm:
         self.magnify = W.FloatSlider(value=r.magnify, min=0, max=top, step=top / 300, description='×magnify', readout_format='.3g',
                                      disabled=r.mode != 'paper')
         self.mode.observe(lambda _: setattr(self.magnify, 'disabled', self.mode.value != 'paper'), 'value')
-        self.still, self.head, self.blinks = _motion_widgets(r)
+        self.still, self.head, self.blinks, self.lips = _motion_widgets(r)
         self.go = W.Button(description='Render', button_style='primary', icon='play')
         self.bar, self.step = W.FloatProgress(value=0, min=0, max=1), W.Label()
         self.status, self.result = W.HTML(), W.HTML()
         for w, c in ((self.photo, 'photo'), (self.speech, 'speech'), (self.photo_path, 'photo-path'), (self.speech_path, 'speech-path'),
                      (self.mode, 'mode'), (self.magnify, 'magnify'), (self.go, 'render'), (self.bar, 'progress'), (self.step, 'step'),
-                     (self.still, 'still'), (self.head, 'head-motion'), (self.blinks, 'blinks')):
+                     (self.still, 'still'), (self.head, 'head-motion'), (self.blinks, 'blinks'), (self.lips, 'close-lips')):
             w.add_class(f'a2v-{c}')                                      # handles for a browser test
         self.box = W.VBox([W.HBox([self.photo, self.photo_file, self.photo_path]), W.HBox([self.speech, self.speech_file, self.speech_path]),
-                           W.HBox([self.mode, self.magnify, self.go]), W.HBox([self.still, self.head, self.blinks]),
+                           W.HBox([self.mode, self.magnify, self.go]), W.HBox([self.still, self.head, self.blinks, self.lips]),
                            W.HBox([self.bar, self.step]), self.status, self.result])
         self.box.add_class('a2v-panel')
         if self.problem: self.show_error(self.problem)
 
     def _repr_mimebundle_(self, **kw): return self.box._repr_mimebundle_(**kw)
+
+    def motion(self) -> dict:
+        "This render's motion settings as the form shows them (`Renderer.animate`'s `motion`)."
+        return dict(still=self.still.value, head_motion=self.head.value, blink_rate=self.blinks.value, close_lips=self.lips.value)
 
     def show_error(self, line:str|None):
         import html
@@ -689,7 +694,7 @@ class RenderPanel(_PanelForm):
             out, paper = tmp/'talking_face.mp4', self.mode.value == 'paper'
             m = self.renderer.render(photo, speech, out, mode=self.mode.value, magnify=self.magnify.value if paper else None,
                                      progress=False, on_progress=self.tell,
-                                     motion=dict(still=self.still.value, head_motion=self.head.value, blink_rate=self.blinks.value))
+                                     motion=self.motion())
             self.tell('side')
             side = side_by_side(self.renderer.photo_code(photo)[0], read_video(out, fps=m['fps']).frames, np.array(m['mouth_opening'], float),
                                 np.array(m['loudness_db'], float), wave, tmp/'side_by_side.mp4', m['fps'], **mesh_traces(m))
