@@ -593,6 +593,7 @@ def panel_error(e:Exception, tmp=None) -> str:
     if not isinstance(e, A2VError): line = f'unexpected {type(e).__name__}: {line}'
     return line.replace(f'{tmp}{os.sep}', '') if tmp else line
 
+# %% ../nbs/18_render.ipynb #r18p0001
 class _PanelForm:
     "The form of `RenderPanel`: photo and speech (a ready choice, an upload or a path), and the run's own mode and ×magnify."
     def __init__(self, run, cfg:Config|None=None, root=None):
