@@ -21,7 +21,7 @@ help:
 	@echo "make demo   set everything up, then run the tiny pipeline end to end into $(RUN)/ (CPU, offline)"
 	@echo "make test   set everything up, then run the notebook tests (nbdev_test) and pytest"
 	@echo "make bench  print the benchmark table    make lab  JupyterLab on nbs/"
-	@echo "make bench-draws  3 data draws x 3 training seeds, every render judged (about an hour on 2 CPU cores)"
+	@echo "make bench-draws  3 data draws x 3 training seeds, every render judged (about 40 min on 2 CPU cores)"
 	@echo "make app    the render panel as a page (Voila) on http://127.0.0.1:$(PORT)/ for the run in $(RUN)/ (after make demo)"
 
 ## Set-up ---------------------------------------------------------------------------------------
