@@ -12,7 +12,7 @@ from .media import SAMPLE_PHOTOS, sample_photo
 from .render import Renderer, synthesize_frames, latents_to_ws, _train_val
 
 # %% auto #0
-__all__ = ['training_amplitude', 'training_motion', 'motion_report', 'motion_ceiling']
+__all__ = ['training_amplitude', 'training_motion', 'motion_stretch', 'motion_report', 'motion_ceiling']
 
 # %% ../nbs/19_evaluation.ipynb #64beb012
 def training_amplitude(run, max_clips:int=8) -> float:
@@ -26,7 +26,7 @@ def training_amplitude(run, max_clips:int=8) -> float:
                           for c in ids]))
 
 # %% ../nbs/19_evaluation.ipynb #c19a0002
-def training_motion(run, max_clips:int=8, mesh=None) -> dict:
+def training_motion(run, max_clips:int=48, mesh=None) -> dict:
     "Blink rate (per minute), head-roll spread (degrees) and position spread of the training clips, by the face mesh."
     from a2v.crop import load_clip
     from a2v.metrics import mesh_motion, FaceMesh
@@ -90,6 +90,23 @@ def _summarize(rows:list, # `_judge`'s rows, with `photo` and `sentence`
     else: out['mesh'] = {'missing': why}
     return out
 
+# %% ../nbs/19_evaluation.ipynb #c19s0002
+def motion_stretch(r:Renderer, codes:list, # the photos' codes w0, each (num_ws, w_dim)
+                   seconds:float=30.0, # per photo
+                   mesh=None, mode:str|None=None, motion:dict|None=None) -> dict:
+    "Each photo saying the held-out sentences again and again for `seconds` (its own blink draw): the mesh's blinks per minute over all, head roll and position spread (means)."
+    from a2v.metrics import mesh_motion, FaceMesh
+    from a2v.sample_data import HELDOUT_SENTENCES
+    wave = np.resize(np.concatenate([_heldout_speech(s)[0] for s in HELDOUT_SENTENCES]), int(seconds * 16000))   # (S,)
+    fps, mu, rows = r.cfg.crop.fps, r.motion(wave), []
+    for k, w0 in enumerate(codes):
+        ws, T, _ = r.animate(r.codes(mu, w0, mode), w0, seed=r.cfg.seed + k, motion=motion, wave=wave)
+        m = mesh_motion(np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size, T))), mesh or FaceMesh(), fps)
+        rows.append((len(m['blinks']), len(ws) / fps, np.degrees(m['roll'].std()), np.linalg.norm(m['shift'].std(0))))
+    n, secs, roll, shift = np.array(rows, np.float64).T
+    return dict(seconds=float(secs.sum()), blinks=int(n.sum()), blink_rate=float(60 * n.sum() / secs.sum()),
+                roll_std_deg=float(roll.mean()), shift_std=float(shift.mean()))
+
 # %% ../nbs/19_evaluation.ipynb #53ce530e
 def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
                   photos=tuple(SAMPLE_PHOTOS), # built-in photos to animate
@@ -97,6 +114,7 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
                   mode:str|None=None, max_lag:int=10, # mode: None = cfg.render.mode
                   independent:bool=True, # also judge the mouths with MediaPipe's face mesh (`mesh_opening`)
                   motion:dict|None=None, # render settings over `cfg.render`'s (still, close_lips, ...): `Renderer.animate`
+                  stretch_s:float=30.0, # per photo, the long renders blinks and head motion are judged on (`motion_stretch`; 0: none)
                  ) -> dict:
     """Every photo speaking every held-out sentence: mouth amplitude vs the training clips', lip sync vs loudness and
     vs the true opening, by our measure and (`*_mesh`) by the face mesh's."""
@@ -114,7 +132,12 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
             frames = np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size, T)))
             truth, _ = mouth_curves(ph, fps, len(frames), wave)                                       # (F,)
             rows.append(dict(photo=name, sentence=s, **_judge(frames, wave, truth, ref, fps, max_lag, mesh, ph)))
-    return _summarize(rows, mode, ref, mesh is not None, why, yard)
+    out = _summarize(rows, mode, ref, mesh is not None, why, yard)
+    if mesh is not None and stretch_s > 0:
+        st = motion_stretch(r, [w0 for _, w0 in r.photo_codes([sample_photo(n) for n in photos])], stretch_s, mesh, mode, motion)
+        ratio = lambda k: st[k] / yard[k] if yard[k] > 0 else None
+        out.update(stretch=st, blink_rate_ratio=ratio('blink_rate'), roll_ratio=ratio('roll_std_deg'), shift_ratio=ratio('shift_std'))
+    return out
 
 # %% ../nbs/19_evaluation.ipynb #b1bb0fea
 def _truth_of(run, clip_id:str, truth_dir=None) -> tuple[dict|None, Path|None]:

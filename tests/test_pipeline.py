@@ -63,6 +63,9 @@ def test_render_mp4_and_metrics(micro_run):
         for k in ('r_truth', 'r_truth_mesh'): assert x[k] is None or -1 <= x[k] <= 1
         assert 0 <= x['face_score_min'] <= 1 and x['amplitude_ratio'] >= 0
     assert mo['min_face_score'] == min(x['face_score_min'] for x in mo['renders'])
+    st = mo['stretch']                                      # blinks and head motion: half a minute per photo
+    assert st['seconds'] >= 59 and st['blink_rate'] == pytest.approx(60 * st['blinks'] / st['seconds'])
+    assert mo['blink_rate_ratio'] is None or mo['blink_rate_ratio'] == pytest.approx(st['blink_rate'] / mo['training_motion']['blink_rate'])
 
 @pytest.mark.slow
 def test_second_run_only_rerenders(micro_run):

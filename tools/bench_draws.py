@@ -8,7 +8,7 @@ against the targets. It resumes: finished draws and seeds are read back from RUN
 
     python tools/bench_draws.py [--draws 1 2 3] [--seeds 0 1 2] [--runs runs/bench-draws]
 
-About 40 min on 2 CPU cores for 3 × 3 (each draw's crop and inversion 5–8 min, each seed 2 min with both judgements).
+About 50 min on 2 CPU cores for 3 × 3 (each draw's crop and inversion 5–8 min, each seed 3 min with both judgements).
 """
 import argparse, json, os, time
 from pathlib import Path
@@ -37,17 +37,9 @@ def _seed_run(draw:Path, run:Path, cfg):
         if (draw/name).exists() and not (run/name).exists(): os.symlink((draw/name).resolve(), run/name)
     RunDir(run).save_config(cfg)
 
-def _pooled(rep:dict) -> dict:
-    "Blink rate, roll and position spread over all renders of a report (a 3-s sentence rarely holds a blink), over the training clips'."
-    rows, yard = rep['renders'], rep['training_motion']
-    secs = np.array([r['frames'] for r in rows]) / 25.0
-    rate = float(np.sum([r['blink_rate'] * s / 60 for r, s in zip(rows, secs)]) / (secs.sum() / 60))
-    return dict(blink_rate=rate, blink_rate_ratio=rate / max(yard['blink_rate'], 1e-9),
-                roll_ratio=float(np.mean([r['roll_std_deg'] for r in rows])) / max(yard['roll_std_deg'], 1e-9),
-                shift_ratio=float(np.mean([r['shift_std'] for r in rows])) / max(yard['shift_std'], 1e-9))
-
 def _measures(rep:dict) -> dict:
-    return {**{k: rep.get(k) for k, *_ in TARGETS if k in rep}, **_pooled(rep)}
+    "The measures of `TARGETS` in a `motion_report` (blinks and head motion: its half-minute renders against the training clips')."
+    return {k: rep.get(k) for k, *_ in TARGETS}
 
 def one(draw:int, seed:int, runs:Path, log=print) -> dict:
     "Train and judge one (draw, seed), with the render's defaults and without shut lips (`before`); the draw's upstream stages run first if they have not."
