@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 # %% auto #0
-__all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'A2VError', 'BadInputError', 'MissingWeightsError',
+__all__ = ['PRESETS', 'FITTED_GENERATOR', 'FIT_STEPS', 'RETIRED_KEYS', 'A2VError', 'BadInputError', 'MissingWeightsError',
            'MissingStageOutputError', 'UnsafePickleError', 'bad_input', 'A2VWarning', 'warn', 'Bounds', 'field_bounds',
            'CropConfig', 'GeneratorArch', 'GeneratorConfig', 'EncoderConfig', 'InvertConfig', 'VAEConfig',
            'AudioConfig', 'Embed2LatConfig', 'RenderConfig', 'SampleDataConfig', 'Config', 'generator_source',
@@ -232,7 +232,7 @@ class RenderConfig:
     still: bool = False                             # only the mouth moves (the paper's look): no blinks, no head motion (17_motion)
     blink_rate: Annotated[float | Literal['auto'], Bounds(0, 120)] = 'auto'  # blinks per minute ('auto': the training clips' rate)
     head_motion: Annotated[float, Bounds(0, 10)] = 1.0  # head motion, as a multiple of the training clips' spread (0: a still head)
-    decouple_lids: bool = False                     # remove the blink direction from the mouth's motion (off: it broke faces on other data draws, 17_motion)
+    steady_lids: bool = True                        # hold this face's lids where the photo has them while its mouth moves (17_motion)
     close_lips: bool = True                         # lips shut where the speech says so, on the face's own shut-lipped code (17_motion)
     ref_pose: str = ''                              # a reference video whose head motion the render copies ('': drawn)
     ref_blink: str = ''                             # a reference video whose blinks the render copies ('': drawn)
@@ -363,9 +363,13 @@ def config_to_dict(cfg) -> dict:
     "A JSON-ready dict of a config."
     return asdict(cfg)
 
+RETIRED_KEYS = {'render.decouple_lids': 'render.steady_lids'}   # keys a2v no longer has -> what replaced them
+
 def config_from_dict(d:dict, cls=Config, prefix:str=''):
-    "Inverse of `config_to_dict`: types checked and converted (tuples come back as tuples); unknown keys raise."
+    "Inverse of `config_to_dict`: types checked and converted (tuples come back as tuples); unknown keys raise, retired ones are dropped with a warning."
     if not isinstance(d, dict): raise A2VError(f"{prefix.rstrip('.') or 'config'}: expected a JSON object, got {d!r}")
+    for k in [k for k in d if prefix + k in RETIRED_KEYS]:
+        warn(f"config key {prefix + k!r} is retired ({RETIRED_KEYS[prefix + k]} replaced it): ignored"); d = {j: v for j, v in d.items() if j != k}
     hints, names = typing.get_type_hints(cls), {f.name for f in fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown: raise A2VError(f"unknown config key {prefix + unknown[0]!r} for {cls.__name__}")

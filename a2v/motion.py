@@ -13,8 +13,9 @@ from .metrics import lid_closure, _runs
 
 # %% auto #0
 __all__ = ['blink_track', 'head_track', 'fit_directions', 'blink_direction', 'blink_gain', 'closure_labels', 'frame_features',
-           'fit_closure', 'closure_prob', 'closed_code', 'lip_direction', 'with_closure', 'MotionModel', 'fit_motion',
-           'motion_model', 'decouple_lids', 'with_blinks', 'pose_transforms', 'reference_motion', 'motion_tracks']
+           'fit_closure', 'closure_prob', 'closed_code', 'lip_direction', 'with_closure', 'silent_frames',
+           'MotionModel', 'fit_motion', 'motion_model', 'motion_axes', 'lid_follow', 'steady_lids', 'with_blinks',
+           'pose_transforms', 'reference_motion', 'motion_tracks']
 
 # %% ../nbs/17_motion.ipynb #a17m0010
 def _count_blinks(x) -> int: return len(_runs(np.asarray(x) > 0.5))   # bumps above ½
@@ -180,6 +181,23 @@ def with_closure(ws:torch.Tensor, # (F, num_ws, w_dim) codes
     a = torch.as_tensor(np.clip((np.asarray(p, np.float32) - lo) / (hi - lo), 0, 1)).to(ws)[:, None, None]
     return ws + a * (w_closed.to(ws) - ws)
 
+# %% ../nbs/17_motion.ipynb #a17m0064
+def silent_frames(wave:np.ndarray, # (S,) speech at `sr`
+                  n:int, # video frames
+                  fps:float=25.0, sr:int=16000,
+                  floor_db:float=-30.0, # quieter than this below the loud frames (95th percentile of the frames' RMS) ...
+                  min_s:float=0.2, # ... for at least this long
+                 ) -> np.ndarray:  # (n,) 1.0 in a pause
+    "The video frames inside the speech's pauses, from its loudness alone."
+    wave = np.asarray(wave, np.float64); hop = sr / fps
+    rms = np.array([np.sqrt(np.mean(wave[int(i * hop):int((i + 1) * hop)] ** 2)) if int(i * hop) < len(wave) else 0.
+                    for i in range(n)])                                                     # (n,)
+    quiet = rms <= np.quantile(rms, 0.95) * 10 ** (floor_db / 20) if n else rms.astype(bool)
+    out = np.zeros(n, np.float32)
+    for a, b in _runs(quiet):
+        if (b - a) / fps >= min_s: out[a:b] = 1
+    return out
+
 # %% ../nbs/17_motion.ipynb #a17m0022
 @dataclass
 class MotionModel:
@@ -271,12 +289,37 @@ def motion_model(run, cfg:Config|None=None, G=None, mesh=None) -> MotionModel:
     return m
 
 # %% ../nbs/17_motion.ipynb #a17m0027
-def decouple_lids(dws:torch.Tensor, # (F, num_ws, w_dim) offsets the mouth's motion adds to the photo's code
-                  d_blink:torch.Tensor) -> torch.Tensor:  # the same, without their part along d_blink
-    "Project the mouth's offsets off the blink direction: lips that move no longer move the lids along it."
-    d = d_blink.flatten().to(dws); d = d / d.norm().clamp_min(1e-12)
-    x = dws.flatten(1)
-    return (x - (x @ d)[:, None] * d).view_as(dws)
+def motion_axes(ws:torch.Tensor, w0:torch.Tensor, # (F, num_ws, w_dim) a render's codes, (num_ws, w_dim) its photo's
+                k:int=8) -> np.ndarray:  # (F, k)
+    "Each frame's offset from the photo's code on the render's own main directions (an SVD of the offsets; the photo is 0)."
+    dw = (ws - w0.to(ws)).flatten(1).double()                                               # (F, num_ws·w_dim)
+    v = torch.linalg.svd(dw, full_matrices=False)[2][:k]                                    # (k, num_ws·w_dim)
+    return (dw @ v.T).cpu().numpy()
+
+@torch.no_grad()
+def lid_follow(G, ws:torch.Tensor, w0:torch.Tensor, # a render's codes (F, num_ws, w_dim) and its photo's (num_ws, w_dim)
+               mesh=None, frames:int=100, axes:int=8) -> np.ndarray:  # (F,) lid closure the motion causes, per frame
+    "How far the render's motion closes this face's lids: the face mesh's lid closure on up to `frames` frames, fitted linearly on `motion_axes`, predicted for every frame (zeros when it cannot tell)."
+    from a2v.metrics import FaceMesh, eye_aspect_ratio
+    from a2v.render import synthesize_frames
+    idx = np.unique(np.linspace(0, len(ws) - 1, min(frames, len(ws))).round().astype(int))
+    img = np.stack(list(synthesize_frames(G, torch.cat([w0[None].to(ws), ws[idx]]), 8)))   # the photo's face, then the frames
+    pts, score = (mesh or FaceMesh()).track(img)[:2]
+    ear, ok = eye_aspect_ratio(pts), score[1:] >= 0.9
+    if score[0] < 0.9 or ok.sum() < 8: return np.zeros(len(ws))
+    z = motion_axes(ws, w0, max(1, min(axes, int(ok.sum()) // 10)))                         # (F, k): ten frames per axis at least
+    A = np.c_[z[idx][ok], np.ones(int(ok.sum()))]
+    coef = np.linalg.lstsq(A, 1 - ear[1:][ok] / max(float(ear[0]), 1e-9), rcond=None)[0]  # (k + 1,): the intercept is the mesh's bias
+    return z @ coef[:-1]
+
+def steady_lids(ws:torch.Tensor, model:MotionModel,
+                closure, # (F,) lid closure the motion causes (`lid_follow`)
+                gain:float, # the multiple of d_blink that closes this face's lids by `model.closure_peak`
+               ) -> torch.Tensor:  # (F, num_ws, w_dim)
+    "Open the lids along the blink direction as far as the motion closes them (where it widens them, they are left so)."
+    if gain <= 0 or model.closure_peak <= 0: return ws
+    c = -np.clip(np.asarray(closure, np.float64), 0, None) * gain / model.closure_peak        # (F,) units of d_blink
+    return ws + torch.as_tensor(c).to(ws)[:, None, None] * model.d_blink.to(ws) if c.any() else ws
 
 def with_blinks(ws:torch.Tensor, # (F, num_ws, w_dim) codes
                 blink, # (F,) blink track (1: a typical blink's bottom)

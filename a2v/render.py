@@ -362,20 +362,29 @@ class _Animated(_Heard):
             except (MissingStageOutputError, MissingWeightsError) as e: warn(f'render: no blinks or head motion ({e})'); self._motion = None
         return self._motion
 
+    def lid_follow(self, ws:torch.Tensor, w0:torch.Tensor) -> np.ndarray:
+        "How far this render's motion closes this face's lids, per frame (`17_motion`; zeros without the face mesh)."
+        from a2v.motion import lid_follow
+        from a2v.metrics import FaceMesh
+        try: return lid_follow(self.G, ws, w0, FaceMesh())
+        except MissingWeightsError: return np.zeros(len(ws))
+
     def animate(self, ws:torch.Tensor, w0:torch.Tensor, seed:int|None=None,
                 motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink, close_lips)
                 wave:np.ndarray|None=None, # the speech (16 kHz): with `close_lips`, the lips shut where it says so
                ) -> tuple:  # → ws (F, num_ws, w_dim), transforms (F, 3, 3) or None, tracks
-        "The rest of the face (`cfg.render`): lips shut where the speech says, lids off the mouth, blinks in W+, head motion as input transforms."
-        from a2v.motion import motion_tracks, decouple_lids, with_blinks, pose_transforms, closure_prob, frame_features, with_closure
+        "The rest of the face (`cfg.render`): lips shut where the speech says, lids held off the mouth, blinks in W+, head motion as input transforms."
+        from a2v.motion import motion_tracks, steady_lids, with_blinks, pose_transforms, closure_prob, frame_features, with_closure, silent_frames
         rc = self.settings(motion); closing = rc.close_lips and wave is not None
-        model = self.motion_model() if (closing or not rc.still) else None
+        model = self.motion_model() if (closing or rc.steady_lids or not rc.still) else None
         tracks = motion_tracks(len(ws), rc, None if rc.still else model, self.cfg.crop.fps, self.cfg.seed if seed is None else seed)
-        if closing and model is not None and model.closure_w.numel():
-            tracks['shut'] = closure_prob(frame_features(self.embedding(wave), len(ws)), model)               # (F,)
-            ws = with_closure(ws, tracks['shut'], self.closed_code_for(w0, model))
+        if closing and model is not None:
+            shut = silent_frames(wave, len(ws), self.cfg.crop.fps)                                            # (F,) pauses: shut
+            if model.closure_w.numel(): shut = np.maximum(shut, closure_prob(frame_features(self.embedding(wave), len(ws)), model))
+            tracks['shut'] = shut; ws = with_closure(ws, shut, self.closed_code_for(w0, model))
+        if model is not None and rc.steady_lids and (gain := self.blink_gain_for(w0, model)):
+            ws = steady_lids(ws, model, self.lid_follow(ws, w0), gain)                                 # lids off the mouth
         if model is not None and not rc.still:
-            if rc.decouple_lids: ws = w0 + decouple_lids(ws - w0, model.d_blink)
             if tracks['blink'].any(): ws = with_blinks(ws, tracks['blink'], model, gain=self.blink_gain_for(w0, model))
         moving = not rc.still and bool(np.abs(tracks['roll']).max() > 0 or np.abs(tracks['shift']).max() > 0)
         return ws, (pose_transforms(tracks['roll'], tracks['shift'], self.G.img_resolution) if moving else None), tracks
