@@ -370,7 +370,7 @@ class _Animated(_Heard):
         except MissingWeightsError: return np.zeros(len(ws))
 
     def animate(self, ws:torch.Tensor, w0:torch.Tensor, seed:int|None=None,
-                motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink, close_lips)
+                motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink, close_lips, steady_lids)
                 wave:np.ndarray|None=None, # the speech (16 kHz): with `close_lips`, the lips shut where it says so
                ) -> tuple:  # → ws (F, num_ws, w_dim), transforms (F, 3, 3) or None, tracks
         "The rest of the face (`cfg.render`): lips shut where the speech says, lids held off the mouth, blinks in W+, head motion as input transforms."
