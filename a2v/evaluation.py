@@ -98,10 +98,10 @@ def motion_stretch(r:Renderer, codes:list, # the photos' codes w0, each (num_ws,
     from a2v.metrics import mesh_motion, FaceMesh
     from a2v.sample_data import HELDOUT_SENTENCES
     wave = np.resize(np.concatenate([_heldout_speech(s)[0] for s in HELDOUT_SENTENCES]), int(seconds * 16000))   # (S,)
-    fps, mu, rows = r.cfg.crop.fps, r.motion(wave), []
+    fps, mu, fm, rows = r.cfg.crop.fps, r.motion(wave), mesh or FaceMesh(), []
     for k, w0 in enumerate(codes):
         ws, T, _ = r.animate(r.codes(mu, w0, mode), w0, seed=r.cfg.seed + k, motion=motion, wave=wave)
-        m = mesh_motion(np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size, T))), mesh or FaceMesh(), fps)
+        m = mesh_motion(np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size, T))), fm, fps)
         rows.append((len(m['blinks']), len(ws) / fps, np.degrees(m['roll'].std()), np.linalg.norm(m['shift'].std(0))))
     n, secs, roll, shift = np.array(rows, np.float64).T
     return dict(seconds=float(secs.sum()), blinks=int(n.sum()), blink_rate=float(60 * n.sum() / secs.sum()),
@@ -124,7 +124,8 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
     mesh, why = face_mesh_or_why() if independent else (None, 'not asked for')
     ref = training_amplitude(run); rows = []
     yard = training_motion(run, mesh=mesh) if mesh is not None else None
-    for name, (crop, w0) in zip(photos, r.photo_codes([sample_photo(n) for n in photos])):
+    codes = [w0 for _, w0 in r.photo_codes([sample_photo(n) for n in photos])]
+    for name, w0 in zip(photos, codes):
         for s in (sentences or HELDOUT_SENTENCES):
             wave, ph = _heldout_speech(s)                                                             # (S,)
             mu = r.motion(wave)                                                                       # (F, latent)
@@ -134,7 +135,7 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
             rows.append(dict(photo=name, sentence=s, **_judge(frames, wave, truth, ref, fps, max_lag, mesh, ph)))
     out = _summarize(rows, mode, ref, mesh is not None, why, yard)
     if mesh is not None and stretch_s > 0:
-        st = motion_stretch(r, [w0 for _, w0 in r.photo_codes([sample_photo(n) for n in photos])], stretch_s, mesh, mode, motion)
+        st = motion_stretch(r, codes, stretch_s, mesh, mode, motion)
         ratio = lambda k: st[k] / yard[k] if yard[k] > 0 else None
         out.update(stretch=st, blink_rate_ratio=ratio('blink_rate'), roll_ratio=ratio('roll_std_deg'), shift_ratio=ratio('shift_std'))
     return out

@@ -189,9 +189,8 @@ def silent_frames(wave:np.ndarray, # (S,) speech at `sr`
                   min_s:float=0.2, # ... for at least this long
                  ) -> np.ndarray:  # (n,) 1.0 in a pause
     "The video frames inside the speech's pauses, from its loudness alone."
-    wave = np.asarray(wave, np.float64); hop = sr / fps
-    rms = np.array([np.sqrt(np.mean(wave[int(i * hop):int((i + 1) * hop)] ** 2)) if int(i * hop) < len(wave) else 0.
-                    for i in range(n)])                                                     # (n,)
+    from a2v.media import loudness_envelope
+    rms = loudness_envelope(wave, sr, fps, n_frames=n, db=False)                            # (n,) per video frame
     quiet = rms <= np.quantile(rms, 0.95) * 10 ** (floor_db / 20) if n else rms.astype(bool)
     out = np.zeros(n, np.float32)
     for a, b in _runs(quiet):
