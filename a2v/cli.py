@@ -280,7 +280,7 @@ def compare_starts_cmd(ks, max_frames, run, preset, sets):
 @click.option('--blink-rate', type=float, default=None, help="Blinks per minute (default: the training clips' rate).")
 @click.option('--ref-pose', type=click.Path(), default=None, help='A video whose head motion the render copies.')
 @click.option('--ref-blink', type=click.Path(), default=None, help='A video whose blinks the render copies.')
-@click.option('--no-close-lips', is_flag=True, help="The lips move only as Embed2Lat's motion moves them (no shut lips where the speech says so).")
+@click.option('--no-close-lips', is_flag=True, help="The face moves from the photo as it is, its lips only as Embed2Lat's motion moves them (no rest with shut lips, no shutting where the speech says so).")
 @_run_opts
 def render_cmd(image, audio, out, magnify, mode, face_index, still, head_motion, blink_rate, ref_pose, ref_blink, no_close_lips, run, preset, sets):
     "Photo + speech → talking-face mp4 (§4.4), with metrics.json beside it."

@@ -15,7 +15,7 @@ from .metrics import lid_closure, _runs
 __all__ = ['blink_track', 'head_track', 'fit_directions', 'blink_direction', 'blink_gain', 'closure_labels', 'frame_features',
            'fit_closure', 'closure_prob', 'closed_code', 'lip_direction', 'with_closure', 'silent_frames',
            'MotionModel', 'fit_motion', 'motion_model', 'motion_axes', 'lid_follow', 'steady_lids', 'with_blinks',
-           'pose_transforms', 'reference_motion', 'motion_tracks']
+           'pose_transforms', 'open_lids', 'rest_code', 'reference_motion', 'motion_tracks']
 
 # %% ../nbs/17_motion.ipynb #a17m0010
 def _count_blinks(x) -> int: return len(_runs(np.asarray(x) > 0.5))   # bumps above ½
@@ -334,6 +334,43 @@ def pose_transforms(roll, shift, size:int) -> torch.Tensor:  # roll (F,) rad, sh
     from a2v.stylegan3 import input_transform
     shift = np.asarray(shift, np.float32).reshape(-1, 2)
     return input_transform(roll, shift[:, 0] * size, shift[:, 1] * size, size)
+
+# %% ../nbs/17_motion.ipynb #a17m0071
+def open_lids(w:torch.Tensor, w0:torch.Tensor, # a code (num_ws, w_dim) and the photo's, whose eye opening it should have
+              model:MotionModel, gain:float, # the blink direction; the multiple of it that closes this face's lids by `model.closure_peak`
+              look, # codes (2, num_ws, w_dim) → eye aspect ratio (2,), face score (2,) (`_eyes`)
+              rounds:int=2, tol:float=0.03, # measure and correct at most `rounds` times, until within `tol` of the photo's
+             ) -> torch.Tensor:  # (num_ws, w_dim)
+    "`w` with its lids moved along the blink direction until the eyes open as far as the photo's (a step that breaks the face is not taken)."
+    if gain <= 0 or model.closure_peak <= 0: return w
+    for _ in range(rounds):
+        ear, score = look(torch.stack([w0, w]))
+        c = 1 - float(ear[1]) / max(float(ear[0]), 1e-9)                                   # > 0: narrower than the photo's
+        if abs(c) <= tol: break
+        nxt = w - c * gain / model.closure_peak * model.d_blink.to(w)
+        if look(nxt[None])[1][0] < 0.9: break                                              # no longer a face: stop where it was
+        w = nxt
+    return w
+
+@torch.no_grad()
+def _eyes(G, ws:torch.Tensor, mesh) -> tuple:  # ws (S, num_ws, w_dim) → eye aspect ratio (S,), face score (S,)
+    "The face mesh's eye opening and face score on the generator's frames for `ws`."
+    from a2v.metrics import eye_aspect_ratio
+    from a2v.render import synthesize_frames
+    pts, score = mesh.track(np.stack(list(synthesize_frames(G, ws, 8))))[:2]
+    return eye_aspect_ratio(pts), score
+
+def rest_code(G, w0:torch.Tensor, # the photo's code (num_ws, w_dim)
+              model:MotionModel, gain:float, # the run's motion model; this face's `blink_gain`
+              mesh=None, lids:float=0.3, # how far the eyes may narrow on the way to shut lips (they are opened back after)
+             ) -> torch.Tensor:  # (num_ws, w_dim)
+    "This face at rest: lips shut along the lip direction (`closed_code`), then eyes opened back to the photo's (`open_lids`)."
+    from a2v.metrics import FaceMesh
+    fm = mesh or FaceMesh(); d = lip_direction(model.d_mouth, model.r2_mouth).to(w0)
+    beta = closed_code(G, w0, d, fm, lids=lids)[0]
+    if beta == 0: return w0
+    return open_lids(w0 + beta * d, w0, model, gain, lambda ws: _eyes(G, ws, fm))
+
 
 # %% ../nbs/17_motion.ipynb #a17m0032
 def _fit_length(x:np.ndarray, n:int) -> np.ndarray:

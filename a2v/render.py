@@ -317,17 +317,15 @@ def _counted(module, tick):
 # %% ../nbs/18_render.ipynb #r18m0008
 class _Heard(_RunModels):
     "What shutting the lips needs (`17_motion`): the speech's embedding, and where this face's lips shut."
-    def closed_code_for(self, w0:torch.Tensor, model) -> torch.Tensor:
-        "This face's code with its lips shut (`closed_code` along the mouth direction; once per face; the photo's own code without a face mesh)."
-        from a2v.motion import closed_code, lip_direction
+    def rest_code_for(self, w0:torch.Tensor, model) -> torch.Tensor:
+        "This face at rest: lips shut, eyes as the photo's (`rest_code`; once per face; the photo's own code without a face mesh)."
+        from a2v.motion import rest_code
         from a2v.metrics import FaceMesh
-        self._closed = getattr(self, '_closed', {}); key = hash(w0.cpu().numpy().tobytes())
-        if key not in self._closed:
-            d = lip_direction(model.d_mouth, model.r2_mouth).to(w0)
-            try: beta = closed_code(self.G, w0, d, FaceMesh())[0]
-            except MissingWeightsError: beta = 0.0                                         # (no face mesh: the photo's own lips)
-            self._closed[key] = w0 + beta * d
-        return self._closed[key]
+        self._rest = getattr(self, '_rest', {}); key = hash(w0.cpu().numpy().tobytes())
+        if key not in self._rest:
+            try: self._rest[key] = rest_code(self.G, w0, model, self.blink_gain_for(w0, model), FaceMesh())
+            except MissingWeightsError: self._rest[key] = w0                              # (no face mesh: the photo's own lips)
+        return self._rest[key]
 
     def embedding(self, wave:np.ndarray) -> torch.Tensor:
         "Audio embeddings (50·T, D) of 16 kHz speech; the last one is kept (Embed2Lat and the shut-lips probe read the same)."
@@ -373,19 +371,22 @@ class _Animated(_Heard):
                 motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink, close_lips, steady_lids)
                 wave:np.ndarray|None=None, # the speech (16 kHz): with `close_lips`, the lips shut where it says so
                ) -> tuple:  # → ws (F, num_ws, w_dim), transforms (F, 3, 3) or None, tracks
-        "The rest of the face (`cfg.render`): lips shut where the speech says, lids held off the mouth, blinks in W+, head motion as input transforms."
+        "The rest of the face (`cfg.render`): the face moved from its rest, lips shut where the speech says, lids held off the mouth, blinks in W+, head motion as input transforms."
         from a2v.motion import motion_tracks, steady_lids, with_blinks, pose_transforms, closure_prob, frame_features, with_closure, silent_frames
-        rc = self.settings(motion); closing = rc.close_lips and wave is not None
-        model = self.motion_model() if (closing or rc.steady_lids or not rc.still) else None
+        rc = self.settings(motion); closing, photo = rc.close_lips and wave is not None, w0
+        model = self.motion_model() if (rc.close_lips or rc.steady_lids or not rc.still) else None
         tracks = motion_tracks(len(ws), rc, None if rc.still else model, self.cfg.crop.fps, self.cfg.seed if seed is None else seed)
+        if rc.close_lips and model is not None:                                                # the speech moves the face from its rest
+            rest = self.rest_code_for(w0, model)                                                 # (the blinks' depth stays the photo's)
+            if rest is not w0: ws, w0 = ws + (rest - w0).to(ws), rest
         if closing and model is not None:
             shut = silent_frames(wave, len(ws), self.cfg.crop.fps)                                            # (F,) pauses: shut
             if model.closure_w.numel(): shut = np.maximum(shut, closure_prob(frame_features(self.embedding(wave), len(ws)), model))
-            tracks['shut'] = shut; ws = with_closure(ws, shut, self.closed_code_for(w0, model))
-        if model is not None and rc.steady_lids and (gain := self.blink_gain_for(w0, model)):
+            tracks['shut'] = shut; ws = with_closure(ws, shut, w0)
+        if model is not None and rc.steady_lids and (gain := self.blink_gain_for(photo, model)):
             ws = steady_lids(ws, model, self.lid_follow(ws, w0), gain)                                 # lids off the mouth
         if model is not None and not rc.still:
-            if tracks['blink'].any(): ws = with_blinks(ws, tracks['blink'], model, gain=self.blink_gain_for(w0, model))
+            if tracks['blink'].any(): ws = with_blinks(ws, tracks['blink'], model, gain=self.blink_gain_for(photo, model))
         moving = not rc.still and bool(np.abs(tracks['roll']).max() > 0 or np.abs(tracks['shift']).max() > 0)
         return ws, (pose_transforms(tracks['roll'], tracks['shift'], self.G.img_resolution) if moving else None), tracks
 

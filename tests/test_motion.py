@@ -86,8 +86,23 @@ def test_renderer_without_face_mesh_or_split_still_renders_its_motion(monkeypatc
     m = mo.MotionModel(torch.ones(2, 3), torch.ones(2, 3), torch.zeros(2), torch.zeros(2), blink_gain=1.5, closure_peak=.2,
                        blink_rate=15., roll_std_deg=.5, shift_std=.01, clips=1)
     assert r.blink_gain_for(torch.zeros(2, 3), m) == 1.5
-    assert torch.equal(r.closed_code_for(torch.ones(2, 3), m), torch.ones(2, 3))   # ... and the lips shut on the photo's own code
+    assert torch.equal(r.rest_code_for(torch.ones(2, 3), m), torch.ones(2, 3))     # ... and its rest is the photo's own code
     with pytest.warns(A2VWarning, match='render: no blinks or head motion'): assert r.motion_model() is None
+
+def test_render_moves_the_face_from_its_rest(tmp_path):
+    "With close_lips the speech's offsets start from the face at rest (every frame moved by rest − photo) and the pauses rest there; without, from the photo."
+    from a2v import render as R
+    r = R.Renderer.__new__(R.Renderer); r.cfg, r.run, r.G = get_config('tiny'), tmp_path, None
+    r._motion = mo.MotionModel(torch.ones(2, 3), torch.ones(2, 3), torch.zeros(2), torch.zeros(2), blink_gain=1.5, closure_peak=.2,
+                               blink_rate=15., roll_std_deg=.5, shift_std=.01, clips=1)              # no shut-lips probe
+    rest = torch.full((2, 3), 0.5); r.rest_code_for = lambda w0, model: rest
+    ws, w0, quiet = torch.randn(6, 2, 3), torch.zeros(2, 3), dict(still=True, steady_lids=False)
+    torch.testing.assert_close(r.animate(ws, w0, motion=quiet)[0], ws + rest)
+    torch.testing.assert_close(r.animate(ws, w0, motion=dict(quiet, close_lips=False))[0], ws)
+    wave = np.r_[np.zeros(8000), 0.3 * np.sin(np.arange(8000) / 3), np.zeros(8000)].astype(np.float32)  # 1.5 s: a pause, speech, a pause
+    out, _, tracks = r.animate(torch.randn(37, 2, 3), w0, motion=quiet, wave=wave)
+    assert tracks['shut'][:10].min() == 1 and tracks['shut'][15:20].max() == 0
+    torch.testing.assert_close(out[:10], rest.expand(10, 2, 3))                                     # the pause rests
 
 def test_shut_lips_probe_hears_when_the_lips_close(sample):
     """The probe fitted on one sample clip's audio and mesh-labelled frames tells shut from open lips on the other (AUC > 0.7),
