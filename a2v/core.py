@@ -233,6 +233,7 @@ class RenderConfig:
     blink_rate: Annotated[float | Literal['auto'], Bounds(0, 120)] = 'auto'  # blinks per minute ('auto': the training clips' rate)
     head_motion: Annotated[float, Bounds(0, 10)] = 1.0  # head motion, as a multiple of the training clips' spread (0: a still head)
     steady_lids: bool = True                        # hold this face's lids where the photo has them while its mouth moves (17_motion)
+    steady_head: bool = True                        # ... and its head's roll, through the input transform (17_motion)
     close_lips: bool = True                         # the face moves from its rest (lips shut) and its lips shut where the speech says so (17_motion)
     ref_pose: str = ''                              # a reference video whose head motion the render copies ('': drawn)
     ref_blink: str = ''                             # a reference video whose blinks the render copies ('': drawn)

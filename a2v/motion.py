@@ -14,8 +14,8 @@ from .metrics import lid_closure, _runs
 # %% auto #0
 __all__ = ['blink_track', 'head_track', 'fit_directions', 'blink_direction', 'blink_gain', 'closure_labels', 'frame_features',
            'fit_closure', 'closure_prob', 'closed_code', 'lip_direction', 'with_closure', 'silent_frames',
-           'MotionModel', 'fit_motion', 'motion_model', 'motion_axes', 'lid_follow', 'steady_lids', 'with_blinks',
-           'pose_transforms', 'open_lids', 'rest_code', 'reference_motion', 'motion_tracks']
+           'MotionModel', 'fit_motion', 'motion_model', 'motion_axes', 'lid_follow', 'roll_follow', 'steady_lids',
+           'with_blinks', 'pose_transforms', 'open_lids', 'rest_code', 'reference_motion', 'motion_tracks']
 
 # %% ../nbs/17_motion.ipynb #a17m0010
 def _count_blinks(x) -> int: return len(_runs(np.asarray(x) > 0.5))   # bumps above ½
@@ -296,20 +296,31 @@ def motion_axes(ws:torch.Tensor, w0:torch.Tensor, # (F, num_ws, w_dim) a render'
     return (dw @ v.T).cpu().numpy()
 
 @torch.no_grad()
-def lid_follow(G, ws:torch.Tensor, w0:torch.Tensor, # a render's codes (F, num_ws, w_dim) and its photo's (num_ws, w_dim)
-               mesh=None, frames:int=100, axes:int=8) -> np.ndarray:  # (F,) lid closure the motion causes, per frame
-    "How far the render's motion closes this face's lids: the face mesh's lid closure on up to `frames` frames, fitted linearly on `motion_axes`, predicted for every frame (zeros when it cannot tell)."
-    from a2v.metrics import FaceMesh, eye_aspect_ratio
+def _follow(G, ws:torch.Tensor, w0:torch.Tensor, # a render's codes (F, num_ws, w_dim) and its photo's (num_ws, w_dim)
+            measure, # (points (S, 468, 3), frame side) → (S,): what the mesh reads on each frame
+            mesh=None, frames:int=100, axes:int=8) -> np.ndarray:  # (F,) how far the motion moves it from the photo's, per frame
+    "The mesh's `measure` on the photo and up to `frames` of the render's frames, less the photo's, fitted linearly on `motion_axes` and predicted for every frame (zeros when it cannot tell)."
+    from a2v.metrics import FaceMesh
     from a2v.render import synthesize_frames
     idx = np.unique(np.linspace(0, len(ws) - 1, min(frames, len(ws))).round().astype(int))
     img = np.stack(list(synthesize_frames(G, torch.cat([w0[None].to(ws), ws[idx]]), 8)))   # the photo's face, then the frames
     pts, score = (mesh or FaceMesh()).track(img)[:2]
-    ear, ok = eye_aspect_ratio(pts), score[1:] >= 0.9
+    y, ok = np.asarray(measure(pts, img.shape[2]), np.float64), score[1:] >= 0.9
     if score[0] < 0.9 or ok.sum() < 8: return np.zeros(len(ws))
     z = motion_axes(ws, w0, max(1, min(axes, int(ok.sum()) // 10)))                         # (F, k): ten frames per axis at least
     A = np.c_[z[idx][ok], np.ones(int(ok.sum()))]
-    coef = np.linalg.lstsq(A, 1 - ear[1:][ok] / max(float(ear[0]), 1e-9), rcond=None)[0]  # (k + 1,): the intercept is the mesh's bias
+    coef = np.linalg.lstsq(A, y[1:][ok] - y[0], rcond=None)[0]                               # (k + 1,): the intercept is the mesh's bias
     return z @ coef[:-1]
+
+def lid_follow(G, ws:torch.Tensor, w0:torch.Tensor, mesh=None, frames:int=100, axes:int=8) -> np.ndarray:  # (F,)
+    "How far the render's motion closes this face's lids (1 − eye aspect ratio / the photo's), per frame (`_follow`)."
+    from a2v.metrics import eye_aspect_ratio
+    return _follow(G, ws, w0, lambda p, s: -eye_aspect_ratio(p) / max(float(eye_aspect_ratio(p[:1])[0]), 1e-9), mesh, frames, axes)
+
+def roll_follow(G, ws:torch.Tensor, w0:torch.Tensor, mesh=None, frames:int=100, axes:int=8) -> np.ndarray:  # (F,) radians
+    "How far the render's motion rolls this face's head (the eye line's angle), per frame (`_follow`)."
+    from a2v.metrics import face_pose
+    return _follow(G, ws, w0, lambda p, s: face_pose(p, s)['roll'], mesh, frames, axes)
 
 def steady_lids(ws:torch.Tensor, model:MotionModel,
                 closure, # (F,) lid closure the motion causes (`lid_follow`)

@@ -303,6 +303,7 @@ def _motion_record(rc, tracks:dict, fps:float) -> dict:
     return dict(still=rc.still, pose='reference' if rc.ref_pose else 'drawn', blinks_from='reference' if rc.ref_blink else 'drawn',
                 blinks=_count_blinks(tracks['blink']), roll_std_deg=float(np.degrees(np.std(tracks['roll']))),
                 shift_std=float(np.linalg.norm(np.std(tracks['shift'], 0))), blink=np.round(tracks['blink'], 3), roll=np.round(tracks['roll'], 4),
+                roll_held_deg=float(np.degrees(np.std(tracks['roll_held']))) if 'roll_held' in tracks else None,   # the mouth's roll turned back
                 lips_shut=None if 'shut' not in tracks else float(np.mean(tracks['shut'] > 0.5)),   # share of frames the speech shuts
                 shut=None if 'shut' not in tracks else np.round(tracks['shut'], 3))
 
@@ -316,7 +317,17 @@ def _counted(module, tick):
 
 # %% ../nbs/18_render.ipynb #r18m0008
 class _Heard(_RunModels):
-    "What shutting the lips needs (`17_motion`): the speech's embedding, and where this face's lips shut."
+    "What shutting the lips needs (`17_motion`): the speech's embedding, which the shut-lips probe reads."
+    def embedding(self, wave:np.ndarray) -> torch.Tensor:
+        "Audio embeddings (50·T, D) of 16 kHz speech; the last one is kept (Embed2Lat and the shut-lips probe read the same)."
+        from a2v.audio import embed_audio
+        key = (len(wave), hash(np.asarray(wave).tobytes()))
+        if getattr(self, '_emb', (None,))[0] != key: self._emb = (key, embed_audio(wave, self.encoder, self.cfg))
+        return self._emb[1]
+
+# %% ../nbs/18_render.ipynb #r18m0012
+class _Measured(_Heard):
+    "What the face mesh says of this face and of one render of it (`17_motion`): its rest, its blinks' depth, and how the motion moves its lids and head."
     def rest_code_for(self, w0:torch.Tensor, model) -> torch.Tensor:
         "This face at rest: lips shut, eyes as the photo's (`rest_code`; once per face; the photo's own code without a face mesh)."
         from a2v.motion import rest_code
@@ -326,21 +337,6 @@ class _Heard(_RunModels):
             try: self._rest[key] = rest_code(self.G, w0, model, self.blink_gain_for(w0, model), FaceMesh())
             except MissingWeightsError: self._rest[key] = w0                              # (no face mesh: the photo's own lips)
         return self._rest[key]
-
-    def embedding(self, wave:np.ndarray) -> torch.Tensor:
-        "Audio embeddings (50·T, D) of 16 kHz speech; the last one is kept (Embed2Lat and the shut-lips probe read the same)."
-        from a2v.audio import embed_audio
-        key = (len(wave), hash(np.asarray(wave).tobytes()))
-        if getattr(self, '_emb', (None,))[0] != key: self._emb = (key, embed_audio(wave, self.encoder, self.cfg))
-        return self._emb[1]
-
-# %% ../nbs/18_render.ipynb #r18m0004
-class _Animated(_Heard):
-    "A run's models that also give a render the rest of the face (`17_motion`): the second third of `Renderer`."
-    def settings(self, motion:dict|None=None):
-        "`cfg.render` with one render's own motion settings over it."
-        import dataclasses
-        return dataclasses.replace(self.cfg.render, **(motion or {}))
 
     def blink_gain_for(self, w0:torch.Tensor, model) -> float:
         "How far along the blink direction this face's lids close like a typical training blink (`blink_gain` on its own code; once per face)."
@@ -352,6 +348,29 @@ class _Animated(_Heard):
             except MissingWeightsError: self._gains[key] = model.blink_gain                # (no face mesh: the training codes' depth)
         return self._gains[key]
 
+    def lid_follow(self, ws:torch.Tensor, w0:torch.Tensor) -> np.ndarray:
+        "How far this render's motion closes this face's lids, per frame (`17_motion`; zeros without the face mesh)."
+        from a2v.motion import lid_follow
+        from a2v.metrics import FaceMesh
+        try: return lid_follow(self.G, ws, w0, FaceMesh())
+        except MissingWeightsError: return np.zeros(len(ws))
+
+    def roll_follow(self, ws:torch.Tensor, w0:torch.Tensor) -> np.ndarray:
+        "How far this render's motion rolls this face's head, radians per frame (`17_motion`; zeros without the face mesh)."
+        from a2v.motion import roll_follow
+        from a2v.metrics import FaceMesh
+        try: return roll_follow(self.G, ws, w0, FaceMesh())
+        except MissingWeightsError: return np.zeros(len(ws))
+
+
+# %% ../nbs/18_render.ipynb #r18m0004
+class _Animated(_Measured):
+    "A run's models that also give a render the rest of the face (`17_motion`): the second third of `Renderer`."
+    def settings(self, motion:dict|None=None):
+        "`cfg.render` with one render's own motion settings over it."
+        import dataclasses
+        return dataclasses.replace(self.cfg.render, **(motion or {}))
+
     def motion_model(self):
         "The run's `MotionModel` (`17_motion`: fitted once, kept in RUN/motion), or None when the run cannot give one (said once)."
         if not hasattr(self, '_motion'):
@@ -360,21 +379,14 @@ class _Animated(_Heard):
             except (MissingStageOutputError, MissingWeightsError) as e: warn(f'render: no blinks or head motion ({e})'); self._motion = None
         return self._motion
 
-    def lid_follow(self, ws:torch.Tensor, w0:torch.Tensor) -> np.ndarray:
-        "How far this render's motion closes this face's lids, per frame (`17_motion`; zeros without the face mesh)."
-        from a2v.motion import lid_follow
-        from a2v.metrics import FaceMesh
-        try: return lid_follow(self.G, ws, w0, FaceMesh())
-        except MissingWeightsError: return np.zeros(len(ws))
-
     def animate(self, ws:torch.Tensor, w0:torch.Tensor, seed:int|None=None,
-                motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink, close_lips, steady_lids)
+                motion:dict|None=None, # this render's own motion settings over `cfg.render`'s (still, blink_rate, head_motion, ref_pose, ref_blink, close_lips, steady_lids, steady_head)
                 wave:np.ndarray|None=None, # the speech (16 kHz): with `close_lips`, the lips shut where it says so
                ) -> tuple:  # → ws (F, num_ws, w_dim), transforms (F, 3, 3) or None, tracks
-        "The rest of the face (`cfg.render`): the face moved from its rest, lips shut where the speech says, lids held off the mouth, blinks in W+, head motion as input transforms."
+        "The rest of the face (`cfg.render`): the face moved from its rest, lips shut where the speech says, lids and roll held off the mouth, blinks in W+, head motion as input transforms."
         from a2v.motion import motion_tracks, steady_lids, with_blinks, pose_transforms, closure_prob, frame_features, with_closure, silent_frames
         rc = self.settings(motion); closing, photo = rc.close_lips and wave is not None, w0
-        model = self.motion_model() if (rc.close_lips or rc.steady_lids or not rc.still) else None
+        model = self.motion_model() if (rc.close_lips or rc.steady_lids or rc.steady_head or not rc.still) else None
         tracks = motion_tracks(len(ws), rc, None if rc.still else model, self.cfg.crop.fps, self.cfg.seed if seed is None else seed)
         if rc.close_lips and model is not None:                                                # the speech moves the face from its rest
             rest = self.rest_code_for(w0, model)                                                 # (the blinks' depth stays the photo's)
@@ -387,8 +399,11 @@ class _Animated(_Heard):
             ws = steady_lids(ws, model, self.lid_follow(ws, w0), gain)                                 # lids off the mouth
         if model is not None and not rc.still:
             if tracks['blink'].any(): ws = with_blinks(ws, tracks['blink'], model, gain=self.blink_gain_for(photo, model))
-        moving = not rc.still and bool(np.abs(tracks['roll']).max() > 0 or np.abs(tracks['shift']).max() > 0)
-        return ws, (pose_transforms(tracks['roll'], tracks['shift'], self.G.img_resolution) if moving else None), tracks
+        roll = tracks['roll']                                                                    # (F,) the head's drawn roll
+        if model is not None and rc.steady_head:                                                 # ... less the roll the mouth's motion causes
+            tracks['roll_held'] = self.roll_follow(ws, w0).astype(np.float32); roll = roll - tracks['roll_held']
+        moving = bool(np.abs(roll).max() > 0 or np.abs(tracks['shift']).max() > 0)
+        return ws, (pose_transforms(roll, tracks['shift'], self.G.img_resolution) if moving else None), tracks
 
 # %% ../nbs/18_render.ipynb #acc10a6c
 class Renderer(_Animated):

@@ -96,13 +96,29 @@ def test_render_moves_the_face_from_its_rest(tmp_path):
     r._motion = mo.MotionModel(torch.ones(2, 3), torch.ones(2, 3), torch.zeros(2), torch.zeros(2), blink_gain=1.5, closure_peak=.2,
                                blink_rate=15., roll_std_deg=.5, shift_std=.01, clips=1)              # no shut-lips probe
     rest = torch.full((2, 3), 0.5); r.rest_code_for = lambda w0, model: rest
-    ws, w0, quiet = torch.randn(6, 2, 3), torch.zeros(2, 3), dict(still=True, steady_lids=False)
+    ws, w0, quiet = torch.randn(6, 2, 3), torch.zeros(2, 3), dict(still=True, steady_lids=False, steady_head=False)
     torch.testing.assert_close(r.animate(ws, w0, motion=quiet)[0], ws + rest)
     torch.testing.assert_close(r.animate(ws, w0, motion=dict(quiet, close_lips=False))[0], ws)
     wave = np.r_[np.zeros(8000), 0.3 * np.sin(np.arange(8000) / 3), np.zeros(8000)].astype(np.float32)  # 1.5 s: a pause, speech, a pause
     out, _, tracks = r.animate(torch.randn(37, 2, 3), w0, motion=quiet, wave=wave)
     assert tracks['shut'][:10].min() == 1 and tracks['shut'][15:20].max() == 0
     torch.testing.assert_close(out[:10], rest.expand(10, 2, 3))                                     # the pause rests
+
+def test_roll_follow_predicts_the_roll_the_motion_causes(monkeypatch):
+    "A face whose eye line turns 0.1 rad per unit of one code row, beside motion on another row that turns nothing: that roll, found."
+    from a2v import render as R, metrics as M
+    monkeypatch.setattr(R, 'synthesize_frames', lambda G, ws, bs=8, T=None: iter(ws[:, :, :1].numpy()[:, None]))   # a 'frame' is its code
+    class Mesh:
+        def track(self, img):                                       # img (S, 1, 2, 1): the eye line's angle from the first row
+            a = 0.1 * img[:, 0, 0, 0] + 0.3; pts = np.zeros((len(img), 468, 3), np.float32)
+            pts[:, M._EYE_OUTER[1], 0], pts[:, M._EYE_OUTER[1], 1] = np.cos(a), np.sin(a)
+            return pts, np.ones(len(img), np.float32)
+    g = torch.Generator().manual_seed(0)
+    ws = torch.zeros(60, 2, 3); ws[:, 0, 0] = torch.linspace(-1, 2, 60); ws[:, 1, 0] = torch.randn(60, generator=g)
+    test = mo.roll_follow(None, ws, torch.zeros(2, 3), Mesh())
+    np.testing.assert_allclose(test, 0.1 * ws[:, 0, 0].numpy(), atol=1e-4)       # the photo's own 0.3 rad is not undone
+    still = mo.roll_follow(None, torch.zeros(60, 2, 3), torch.zeros(2, 3), Mesh())
+    assert np.abs(still).max() == 0                                               # no motion: nothing to undo
 
 def test_shut_lips_probe_hears_when_the_lips_close(sample):
     """The probe fitted on one sample clip's audio and mesh-labelled frames tells shut from open lips on the other (AUC > 0.7),

@@ -1,5 +1,5 @@
 "End to end at a micro scale: every stage of the tiny preset, through the `a2v` command and the stage notebooks."
-import json, os, subprocess, sys, time
+import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, torch
 import pytest
@@ -69,12 +69,14 @@ def test_render_mp4_and_metrics(micro_run):
 
 @pytest.mark.slow
 def test_second_run_only_rerenders(micro_run):
-    run, first = micro_run
-    t0 = time.time()
+    run, _ = micro_run
+    upstream = [p for d in ('clips', 'latents', 'vae', 'audio', 'embed2lat') for p in (run/d).rglob('*') if p.is_file()]
+    assert upstream
+    before = {p: p.stat().st_mtime_ns for p in upstream}
     r = _a2v('pipeline', '--run', run, '--no-notebooks')      # config read back from the run directory
     for stage in ('sample-data', 'crop', 'fit-generator', 'invert', 'train-vae', 'embed-audio', 'train-embed2lat'):
         assert f'{stage}: done, skipped' in r.stdout, stage
-    assert time.time() - t0 < first / 2
+    assert {p: p.stat().st_mtime_ns for p in upstream} == before   # nothing upstream written again (a timing here flaked under load)
 
 @pytest.mark.slow
 def test_changed_config_reruns_stage_from_scratch(micro_run):
@@ -126,7 +128,7 @@ def test_render_motion_still_and_reference(micro_run, tmp_path):
     assert not mo['still'] and mo['pose'] == 'drawn' and mo['roll_std_deg'] > 0 and mo['blinks'] >= 1 and len(mo['roll']) == m('moving')['frames']
     _a2v('render', '--image', photo, '--audio', speech, '--out', tmp_path/'still.mp4', '--run', run, '--still')
     st = m('still')['motion']
-    assert st['still'] and st['blinks'] == 0 and st['roll_std_deg'] == 0 and max(map(abs, st['roll'])) == 0
+    assert st['still'] and st['blinks'] == 0 and st['roll_std_deg'] == 0 and max(map(abs, st['roll'])) == 0 and st['roll_held_deg'] >= 0   # none drawn; the mouth's own turned back
     for x in (mo, st):                                  # the lips shut where the speech says so, --still or not (17_motion's probe)
         assert x['lips_shut'] is not None and len(x['shut']) == m('moving')['frames'] and 0 <= min(x['shut']) <= max(x['shut']) <= 1
     _a2v('render', '--image', photo, '--audio', speech, '--out', tmp_path/'open.mp4', '--run', run, '--still', '--no-close-lips')
