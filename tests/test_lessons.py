@@ -146,3 +146,10 @@ def test_no_lesson_reads_as_a_log():
     logs = {nb: round(s, 2) for nb, cells in _cells('markdown') if (s := measurement_share(cells)) > 0.25}
     assert not logs, f'prose mostly measurement tables (move them to RESULTS.md, keep the decision): {logs}'
     assert measurement_share(['| a | 1.5 | 2.5 | 3.5 | 4.5 | 5.5 | 6.5 | 7.5 | 8.5 |', 'a decision']) > 0.25
+
+def test_cell_ids_are_unique():
+    "Every notebook's cells have distinct ids (a repeated id is renamed at random by the tools, and the export's `#id` markers drift)."
+    import collections
+    dup = {p.name: [i for i, n in collections.Counter(c.get('id') for c in json.loads(p.read_text())['cells']).items() if n > 1]
+           for p in sorted((ROOT/'nbs').glob('*.ipynb'))}
+    assert not {k: v for k, v in dup.items() if v}, dup
