@@ -74,7 +74,7 @@ def test_sigkill_of_invert_leaves_no_worker(prepared, tmp_path):
     p = _start(tmp_path, 'invert', '--run', run, *SLOW_INVERT)
     _wait_for(_both_workers_stepping(run), 180, 'worker checkpoints', p)
     workers = _descendants(p.pid)
-    assert len([w for w in workers if 'spawn_main' in ' '.join(w.cmdline())]) >= 2, [w.cmdline() for w in workers]
+    assert len([w for w in workers if 'spawn_main' in _cmdline(w)]) >= 2, [w.cmdline() for w in workers]
     p.kill(); p.wait()
     print(f'workers gone {_gone_within(workers, 10):.1f} s after the SIGKILL')
     before = {q: q.stat().st_mtime_ns for q in run.rglob('*')}
@@ -151,9 +151,15 @@ def test_crop_ids_unique_per_out(tmp_path):
     assert r.returncode == 0 and '1 of 1 clips kept' in r.stdout, r.stdout
     assert [m['clip'] for m in read_jsonl(out/'manifest.jsonl')] == ['talk']
 
+def _cmdline(w) -> str:
+    "A process's command line, '' once it has ended (it may turn zombie between `_alive` and this read)."
+    import psutil
+    try: return ' '.join(w.cmdline())
+    except psutil.Error: return ''
+
 def _spawned(p:subprocess.Popen) -> list:
     "The pool workers (spawned processes) among `p`'s descendants."
-    return [w for w in _alive(_descendants(p.pid)) if 'spawn_main' in ' '.join(w.cmdline())]
+    return [w for w in _alive(_descendants(p.pid)) if 'spawn_main' in _cmdline(w)]
 
 @pytest.mark.slow
 @pytest.mark.parametrize('sig', ['SIGTERM', 'SIGKILL'])
@@ -181,7 +187,7 @@ def test_pipeline_signal_leaves_no_kernel(tmp_path, sig, jobs):
     p = _start(tmp_path, 'pipeline', '--run', run, '--jobs', jobs)
     _wait_for(lambda: len(_spawned(p)) >= 2 and _temps(run), 180, "the sample-data stage's workers in its kernel, writing a clip", p)
     procs = _descendants(p.pid)
-    assert any('ipykernel' in ' '.join(q.cmdline()) for q in procs), [q.cmdline() for q in procs]
+    assert any('ipykernel' in _cmdline(q) for q in procs), [q.cmdline() for q in procs]
     p.send_signal(getattr(signal, sig)); out, err = _output(p)
     if sig == 'SIGTERM':
         assert p.returncode == 143 and err.strip().splitlines()[-1] == 'a2v: terminated', (p.returncode, err[-2000:])
