@@ -235,6 +235,7 @@ class RenderConfig:
     steady_lids: bool = True                        # hold this face's lids where the photo has them while its mouth moves (17_motion)
     steady_head: bool = True                        # ... and its head's roll, through the input transform (17_motion)
     close_lips: bool = True                         # the face moves from its rest (lips shut) and its lips shut where the speech says so (17_motion)
+    mouth_floor: Annotated[float, Bounds(0, 10)] = 1.0  # a sentence whose predicted mouth moves less than this × Embed2Lat's usual is lifted towards it (0: as predicted; 17_motion)
     ref_pose: str = ''                              # a reference video whose head motion the render copies ('': drawn)
     ref_blink: str = ''                             # a reference video whose blinks the render copies ('': drawn)
 

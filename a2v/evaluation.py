@@ -132,7 +132,7 @@ def motion_report(run, cfg:Config|None=None, renderer:Renderer|None=None,
             ws, T, _ = r.animate(r.codes(mu, w0, mode), w0, motion=motion, wave=wave)                 # shut lips, blinks, head (17_motion)
             frames = np.stack(list(synthesize_frames(r.G, ws, r.cfg.render.batch_size, T)))
             truth, _ = mouth_curves(ph, fps, len(frames), wave)                                       # (F,)
-            rows.append(dict(photo=name, sentence=s, **_judge(frames, wave, truth, ref, fps, max_lag, mesh, ph)))
+            rows.append(dict(photo=name, sentence=s, mouth_lift=r.mouth_lift, **_judge(frames, wave, truth, ref, fps, max_lag, mesh, ph)))
     out = _summarize(rows, mode, ref, mesh is not None, why, yard)
     if mesh is not None and stretch_s > 0:
         st = motion_stretch(r, codes, stretch_s, mesh, mode, motion)

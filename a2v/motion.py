@@ -15,7 +15,8 @@ from .metrics import lid_closure, _runs
 __all__ = ['blink_track', 'head_track', 'fit_directions', 'blink_direction', 'blink_gain', 'closure_labels', 'frame_features',
            'fit_closure', 'closure_prob', 'closed_code', 'lip_direction', 'with_closure', 'silent_frames',
            'MotionModel', 'fit_motion', 'motion_model', 'motion_axes', 'lid_follow', 'roll_follow', 'steady_lids',
-           'with_blinks', 'pose_transforms', 'open_lids', 'rest_code', 'reference_motion', 'motion_tracks']
+           'with_blinks', 'pose_transforms', 'open_lids', 'rest_code', 'mouth_spread', 'lift_mouth', 'reference_motion',
+           'motion_tracks']
 
 # %% ../nbs/17_motion.ipynb #a17m0010
 def _count_blinks(x) -> int: return len(_runs(np.asarray(x) > 0.5))   # bumps above ½
@@ -90,6 +91,13 @@ def blink_direction(codes:list, lids:list, # per clip: W+ codes (F, num_ws, w_di
             if len(nb) >= 4: diffs.append(w[i] - w[nb].mean(0))
     return (torch.stack(diffs).mean(0) if diffs else torch.zeros(codes[0].shape[1:])), len(diffs)
 
+# %% ../nbs/17_motion.ipynb #a17m0076
+@torch.no_grad()
+def _looked_at(G, ws:torch.Tensor, mesh) -> tuple:  # ws (S, num_ws, w_dim) → points (S, 468, 3), face score (S,)
+    "The face mesh's points and face score on the generator's frames for `ws`, rendered as a render renders them."
+    from a2v.render import synthesize_frames
+    return mesh.track(np.stack(list(synthesize_frames(G, ws, 8))))[:2]
+
 # %% ../nbs/17_motion.ipynb #a17m0021
 @torch.no_grad()
 def blink_gain(G, codes:list, # a few W+ codes (num_ws, w_dim) of real frames
@@ -101,8 +109,7 @@ def blink_gain(G, codes:list, # a few W+ codes (num_ws, w_dim) of real frames
     x, y = [], []
     for w in codes:
         ws = w[None].float() + a[:, None, None] * d_blink[None].to(w)                 # (S, num_ws, w_dim)
-        img = ((G.synthesis(ws.to(next(G.parameters()).device), noise_mode='const').clamp(-1, 1) + 1) * 127.5).round().byte()
-        ear = eye_aspect_ratio(fm.track(img.permute(0, 2, 3, 1).cpu().numpy())[0])    # (S,)
+        ear = eye_aspect_ratio(_looked_at(G, ws, fm)[0])                              # (S,)
         x += steps[1:]; y += list(1 - ear[1:] / max(ear[0], 1e-9))
     slope = float(np.dot(x, y) / np.dot(x, x))                                        # closure per unit of the direction
     return float(target / slope) if slope > 1e-3 else 0.0
@@ -155,8 +162,7 @@ def closed_code(G, w0:torch.Tensor, # the photo's code (num_ws, w_dim)
     fm = mesh or FaceMesh()
     betas = -step * torch.arange(steps + 1, dtype=torch.float32)                          # (S,) 0, −step, ...
     ws = w0[None].float() + betas[:, None, None] * d_mouth[None].to(w0).float()          # (S, num_ws, w_dim)
-    img = ((G.synthesis(ws.to(next(G.parameters()).device), noise_mode='const').clamp(-1, 1) + 1) * 127.5).round().byte()
-    pts, score = fm.track(img.permute(0, 2, 3, 1).cpu().numpy())[:2]
+    pts, score = _looked_at(G, ws, fm)
     gap, ear = lip_shape(pts)['gap'], eye_aspect_ratio(pts); best = 0
     for i in range(len(betas)):
         if score[i] < 0.9 or ear[i] < (1 - lids) * ear[0]: break                           # no longer a face, or the eyes narrow
@@ -363,12 +369,10 @@ def open_lids(w:torch.Tensor, w0:torch.Tensor, # a code (num_ws, w_dim) and the 
         w = nxt
     return w
 
-@torch.no_grad()
 def _eyes(G, ws:torch.Tensor, mesh) -> tuple:  # ws (S, num_ws, w_dim) → eye aspect ratio (S,), face score (S,)
-    "The face mesh's eye opening and face score on the generator's frames for `ws`."
+    "The face mesh's eye opening and face score on the generator's frames for `ws` (`_looked_at`)."
     from a2v.metrics import eye_aspect_ratio
-    from a2v.render import synthesize_frames
-    pts, score = mesh.track(np.stack(list(synthesize_frames(G, ws, 8))))[:2]
+    pts, score = _looked_at(G, ws, mesh)
     return eye_aspect_ratio(pts), score
 
 def rest_code(G, w0:torch.Tensor, # the photo's code (num_ws, w_dim)
@@ -382,6 +386,26 @@ def rest_code(G, w0:torch.Tensor, # the photo's code (num_ws, w_dim)
     if beta == 0: return w0
     return open_lids(w0 + beta * d, w0, model, gain, lambda ws: _eyes(G, ws, fm))
 
+
+# %% ../nbs/17_motion.ipynb #a17m0078
+def mouth_spread(ws:torch.Tensor, w0:torch.Tensor, # (F, num_ws, w_dim) a render's codes, (num_ws, w_dim) its photo's
+                 d_mouth:torch.Tensor, # (num_ws, w_dim) the codes' motion per unit of inner-lip gap
+                ) -> tuple[torch.Tensor, float]:  # (F,) the gap the codes say, and its spread
+    "The inner gap each frame's offsets say (their projection on the mouth direction), and its standard deviation."
+    d = d_mouth.to(ws)
+    x = ((ws - w0.to(ws)) * d).flatten(1).sum(1) / (d * d).sum().clamp_min(1e-12)           # (F,)
+    return x, float(x.std()) if len(x) > 1 else 0.0
+
+# %% ../nbs/17_motion.ipynb #a17m0079
+def lift_mouth(ws:torch.Tensor, w0:torch.Tensor, # (F, num_ws, w_dim) a render's codes, (num_ws, w_dim) its photo's
+               model:MotionModel, typical:float, # the run's motion model; Embed2Lat's usual `mouth_spread`
+               floor:float=1.0, most:float=3.0, # lift a spread below floor·typical up to it, by at most `most`×
+              ) -> tuple[torch.Tensor, float]:  # codes (F, num_ws, w_dim), the gain
+    "A render whose mouth moves less than `floor`·`typical`, its lips moved further along the lip direction (gain 1: unchanged)."
+    x, s = mouth_spread(ws, w0, model.d_mouth)
+    g = min(max(floor * typical / max(s, 1e-12), 1.0), most) if s > 0 else 1.0
+    if g == 1.0: return ws, 1.0
+    return ws + (g - 1) * x[:, None, None] * lip_direction(model.d_mouth, model.r2_mouth).to(ws), g
 
 # %% ../nbs/17_motion.ipynb #a17m0032
 def _fit_length(x:np.ndarray, n:int) -> np.ndarray:

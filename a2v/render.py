@@ -365,7 +365,7 @@ class _Measured(_Heard):
 
 # %% ../nbs/18_render.ipynb #r18m0004
 class _Animated(_Measured):
-    "A run's models that also give a render the rest of the face (`17_motion`): the second third of `Renderer`."
+    "A run's models that also give a render the rest of the face (`17_motion`), a step of `Renderer`."
     def settings(self, motion:dict|None=None):
         "`cfg.render` with one render's own motion settings over it."
         import dataclasses
@@ -405,22 +405,50 @@ class _Animated(_Measured):
         moving = bool(np.abs(roll).max() > 0 or np.abs(tracks['shift']).max() > 0)
         return ws, (pose_transforms(roll, tracks['shift'], self.G.img_resolution) if moving else None), tracks
 
+# %% ../nbs/18_render.ipynb #r18m0013
+class _Coded(_Animated):
+    "A run's models that turn Embed2Lat's predictions into W+ codes, a quiet sentence's mouth lifted to the usual (`17_motion`): a step of `Renderer`."
+    def codes(self, mu:torch.Tensor, w0:torch.Tensor, mode:str|None=None, magnify:float|None=None,
+              lift:bool=True, # a quiet sentence's mouth lifted to Embed2Lat's usual (`lift_mouth`; the gain is kept in `mouth_lift`)
+             ) -> torch.Tensor:
+        "W+ codes (F, num_ws, w_dim) for raw predictions μ' under a magnification mode."
+        r = self.cfg.render; mode = mode or r.mode; magnify = r.magnify if magnify is None else magnify
+        cal = self.calibration if mode == 'calibrated' else None
+        smooth = r.smooth_frames if mode == 'calibrated' else 0
+        ws = latents_to_ws(magnify_latents(mu, mode, magnify, cal, smooth), w0, self.vae)
+        if lift: ws, self.mouth_lift = self.lifted(ws, w0, mode, magnify)
+        return ws
+
+    def typical_mouth(self, w0:torch.Tensor, mode:str, magnify:float) -> float|None:
+        "Embed2Lat's usual `mouth_spread` at this mode and ×magnify: its median over the run's validation clips (training clips without any); None without a motion model."
+        from a2v.motion import mouth_spread
+        from a2v.audio import load_embedding
+        from a2v.vae import load_mu
+        if (model := self.motion_model()) is None: return None
+        self._typical = getattr(self, '_typical', {}); key = (mode, float(magnify))
+        if key not in self._typical:
+            split, z, spreads = _train_val(self.run, self.cfg), torch.zeros_like(w0), []   # (the offsets do not depend on the photo)
+            for c in split['val'] or split['train']:
+                mu = predict_windowed(load_embedding(self.run, c)[0], self.embed2lat, len(load_mu(self.run, c)), self.cfg.embed2lat.max_seconds)
+                spreads.append(mouth_spread(self.codes(mu, z, mode, magnify, lift=False), z, model.d_mouth)[1])
+            self._typical[key] = float(np.median(spreads)) if spreads else None
+        return self._typical[key]
+
+    def lifted(self, ws:torch.Tensor, w0:torch.Tensor, mode:str, magnify:float) -> tuple:
+        "`ws` with a quiet sentence's mouth lifted towards the usual (`lift_mouth`, `render.mouth_floor`), and the gain (1: unchanged)."
+        from a2v.motion import lift_mouth
+        if self.cfg.render.mouth_floor <= 0 or (typical := self.typical_mouth(w0, mode, magnify)) is None: return ws, 1.0
+        return lift_mouth(ws, w0, self.motion_model(), typical, self.cfg.render.mouth_floor)
+
+
 # %% ../nbs/18_render.ipynb #acc10a6c
-class Renderer(_Animated):
+class Renderer(_Coded):
     "The trained models of a run, loaded once, that turn a photo and a speech recording into a talking face."
     def motion(self, wave:np.ndarray) -> torch.Tensor:
         "Embed2Lat's μ' (F, latent_dim) for 16 kHz speech, F = the video frame count of its duration."
         from a2v.embed2lat import predict_latents, n_video_frames
         e = self.embedding(wave)                                           # (50·T, D)
         return predict_windowed(e, self.embed2lat, n_video_frames(n_samples=len(wave)), self.cfg.embed2lat.max_seconds)
-
-    def codes(self, mu:torch.Tensor, w0:torch.Tensor, mode:str|None=None, magnify:float|None=None) -> torch.Tensor:
-        "W+ codes (F, num_ws, w_dim) for raw predictions μ' under a magnification mode."
-        r = self.cfg.render; mode = mode or r.mode
-        cal = self.calibration if mode == 'calibrated' else None
-        smooth = r.smooth_frames if mode == 'calibrated' else 0
-        mu2 = magnify_latents(mu, mode, r.magnify if magnify is None else magnify, cal, smooth)
-        return latents_to_ws(mu2, w0, self.vae)
 
     def talking_face(self, image, audio, mode:str|None=None, magnify:float|None=None, face_index:int|None=None,
                      motion:dict|None=None) -> TalkingFace:   # motion: this render's own still / blink_rate / head_motion / refs
@@ -459,7 +487,7 @@ class Renderer(_Animated):
                                truth_opening=truth_opening)
             m.update(out=str(out), frames=len(ws), seconds=len(wave) / 16000, mode=mode or self.cfg.render.mode,
                      magnify=self.cfg.render.magnify if magnify is None else magnify, metrics_frames=len(kept),
-                     motion=_motion_record(self.settings(motion), tracks, fps))
+                     mouth_lift=self.mouth_lift, motion=_motion_record(self.settings(motion), tracks, fps))
             m['face_check'] = _face_check(m, self.cfg.render.min_face_score, out, m['magnify'], m['mode'])   # fails: the mp4 is not kept
         atomic_write_json(metrics_path(out), m)
         return m
@@ -861,7 +889,7 @@ def fig4_full_flow(run, cfg:Config, renderer:Renderer|None=None, n_clips:int=3, 
         w0 = load_tensors(RunDir(run).latents(cid), made_by='a2v invert')[0]['ws'][0]
         e, _ = load_embedding(run, cid)
         mu = predict_latents(e, r.embed2lat, n_frames=len(clip.frames))
-        ws = r.codes(mu, w0, mode)
+        ws = r.codes(mu, w0, mode, lift=False)                          # the paper's figure: ×magnify alone
         idx = np.linspace(0, len(ws) - 1, n_frames).round().astype(int)
         gen = np.stack(list(synthesize_frames(r.G, ws[idx])))
         for j, i in enumerate(idx):
