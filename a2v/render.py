@@ -420,17 +420,20 @@ class _Coded(_Animated):
         return ws
 
     def typical_mouth(self, w0:torch.Tensor, mode:str, magnify:float) -> float|None:
-        "Embed2Lat's usual `mouth_spread` at this mode and ×magnify: its median over the run's validation clips (training clips without any); None without a motion model."
+        "Embed2Lat's usual `mouth_spread` at this mode and ×magnify: its median over (up to 48 of) the run's validation clips, else its training clips; None without them or a motion model."
         from a2v.motion import mouth_spread
         from a2v.audio import load_embedding
         from a2v.vae import load_mu
         if (model := self.motion_model()) is None: return None
         self._typical = getattr(self, '_typical', {}); key = (mode, float(magnify))
         if key not in self._typical:
-            split, z, spreads = _train_val(self.run, self.cfg), torch.zeros_like(w0), []   # (the offsets do not depend on the photo)
-            for c in split['val'] or split['train']:
-                mu = predict_windowed(load_embedding(self.run, c)[0], self.embed2lat, len(load_mu(self.run, c)), self.cfg.embed2lat.max_seconds)
-                spreads.append(mouth_spread(self.codes(mu, z, mode, magnify, lift=False), z, model.d_mouth)[1])
+            z, spreads = torch.zeros_like(w0), []                                # (the offsets do not depend on the photo)
+            try:
+                split = _train_val(self.run, self.cfg)
+                for c in (split['val'] or split['train'])[:48]:
+                    mu = predict_windowed(load_embedding(self.run, c)[0], self.embed2lat, len(load_mu(self.run, c)), self.cfg.embed2lat.max_seconds)
+                    spreads.append(mouth_spread(self.codes(mu, z, mode, magnify, lift=False), z, model.d_mouth)[1])
+            except MissingStageOutputError as e: warn(f'render: quiet sentences are not lifted ({e})'); spreads = []
             self._typical[key] = float(np.median(spreads)) if spreads else None
         return self._typical[key]
 
